@@ -1,0 +1,49 @@
+"""The contract every channel implements, and the registry that builds them.
+
+A channel turns a :class:`Delivery` into an :class:`Outcome`: it renders the payload with
+its pure formatter (``actors.formatting.<name>``), sends it with its transport, and
+classifies what happened. Expected failures (timeouts, refusals, error statuses) are
+*outcomes*, never exceptions: an exception escaping ``deliver`` is a bug, and crashes the
+sender actor so its supervisor replaces it.
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping, Protocol
+
+from ..domain.config import NotificationSettings
+from ..domain.models import Delivery, Outcome
+from ..domain.routing import Receiver
+
+
+class Channel(Protocol):
+    """One configured destination kind (e.g. all webhooks) able to deliver notifications."""
+
+    #: Channel name as used in configuration and the store: "webhook", "slack", …
+    name: str
+    #: Destinations this channel serves; each becomes a routing receiver.
+    destinations: tuple[str, ...]
+    #: True when deliveries need the per-incident channel state (threads, triggers).
+    needs_state: bool
+
+    def deliver(self, delivery: Delivery) -> Outcome:
+        """Send one delivery and say how it went; must not raise for expected failures."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; called once when the engine stops."""
+        ...
+
+
+#: Builds a channel from settings and the process environment (for ``*_env`` secrets).
+#: Raises ConfigError naming the key when a needed setting or secret is missing.
+ChannelFactory = Callable[[NotificationSettings, Mapping[str, str]], Channel]
+
+
+def receivers_for(channels: Mapping[str, Channel], settings: NotificationSettings) -> tuple[Receiver, ...]:
+    """Every (channel, destination) with the channel's minimum severity."""
+    return tuple(
+        Receiver(channel=name, destination=destination,
+                 min_severity=settings.tuning(name).severity_floor)
+        for name, channel in channels.items()
+        for destination in channel.destinations
+    )

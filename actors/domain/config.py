@@ -1,0 +1,293 @@
+"""Configuration: TOML sections → frozen settings, validated up front.
+
+Keys and sections follow the original's names where it had them. Unknown keys, wrong types
+and out-of-range values raise :class:`ConfigError` naming the key (``section.key``), so a bad
+configuration fails at start-up, never at first use. Secrets never live here: ``*_env`` keys
+name environment variables, read by :func:`read_secret` when a channel is built.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+from .models import Severity
+
+CHANNELS: tuple[str, ...] = ("webhook", "slack", "email", "pagerduty")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    grpc_port: int = 9000
+    max_workers: int = 32
+    max_message_bytes: int = 4 * 1024 * 1024
+    reflection: bool = True
+    shutdown_grace_secs: float = 10.0
+    admin_enabled: bool = False
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    path: str = "./data/incidents.db"
+    synchronous: str = "normal"
+
+
+@dataclass(frozen=True)
+class ProcessingSettings:
+    deduplication_enabled: bool = True
+    deduplication_window_secs: float = 900.0
+    intake_limit: int = 10_000
+    max_field_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ObservabilitySettings:
+    log_level: str = "info"
+    json_logs: bool = False
+
+
+@dataclass(frozen=True)
+class SupervisionSettings:
+    max_restarts: int = 3
+    within_secs: float = 30.0
+
+
+@dataclass(frozen=True)
+class ChannelTuning:
+    """Per-channel knobs, from ``[notifications.<channel>]``; unset values inherit."""
+
+    min_severity: str = "P4"
+    pool_size: int | None = None
+    timeout_secs: float | None = None
+    rate_per_sec: float | None = None
+
+    @property
+    def severity_floor(self) -> Severity:
+        return Severity[self.min_severity]
+
+
+@dataclass(frozen=True)
+class NotificationSettings:
+    # Slack
+    slack_enabled: bool = False
+    slack_webhook_env: str | None = None
+    slack_bot_token_env: str | None = None
+    slack_default_channel: str | None = None
+    slack_api_url: str = "https://slack.com/api"
+    # Email
+    email_enabled: bool = False
+    smtp_server: str | None = None
+    smtp_port: int = 587
+    smtp_use_tls: bool = True
+    smtp_tls_mode: str | None = None
+    smtp_ca_file: str | None = None
+    smtp_username_env: str | None = None
+    smtp_password_env: str | None = None
+    email_from: str | None = None
+    email_from_name: str | None = None
+    email_to: tuple[str, ...] = ()
+    # PagerDuty
+    pagerduty_enabled: bool = False
+    pagerduty_api_token_env: str | None = None
+    pagerduty_integration_key_env: str | None = None
+    pagerduty_api_url: str = "https://events.pagerduty.com/v2/enqueue"
+    # Webhooks
+    webhook_enabled: bool = False
+    default_webhook_url: str | None = None
+    webhook_timeout_secs: float = 10.0
+    webhook_secret_env: str | None = None
+    webhook_headers: Mapping[str, str] = field(default_factory=dict)
+    # Delivery engine
+    queue_size: int = 1000
+    worker_threads: int = 2
+    per_destination_limit: int = 100
+    max_retries: int = 3
+    retry_backoff_secs: float = 5.0
+    retry_max_backoff_secs: float = 300.0
+    # Per-channel tuning sub-tables
+    webhook: ChannelTuning = field(default_factory=ChannelTuning)
+    slack: ChannelTuning = field(default_factory=lambda: ChannelTuning(rate_per_sec=1.0))
+    email: ChannelTuning = field(default_factory=ChannelTuning)
+    pagerduty: ChannelTuning = field(default_factory=ChannelTuning)
+
+    def tuning(self, channel: str) -> ChannelTuning:
+        return getattr(self, channel)
+
+    def enabled(self, channel: str) -> bool:
+        return bool(getattr(self, f"{channel}_enabled"))
+
+    def pool_size(self, channel: str) -> int:
+        return self.tuning(channel).pool_size or self.worker_threads
+
+    def timeout(self, channel: str) -> float:
+        return self.tuning(channel).timeout_secs or self.webhook_timeout_secs
+
+    @property
+    def tls_mode(self) -> str:
+        """``starttls``, ``implicit`` or ``none``; STARTTLS unless asked otherwise."""
+        if self.smtp_tls_mode:
+            return self.smtp_tls_mode
+        if not self.smtp_use_tls:
+            return "none"
+        return "implicit" if self.smtp_port == 465 else "starttls"
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    state: StateSettings = field(default_factory=StateSettings)
+    processing: ProcessingSettings = field(default_factory=ProcessingSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "state.synchronous": ("off", "normal", "full"),
+    "observability.log_level": ("debug", "info", "warning", "error"),
+    "notifications.smtp_tls_mode": ("starttls", "implicit", "none"),
+    **{f"notifications.{c}.min_severity": tuple(s.name for s in Severity) for c in CHANNELS},
+}
+_POSITIVE = {
+    "server.max_workers", "server.max_message_bytes", "processing.intake_limit",
+    "processing.max_field_bytes", "notifications.queue_size", "notifications.worker_threads",
+    "notifications.per_destination_limit", "notifications.webhook_timeout_secs",
+    "notifications.retry_backoff_secs", "notifications.retry_max_backoff_secs",
+    "supervision.max_restarts", "supervision.within_secs",
+    *(f"notifications.{c}.{k}" for c in CHANNELS for k in ("pool_size", "timeout_secs", "rate_per_sec")),
+}
+_NON_NEGATIVE = {"server.grpc_port", "processing.deduplication_window_secs",
+                 "notifications.max_retries", "notifications.smtp_port", "server.shutdown_grace_secs"}
+
+
+def _check_value(key: str, annotation: Any, value: Any) -> Any:
+    """Coerce one TOML value to the field's type or raise ConfigError naming ``key``."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _check_value(key, options[0], value)
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(key, "must be a table")
+        return _build(annotation, value, key)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"must be true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"must be an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(key, f"must be a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"must be a string, got {value!r}")
+        return value
+    if origin is tuple:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(key, "must be a list of strings")
+        return tuple(items)
+    if origin in (Mapping, dict) or annotation is Mapping:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(key, "must be a table of strings")
+        return dict(value)
+    raise ConfigError(key, f"unsupported setting type {annotation!r}")  # pragma: no cover
+
+
+def _check_range(key: str, value: Any) -> None:
+    if key in _CHOICES and value is not None and value not in _CHOICES[key]:
+        raise ConfigError(key, f"must be one of {', '.join(_CHOICES[key])}, got {value!r}")
+    if key in _POSITIVE and value is not None and value <= 0:
+        raise ConfigError(key, f"must be greater than 0, got {value!r}")
+    if key in _NON_NEGATIVE and value < 0:
+        raise ConfigError(key, f"must not be negative, got {value!r}")
+
+
+def _build(cls: type, table: Mapping[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for name, raw in table.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in known:
+            raise ConfigError(key, "unknown key")
+        value = _check_value(key, hints[name], raw)
+        _check_range(key, value)
+        values[name] = value
+    return cls(**values)
+
+
+def settings_from_mapping(data: Mapping[str, Any]) -> Settings:
+    """Validate a parsed TOML document (or any mapping of the same shape)."""
+    settings: Settings = _build(Settings, data, "")
+    _check_consistency(settings)
+    return settings
+
+
+def load_settings(path: str | os.PathLike[str]) -> Settings:
+    """Read and validate a TOML file; raises ConfigError for unreadable or invalid files."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
+    return settings_from_mapping(data)
+
+
+def _check_consistency(settings: Settings) -> None:
+    n = settings.notifications
+    if n.slack_enabled and not (n.slack_webhook_env or n.slack_bot_token_env):
+        raise ConfigError("notifications.slack_webhook_env",
+                          "slack_enabled needs slack_webhook_env or slack_bot_token_env")
+    if n.slack_enabled and n.slack_bot_token_env and not n.slack_default_channel:
+        raise ConfigError("notifications.slack_default_channel", "required with slack_bot_token_env")
+    if n.email_enabled:
+        for key in ("smtp_server", "email_from"):
+            if not getattr(n, key):
+                raise ConfigError(f"notifications.{key}", "required when email_enabled = true")
+    if n.pagerduty_enabled and not n.pagerduty_integration_key_env:
+        raise ConfigError("notifications.pagerduty_integration_key_env",
+                          "required when pagerduty_enabled = true")
+    if n.default_webhook_url and not n.default_webhook_url.startswith(("http://", "https://")):
+        raise ConfigError("notifications.default_webhook_url", "must be an http:// or https:// URL")
+    if not 0 < settings.server.grpc_port < 65536 and settings.server.grpc_port != 0:
+        raise ConfigError("server.grpc_port", "must be between 1 and 65535 (0 picks a free port)")
+
+
+class Secret(str):
+    """A string whose repr never shows its value (safe to pass near loggers)."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+def read_secret(key: str, env_name: str | None, environ: Mapping[str, str] | None = None,
+                required: bool = True) -> Secret | None:
+    """The value of the environment variable named by setting ``key``.
+
+    Raises ConfigError naming the setting and the variable (never its value) when the
+    variable is required but unset or empty.
+    """
+    env = os.environ if environ is None else environ
+    if not env_name:
+        if required:
+            raise ConfigError(key, "must name an environment variable")
+        return None
+    value = env.get(env_name, "")
+    if not value:
+        if required:
+            raise ConfigError(key, f"environment variable {env_name} is not set")
+        return None
+    return Secret(value)

@@ -1,0 +1,40 @@
+"""Expected failures of domain operations. The gRPC edge maps each to one status code."""
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every expected error; its message is safe to show to the caller."""
+
+
+class InvalidArgument(DomainError):
+    """A request field is missing, malformed or too large. ``field`` names it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class NotFound(DomainError):
+    """The named incident, notification or channel does not exist."""
+
+
+class IllegalTransition(DomainError):
+    """The incident's current state does not allow the requested change."""
+
+
+class Overloaded(DomainError):
+    """Intake is over its bound; the caller should retry later."""
+
+
+class Unavailable(DomainError):
+    """The engine is starting or draining and takes no new work."""
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the offending key."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason

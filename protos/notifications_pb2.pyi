@@ -1,0 +1,180 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class DeliveryStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DELIVERY_STATUS_UNSPECIFIED: _ClassVar[DeliveryStatus]
+    QUEUED: _ClassVar[DeliveryStatus]
+    IN_FLIGHT: _ClassVar[DeliveryStatus]
+    RETRYING: _ClassVar[DeliveryStatus]
+    DELIVERED: _ClassVar[DeliveryStatus]
+    SKIPPED: _ClassVar[DeliveryStatus]
+    DEAD: _ClassVar[DeliveryStatus]
+DELIVERY_STATUS_UNSPECIFIED: DeliveryStatus
+QUEUED: DeliveryStatus
+IN_FLIGHT: DeliveryStatus
+RETRYING: DeliveryStatus
+DELIVERED: DeliveryStatus
+SKIPPED: DeliveryStatus
+DEAD: DeliveryStatus
+
+class ChannelStats(_message.Message):
+    __slots__ = ("channel", "queued", "in_flight", "delivered", "retrying", "dead", "skipped", "latency_p50_ms", "latency_p99_ms")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_FIELD_NUMBER: _ClassVar[int]
+    RETRYING_FIELD_NUMBER: _ClassVar[int]
+    DEAD_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P99_MS_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    queued: int
+    in_flight: int
+    delivered: int
+    retrying: int
+    dead: int
+    skipped: int
+    latency_p50_ms: float
+    latency_p99_ms: float
+    def __init__(self, channel: _Optional[str] = ..., queued: _Optional[int] = ..., in_flight: _Optional[int] = ..., delivered: _Optional[int] = ..., retrying: _Optional[int] = ..., dead: _Optional[int] = ..., skipped: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ...) -> None: ...
+
+class ActorStatus(_message.Message):
+    __slots__ = ("name", "restarts", "last_failure", "alive")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    ALIVE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    restarts: int
+    last_failure: str
+    alive: bool
+    def __init__(self, name: _Optional[str] = ..., restarts: _Optional[int] = ..., last_failure: _Optional[str] = ..., alive: _Optional[bool] = ...) -> None: ...
+
+class StatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Stats(_message.Message):
+    __slots__ = ("channels", "actors")
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    ACTORS_FIELD_NUMBER: _ClassVar[int]
+    channels: _containers.RepeatedCompositeFieldContainer[ChannelStats]
+    actors: _containers.RepeatedCompositeFieldContainer[ActorStatus]
+    def __init__(self, channels: _Optional[_Iterable[_Union[ChannelStats, _Mapping]]] = ..., actors: _Optional[_Iterable[_Union[ActorStatus, _Mapping]]] = ...) -> None: ...
+
+class Notification(_message.Message):
+    __slots__ = ("id", "incident_id", "channel", "destination", "event_type", "status", "attempts", "created_at", "updated_at", "next_attempt_at", "last_error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    incident_id: str
+    channel: str
+    destination: str
+    event_type: str
+    status: DeliveryStatus
+    attempts: int
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    next_attempt_at: _timestamp_pb2.Timestamp
+    last_error: str
+    def __init__(self, id: _Optional[str] = ..., incident_id: _Optional[str] = ..., channel: _Optional[str] = ..., destination: _Optional[str] = ..., event_type: _Optional[str] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., attempts: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ...) -> None: ...
+
+class Attempt(_message.Message):
+    __slots__ = ("number", "at", "outcome", "status_code", "error", "duration_ms")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    at: _timestamp_pb2.Timestamp
+    outcome: str
+    status_code: int
+    error: str
+    duration_ms: float
+    def __init__(self, number: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[str] = ..., status_code: _Optional[int] = ..., error: _Optional[str] = ..., duration_ms: _Optional[float] = ...) -> None: ...
+
+class ListNotificationsRequest(_message.Message):
+    __slots__ = ("incident_id", "channel", "status", "page_size", "page_token")
+    INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    incident_id: str
+    channel: str
+    status: DeliveryStatus
+    page_size: int
+    page_token: str
+    def __init__(self, incident_id: _Optional[str] = ..., channel: _Optional[str] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListNotificationsResponse(_message.Message):
+    __slots__ = ("notifications", "next_page_token")
+    NOTIFICATIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    notifications: _containers.RepeatedCompositeFieldContainer[Notification]
+    next_page_token: str
+    def __init__(self, notifications: _Optional[_Iterable[_Union[Notification, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetNotificationRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class NotificationDetail(_message.Message):
+    __slots__ = ("notification", "attempts")
+    NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    notification: Notification
+    attempts: _containers.RepeatedCompositeFieldContainer[Attempt]
+    def __init__(self, notification: _Optional[_Union[Notification, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ...) -> None: ...
+
+class RequeueRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class TestNotificationRequest(_message.Message):
+    __slots__ = ("channel", "destination")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    destination: str
+    def __init__(self, channel: _Optional[str] = ..., destination: _Optional[str] = ...) -> None: ...
+
+class TestNotificationResult(_message.Message):
+    __slots__ = ("channel", "destination", "outcome", "status_code", "detail")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    destination: str
+    outcome: str
+    status_code: int
+    detail: str
+    def __init__(self, channel: _Optional[str] = ..., destination: _Optional[str] = ..., outcome: _Optional[str] = ..., status_code: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
