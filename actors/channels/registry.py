@@ -14,10 +14,11 @@ from .base import Channel
 MODULES: Mapping[str, str] = {name: f"actors.channels.{name}" for name in CHANNELS}
 
 
-def build_channels(settings: NotificationSettings, environ: Mapping[str, str]) -> dict[str, Channel]:
-    """Every enabled channel, built now so a missing secret fails at start-up.
+def build_channel(name: str, settings: NotificationSettings, environ: Mapping[str, str]) -> Channel:
+    """A new instance of one channel; raises ConfigError naming the key when its settings or
+    secrets are incomplete."""
+    return importlib.import_module(MODULES[name]).build(settings, environ)
 
-    Raises ConfigError naming the key when a channel's settings or secrets are incomplete.
-    """
-    return {name: importlib.import_module(MODULES[name]).build(settings, environ)
-            for name in CHANNELS if settings.enabled(name)}
+
+def enabled_channels(settings: NotificationSettings) -> tuple[str, ...]:
+    return tuple(name for name in CHANNELS if settings.enabled(name))

@@ -1,0 +1,173 @@
+"""Proto ⇄ domain conversion with validation. Every rejection names the field."""
+from __future__ import annotations
+
+import enum
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Iterable, Mapping, TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from protos import alerts_pb2, incidents_pb2, notifications_pb2
+
+from ..domain.changes import IncidentQuery, NotificationRecord
+from ..domain.errors import InvalidArgument
+from ..domain.models import (Alert, Attempt, DeliveryStatus, Incident, IncidentState, IncidentType,
+                             ResolutionMethod, Severity, TimelineEvent, utc_now)
+
+E = TypeVar("E", bound=enum.IntEnum)
+
+MAX_ID = 256
+MAX_TITLE = 1000
+MAX_NAME = 256
+MAX_LABELS = 64
+MAX_LABEL_VALUE = 1024
+MAX_PAGE = 500
+DEFAULT_PAGE = 50
+
+
+def text(field: str, value: str, limit: int, required: bool = False) -> str:
+    """Stripped text, or InvalidArgument when required and empty or longer than ``limit``."""
+    value = value.strip()
+    if required and not value:
+        raise InvalidArgument(field, "must not be empty")
+    if len(value.encode("utf-8")) > limit:
+        raise InvalidArgument(field, f"is longer than {limit} bytes")
+    if "\x00" in value:
+        raise InvalidArgument(field, "must not contain NUL characters")
+    return value
+
+
+def enum_value(field: str, enum_type: type[E], number: int, required: bool = True) -> E | None:
+    """The enum member for a wire number; 0 (unspecified) is an error when required."""
+    if number == 0 and not required:
+        return None
+    try:
+        return enum_type(number)
+    except ValueError:
+        allowed = ", ".join(f"{m.value} ({m.name})" for m in enum_type)
+        reason = "is required" if number == 0 else f"has unknown value {number}"
+        raise InvalidArgument(field, f"{reason}; allowed: {allowed}") from None
+
+
+def string_map(field: str, values: Mapping[str, str]) -> dict[str, str]:
+    if len(values) > MAX_LABELS:
+        raise InvalidArgument(field, f"has more than {MAX_LABELS} entries")
+    for key, value in values.items():
+        text(f"{field}[{key[:40]}]", key, MAX_NAME, required=True)
+        text(f"{field}[{key[:40]}]", value, MAX_LABEL_VALUE)
+    return dict(values)
+
+
+def string_list(field: str, values: Iterable[str]) -> tuple[str, ...]:
+    items = tuple(text(field, v, MAX_NAME, required=True) for v in values)
+    if len(items) > MAX_LABELS:
+        raise InvalidArgument(field, f"has more than {MAX_LABELS} entries")
+    return items
+
+
+def to_datetime(stamp: Timestamp) -> datetime | None:
+    if stamp.seconds == 0 and stamp.nanos == 0:
+        return None
+    return datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, timezone.utc)
+
+
+def to_timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment.astimezone(timezone.utc))
+    return stamp
+
+
+def page_size(requested: int) -> int:
+    if requested > MAX_PAGE:
+        raise InvalidArgument("page_size", f"must be at most {MAX_PAGE}")
+    return requested or DEFAULT_PAGE
+
+
+def alert_from_proto(request: alerts_pb2.AlertRequest, max_field_bytes: int) -> Alert:
+    return Alert(
+        alert_id=text("alert_id", request.alert_id, MAX_ID) or str(uuid.uuid4()),
+        source=text("source", request.source, MAX_NAME, required=True),
+        title=text("title", request.title, MAX_TITLE, required=True),
+        description=text("description", request.description, max_field_bytes),
+        severity=enum_value("severity", Severity, request.severity),  # type: ignore[arg-type]
+        type=enum_value("type", IncidentType, request.type),  # type: ignore[arg-type]
+        labels=string_map("labels", request.labels),
+        annotations=string_map("annotations", request.annotations),
+        affected_services=string_list("affected_services", request.affected_services),
+        fired_at=to_datetime(request.fired_at) or utc_now(),
+    )
+
+
+def incident_query(request: incidents_pb2.ListIncidentsRequest) -> IncidentQuery:
+    return IncidentQuery(
+        states=tuple(int(enum_value("states", IncidentState, s)) for s in request.states),  # type: ignore[arg-type]
+        severities=tuple(int(enum_value("severities", Severity, s)) for s in request.severities),  # type: ignore[arg-type]
+        source=request.source.strip() or None,
+        created_after=to_datetime(request.created_after),
+        created_before=to_datetime(request.created_before),
+    )
+
+
+def incident_to_proto(incident: Incident) -> incidents_pb2.Incident:
+    message = incidents_pb2.Incident(
+        id=incident.id, title=incident.title, description=incident.description,
+        severity=int(incident.severity), type=int(incident.type), state=int(incident.state),
+        source=incident.source, fingerprint=incident.fingerprint,
+        created_at=to_timestamp(incident.created_at), updated_at=to_timestamp(incident.updated_at),
+        last_alert_at=to_timestamp(incident.last_alert_at), alert_count=incident.alert_count,
+        labels=dict(incident.labels), affected_services=list(incident.affected_services),
+        assignees=list(incident.assignees))
+    if incident.resolution:
+        r = incident.resolution
+        message.resolution.CopyFrom(incidents_pb2.Resolution(
+            resolved_by=r.resolved_by, method=int(r.method), notes=r.notes, root_cause=r.root_cause,
+            resolved_at=to_timestamp(r.resolved_at)))
+    return message
+
+
+def timeline_to_proto(event: TimelineEvent) -> incidents_pb2.TimelineEntry:
+    return incidents_pb2.TimelineEntry(
+        id=event.id or 0, incident_id=event.incident_id, kind=event.kind.value, at=to_timestamp(event.at),
+        actor=event.actor, detail_json=json.dumps(dict(event.detail), ensure_ascii=False))
+
+
+def method_from_proto(number: int) -> ResolutionMethod:
+    """Resolution method; unspecified means MANUAL (the original's examples always set it)."""
+    return enum_value("method", ResolutionMethod, number, required=False) or ResolutionMethod.MANUAL  # type: ignore[return-value]
+
+
+_STATUS_TO_PROTO = {status: notifications_pb2.DeliveryStatus.Value(status.name) for status in DeliveryStatus}
+
+
+def delivery_status_from_proto(number: int) -> str:
+    if number == 0:
+        return ""
+    member = enum_value("status", _ProtoStatus, number)
+    return DeliveryStatus[member.name].value  # type: ignore[union-attr]
+
+
+class _ProtoStatus(enum.IntEnum):
+    QUEUED = 1
+    IN_FLIGHT = 2
+    RETRYING = 3
+    DELIVERED = 4
+    SKIPPED = 5
+    DEAD = 6
+
+
+def notification_to_proto(record: NotificationRecord) -> notifications_pb2.Notification:
+    return notifications_pb2.Notification(
+        id=record.id, incident_id=record.incident_id, channel=record.channel, destination=record.destination,
+        event_type=record.event_type, status=_STATUS_TO_PROTO[record.status], attempts=record.attempts,
+        created_at=to_timestamp(record.created_at), updated_at=to_timestamp(record.updated_at),
+        next_attempt_at=to_timestamp(record.next_attempt_at), last_error=record.last_error)
+
+
+def attempt_to_proto(attempt: Attempt) -> notifications_pb2.Attempt:
+    return notifications_pb2.Attempt(
+        number=attempt.number, at=to_timestamp(attempt.at), outcome=attempt.outcome.value,
+        status_code=attempt.status_code or 0, error=attempt.detail, duration_ms=attempt.duration_ms)

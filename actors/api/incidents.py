@@ -1,0 +1,116 @@
+"""incidents.IncidentService: create, read, list, change and watch incidents."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import grpc
+
+from protos import incidents_pb2, incidents_pb2_grpc
+
+from ..domain.errors import Unavailable
+from ..domain.models import IncidentState, IncidentType, Severity
+from ..engine import Engine
+from ..events import Event, IncidentChanged
+from ..messages import CreateIncident, ResolveIncident, UpdateIncident
+from .convert import (MAX_ID, MAX_NAME, MAX_TITLE, enum_value, incident_query, incident_to_proto,
+                      method_from_proto, page_size, string_list, string_map, text, timeline_to_proto)
+from .errors import translate, translate_stream
+
+
+class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.max_text = engine.settings.processing.max_field_bytes
+
+    def _id(self, value: str) -> str:
+        return text("id", value, MAX_ID, required=True)
+
+    @translate
+    def CreateIncident(self, request, context):  # type: ignore[no-untyped-def]
+        return incident_to_proto(self.engine.create_incident(CreateIncident(
+            title=text("title", request.title, MAX_TITLE, required=True),
+            description=text("description", request.description, self.max_text),
+            severity=enum_value("severity", Severity, request.severity),  # type: ignore[arg-type]
+            type=enum_value("type", IncidentType, request.type),  # type: ignore[arg-type]
+            source=text("source", request.source, MAX_NAME) or "manual",
+            labels=string_map("labels", request.labels),
+            affected_services=string_list("affected_services", request.affected_services),
+            assignees=string_list("assignees", request.assignees),
+            actor=text("actor", request.actor, MAX_NAME) or "api")))
+
+    @translate
+    def GetIncident(self, request, context):  # type: ignore[no-untyped-def]
+        return incident_to_proto(self.engine.incident(self._id(request.id)))
+
+    @translate
+    def ListIncidents(self, request, context):  # type: ignore[no-untyped-def]
+        incidents, token = self.engine.incidents(incident_query(request), page_size(request.page_size),
+                                                 request.page_token)
+        return incidents_pb2.ListIncidentsResponse(incidents=[incident_to_proto(i) for i in incidents],
+                                                   next_page_token=token)
+
+    @translate
+    def UpdateIncident(self, request, context):  # type: ignore[no-untyped-def]
+        return incident_to_proto(self.engine.update_incident(UpdateIncident(
+            incident_id=self._id(request.id),
+            actor=text("actor", request.actor, MAX_NAME) or "api",
+            title=text("title", request.title, MAX_TITLE, required=True) if request.HasField("title") else None,
+            description=text("description", request.description, self.max_text)
+            if request.HasField("description") else None,
+            severity=enum_value("severity", Severity, request.severity, required=False),  # type: ignore[arg-type]
+            assignees=string_list("assignees", request.assignees.values) if request.HasField("assignees") else None,
+            labels=string_map("labels", request.labels.values) if request.HasField("labels") else None)))
+
+    @translate
+    def TransitionIncident(self, request, context):  # type: ignore[no-untyped-def]
+        return incident_to_proto(self.engine.transition(
+            self._id(request.id), enum_value("to_state", IncidentState, request.to_state),  # type: ignore[arg-type]
+            text("actor", request.actor, MAX_NAME) or "api", text("note", request.note, self.max_text)))
+
+    @translate
+    def ResolveIncident(self, request, context):  # type: ignore[no-untyped-def]
+        return incident_to_proto(self.engine.resolve(ResolveIncident(
+            incident_id=self._id(request.id),
+            resolved_by=text("resolved_by", request.resolved_by, MAX_NAME) or "api",
+            method=method_from_proto(request.method),
+            notes=text("notes", request.notes, self.max_text),
+            root_cause=text("root_cause", request.root_cause, self.max_text))))
+
+    @translate
+    def AddNote(self, request, context):  # type: ignore[no-untyped-def]
+        return timeline_to_proto(self.engine.add_note(
+            self._id(request.id), text("author", request.author, MAX_NAME) or "api",
+            text("text", request.text, self.max_text, required=True)))
+
+    @translate
+    def GetTimeline(self, request, context):  # type: ignore[no-untyped-def]
+        return incidents_pb2.Timeline(entries=[timeline_to_proto(e) for e in self.engine.timeline(self._id(request.id))])
+
+    @translate_stream
+    def WatchIncidents(self, request, context) -> Iterator[incidents_pb2.IncidentEvent]:  # type: ignore[no-untyped-def]
+        """Stream incident events matching the filter until the client cancels. A watcher that
+        falls too far behind is ended with RESOURCE_EXHAUSTED rather than slowing the engine."""
+        states = {enum_value("states", IncidentState, s) for s in request.states}
+        floor = enum_value("min_severity", Severity, request.min_severity, required=False)
+        kinds = set(request.kinds)
+        incident_id = request.incident_id
+
+        def accept(event: Event) -> bool:
+            if not isinstance(event, IncidentChanged):
+                return False
+            incident = event.incident
+            return ((not incident_id or incident.id == incident_id)
+                    and (not states or incident.state in states)
+                    and (floor is None or incident.severity <= floor)
+                    and (not kinds or event.event.kind.value in kinds))
+
+        subscription = self.engine.subscribe(accept, bound=1000)
+        context.add_callback(subscription.close)
+        for event in subscription:
+            assert isinstance(event, IncidentChanged)
+            yield incidents_pb2.IncidentEvent(entry=timeline_to_proto(event.event),
+                                              incident=incident_to_proto(event.incident))
+        if subscription.lagged:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "watcher fell behind; re-subscribe")
+        if context.is_active():
+            raise Unavailable("server is shutting down")

@@ -1,0 +1,56 @@
+"""notifications.NotificationService: delivery stats, history, dead letters, test sends."""
+from __future__ import annotations
+
+from protos import notifications_pb2, notifications_pb2_grpc
+
+from ..engine import Engine
+from .convert import (MAX_ID, MAX_NAME, attempt_to_proto, delivery_status_from_proto, notification_to_proto,
+                      page_size, text)
+from .errors import translate
+
+
+class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @translate
+    def GetStats(self, request, context):  # type: ignore[no-untyped-def]
+        stats = self.engine.stats()
+        channels = []
+        for counts in stats.channels:
+            in_flight, waiting = stats.in_flight.get(counts.channel, (0, 0))
+            c = counts.counts
+            channels.append(notifications_pb2.ChannelStats(
+                channel=counts.channel, queued=max(0, c.get("queued", 0) - in_flight), in_flight=in_flight,
+                delivered=c.get("delivered", 0), retrying=c.get("retrying", 0), dead=c.get("dead", 0),
+                skipped=c.get("skipped", 0), latency_p50_ms=counts.latency_p50_ms,
+                latency_p99_ms=counts.latency_p99_ms))
+        actors = [notifications_pb2.ActorStatus(name=a.name, restarts=a.restarts, last_failure=a.last_failure,
+                                                alive=a.alive) for a in stats.actors]
+        return notifications_pb2.Stats(channels=channels, actors=actors)
+
+    @translate
+    def ListNotifications(self, request, context):  # type: ignore[no-untyped-def]
+        records, token = self.engine.notifications(
+            text("incident_id", request.incident_id, MAX_ID), text("channel", request.channel, MAX_NAME),
+            delivery_status_from_proto(request.status), page_size(request.page_size), request.page_token)
+        return notifications_pb2.ListNotificationsResponse(
+            notifications=[notification_to_proto(r) for r in records], next_page_token=token)
+
+    @translate
+    def GetNotification(self, request, context):  # type: ignore[no-untyped-def]
+        record, attempts = self.engine.notification(text("id", request.id, MAX_ID, required=True))
+        return notifications_pb2.NotificationDetail(notification=notification_to_proto(record),
+                                                    attempts=[attempt_to_proto(a) for a in attempts])
+
+    @translate
+    def RequeueNotification(self, request, context):  # type: ignore[no-untyped-def]
+        return notification_to_proto(self.engine.requeue(text("id", request.id, MAX_ID, required=True)))
+
+    @translate
+    def SendTestNotification(self, request, context):  # type: ignore[no-untyped-def]
+        channel = text("channel", request.channel, MAX_NAME, required=True)
+        destination, outcome = self.engine.send_test(channel, text("destination", request.destination, MAX_NAME))
+        return notifications_pb2.TestNotificationResult(
+            channel=channel, destination=destination, outcome=outcome.kind.value,
+            status_code=outcome.status_code or 0, detail=outcome.detail)

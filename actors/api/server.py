@@ -1,0 +1,54 @@
+"""Builds the gRPC server: our three services, grpc.health.v1 and server reflection."""
+from __future__ import annotations
+
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from protos import alerts_pb2, alerts_pb2_grpc, incidents_pb2, incidents_pb2_grpc, notifications_pb2, notifications_pb2_grpc
+
+from ..domain.config import ServerSettings
+from ..engine import Engine
+from .alerts import AlertIngestionServicer
+from .incidents import IncidentServicer
+from .notifications import NotificationServicer
+
+SERVICE_NAMES = (
+    alerts_pb2.DESCRIPTOR.services_by_name["AlertIngestion"].full_name,
+    incidents_pb2.DESCRIPTOR.services_by_name["IncidentService"].full_name,
+    notifications_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name,
+)
+
+
+class ApiServer:
+    """A started gRPC server bound to ``port``; ``health`` reports SERVING until :meth:`drain`."""
+
+    def __init__(self, engine: Engine, settings: ServerSettings) -> None:
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="grpc"),
+            options=[("grpc.max_receive_message_length", settings.max_message_bytes),
+                     ("grpc.so_reuseport", 0)])
+        alerts_pb2_grpc.add_AlertIngestionServicer_to_server(AlertIngestionServicer(engine), self.server)
+        incidents_pb2_grpc.add_IncidentServiceServicer_to_server(IncidentServicer(engine), self.server)
+        notifications_pb2_grpc.add_NotificationServiceServicer_to_server(NotificationServicer(engine), self.server)
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        if settings.reflection:
+            reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME),
+                                                self.server)
+        address = f"{settings.host}:{settings.grpc_port}"
+        self.port = self.server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {address}")
+        self.server.start()
+        for name in ("", *SERVICE_NAMES):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    def drain(self) -> None:
+        """Report NOT_SERVING so balancers stop sending; calls still get UNAVAILABLE from the engine."""
+        self.health.enter_graceful_shutdown()
+
+    def stop(self, grace_secs: float) -> None:
+        self.server.stop(grace_secs).wait(grace_secs + 1)

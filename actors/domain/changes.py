@@ -1,0 +1,66 @@
+"""What the processor asks the store to write in one transaction, and what it reads back."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+from .models import Alert, DeliveryStatus, EventKind, Incident
+from .routing import Receiver
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """A timeline entry to write; when ``event_type`` is set it owes notifications to
+    ``receivers``, rendered later from the incident snapshot stored with it."""
+
+    kind: EventKind
+    at: datetime
+    actor: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    event_type: str | None = None
+    receivers: tuple[Receiver, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """An incident's new version, the events that produced it, and the alert that did (if any)."""
+
+    incident: Incident
+    is_new: bool
+    events: tuple[PendingEvent, ...]
+    alert: Alert | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRecord:
+    id: str
+    incident_id: str
+    channel: str
+    destination: str
+    event_type: str
+    status: DeliveryStatus
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    next_attempt_at: datetime | None
+    last_error: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentQuery:
+    """Filters for listing incidents; empty tuples and None mean 'any'."""
+
+    states: tuple[int, ...] = ()
+    severities: tuple[int, ...] = ()
+    source: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelCounts:
+    channel: str
+    counts: Mapping[str, int]
+    latency_p50_ms: float
+    latency_p99_ms: float

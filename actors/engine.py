@@ -1,0 +1,268 @@
+"""The engine: store, channels and the supervised actor tree, behind one gateway object.
+
+``Engine`` is what the gRPC servicers call and what embedding programs use. Its calls are
+plain blocking methods (no asyncio); each raises a DomainError subclass for expected
+failures: InvalidArgument, NotFound, IllegalTransition, Overloaded (intake over its
+bound), Unavailable (starting, draining or restarting).
+
+Tree (rest_for_one at the top, started in this order, stopped in reverse)::
+
+    top ─┬─ pool:webhook (one_for_one) ─ sender:webhook:0 … N
+         ├─ pool:slack / pool:email / pool:pagerduty (when enabled)
+         ├─ router
+         └─ processor
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Mapping
+
+import pykka
+import structlog
+
+from .channels.base import Channel, receivers_for
+from .channels.registry import build_channel, enabled_channels
+from .directory import ActorDirectory
+from .domain.changes import ChannelCounts, IncidentQuery, NotificationRecord
+from .domain.config import Settings
+from .domain.errors import NotFound, Overloaded, Unavailable
+from .domain.models import (Alert, Attempt, Delivery, Incident, IncidentState, IncidentType, Outcome,
+                            Severity, TimelineEvent, utc_now)
+from .domain.retry import RetryPolicy
+from .events import Event, EventHub, Subscription
+from .messages import (AddNote, AlertResult, CreateIncident, Drain, InFlightCounts, ResolveIncident,
+                       SenderRestarted, SubmitAlerts, TransitionIncident, UpdateIncident, Wake)
+from .processor import ProcessorActor
+from .router import RouterActor, sender_name
+from .scheduler import Scheduler
+from .sender import SenderActor
+from .store.sqlite import SqliteStore
+from .supervision import ChildSpec, ChildStatus, GetStatus, Strategy, Supervisor
+
+log = structlog.get_logger(__name__)
+
+#: Builds one channel instance by name (the default reads settings and the environment).
+ChannelFactory = Callable[[str], Channel]
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationStats:
+    channels: list[ChannelCounts]
+    in_flight: dict[str, tuple[int, int]]
+    actors: list[ChildStatus]
+
+
+class Engine:
+    """Start with :meth:`start` (or ``with Engine(settings) as engine:``); stop with :meth:`stop`."""
+
+    def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None,
+                 channel_factory: ChannelFactory | None = None, ask_timeout: float = 30.0) -> None:
+        self.settings = settings
+        self.environ = dict(os.environ if environ is None else environ)
+        self.channel_factory = channel_factory or (
+            lambda name: build_channel(name, settings.notifications, self.environ))
+        self.ask_timeout = ask_timeout
+        self.hub = EventHub()
+        self.directory = ActorDirectory()
+        self.failed = threading.Event()
+        self.failure_reason = ""
+        self._intake = threading.BoundedSemaphore(settings.processing.intake_limit)
+        self._accepting = False
+        self._top: pykka.ActorRef | None = None
+        self._probes: dict[str, Channel] = {}
+        self._test_lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> "Engine":
+        """Open the store, build every enabled channel (a missing secret raises ConfigError
+        here), and start the actor tree. Raises if any of that fails; nothing is left running."""
+        n = self.settings.notifications
+        self.store = SqliteStore(self.settings.state.path, self.settings.state.synchronous)
+        self._probes = {name: self.channel_factory(name) for name in enabled_channels(n)}
+        self.receivers = receivers_for(self._probes, n)
+        self.scheduler = Scheduler()
+        policy = RetryPolicy(n.max_retries, n.retry_backoff_secs, n.retry_max_backoff_secs)
+        sup = self.settings.supervision
+        specs = [self._pool_spec(name, policy) for name in self._probes]
+        specs.append(ChildSpec("router", lambda parent, name: RouterActor.start(
+            parent, name, self.store, self.receivers, {c: n.pool_size(c) for c in self._probes},
+            self.directory, self.scheduler, n.queue_size, n.per_destination_limit)))
+        specs.append(ChildSpec("processor", lambda parent, name: ProcessorActor.start(
+            parent, name, self.store, self.settings.processing, self.receivers, self.directory, self.hub)))
+        self._top = Supervisor.start(None, "top", specs, Strategy.REST_FOR_ONE, sup.max_restarts,
+                                     sup.within_secs, self.directory, self.scheduler,
+                                     on_escalate=self._escalated)
+        self._accepting = True
+        log.info("engine_started", channels=list(self._probes), receivers=len(self.receivers),
+                 store=self.settings.state.path)
+        return self
+
+    def _pool_spec(self, channel: str, policy: RetryPolicy) -> ChildSpec:
+        n = self.settings.notifications
+        size = n.pool_size(channel)
+        rate = n.tuning(channel).rate_per_sec
+        member_rate = rate / size if rate else None
+
+        def start_sender(parent: pykka.ActorRef, name: str) -> pykka.ActorRef:
+            return SenderActor.start(parent, name, self.channel_factory(channel), self.store, self.directory,
+                                     self.scheduler, self.hub, policy, member_rate)
+
+        members = [ChildSpec(sender_name(channel, i), start_sender) for i in range(size)]
+        sup = self.settings.supervision
+
+        def start_pool(parent: pykka.ActorRef, name: str) -> pykka.ActorRef:
+            return Supervisor.start(parent, name, members, Strategy.ONE_FOR_ONE, sup.max_restarts,
+                                    sup.within_secs, self.directory, self.scheduler,
+                                    on_restart=lambda sender: self.directory.tell("router", SenderRestarted(sender)))
+        return ChildSpec(f"pool:{channel}", start_pool)
+
+    def _escalated(self, reason: str) -> None:
+        self.failure_reason = reason
+        self._accepting = False
+        self.failed.set()
+
+    def stop(self, grace_secs: float | None = None) -> None:
+        """Stop intake, let in-flight sends finish for up to ``grace_secs``, then stop every
+        actor. Whatever is still owed stays in the store for the next start."""
+        if self._top is None:
+            return
+        self._accepting = False
+        grace = self.settings.server.shutdown_grace_secs if grace_secs is None else grace_secs
+        deadline = time.monotonic() + grace
+        try:
+            while self.directory.get("router").ask(Drain(), timeout=5) > 0 and time.monotonic() < deadline:
+                self.failed.wait(0.05)
+        except (Unavailable, pykka.ActorDeadError, pykka.Timeout):
+            pass
+        try:
+            self._top.stop(block=True, timeout=30)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            pass
+        self._top = None
+        self.scheduler.stop()
+        self.hub.close_all()
+        for channel in self._probes.values():
+            channel.close()
+        self.store.close()
+        log.info("engine_stopped")
+
+    def __enter__(self) -> "Engine":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    # -- commands (through the processor) ----------------------------------------------
+    def _ask(self, command: Any) -> Any:
+        if not self._accepting:
+            raise Unavailable("the engine is not accepting work (starting or shutting down)")
+        if not self._intake.acquire(blocking=False):
+            raise Overloaded("intake is over its bound; retry later")
+        try:
+            return self.directory.get("processor").ask(command, timeout=self.ask_timeout)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            raise Unavailable("the processor is restarting; retry") from None
+        finally:
+            self._intake.release()
+
+    def submit_alerts(self, alerts: list[Alert]) -> list[AlertResult]:
+        """Record alerts in one transaction (deduplicated into incidents)."""
+        return self._ask(SubmitAlerts(tuple(alerts)))
+
+    def submit_alert(self, alert: Alert) -> AlertResult:
+        return self.submit_alerts([alert])[0]
+
+    def create_incident(self, command: CreateIncident) -> Incident:
+        return self._ask(command)
+
+    def update_incident(self, command: UpdateIncident) -> Incident:
+        return self._ask(command)
+
+    def transition(self, incident_id: str, to_state: IncidentState, actor: str, note: str = "") -> Incident:
+        return self._ask(TransitionIncident(incident_id, to_state, actor, note))
+
+    def resolve(self, command: ResolveIncident) -> Incident:
+        return self._ask(command)
+
+    def add_note(self, incident_id: str, author: str, text: str) -> TimelineEvent:
+        return self._ask(AddNote(incident_id, author, text))
+
+    # -- reads (straight from the store) -----------------------------------------------
+    def incident(self, incident_id: str) -> Incident:
+        return self.store.incident(incident_id)
+
+    def incidents(self, query: IncidentQuery, page_size: int = 50, page_token: str = "") -> tuple[list[Incident], str]:
+        return self.store.list_incidents(query, page_size, page_token)
+
+    def timeline(self, incident_id: str) -> list[TimelineEvent]:
+        return self.store.timeline(incident_id)
+
+    def notifications(self, incident_id: str = "", channel: str = "", status: str = "",
+                      page_size: int = 50, page_token: str = "") -> tuple[list[NotificationRecord], str]:
+        return self.store.list_notifications(incident_id, channel, status, page_size, page_token)
+
+    def notification(self, notification_id: str) -> tuple[NotificationRecord, list[Attempt]]:
+        return self.store.notification(notification_id), self.store.attempts(notification_id)
+
+    def requeue(self, notification_id: str) -> NotificationRecord:
+        """Owe a dead notification again; IllegalTransition unless it is dead."""
+        record = self.store.requeue(notification_id, time.time())
+        self.directory.tell("router", Wake())
+        return record
+
+    def stats(self) -> NotificationStats:
+        try:
+            in_flight = self.directory.get("router").ask(InFlightCounts(), timeout=5)
+        except (Unavailable, pykka.ActorDeadError, pykka.Timeout):
+            in_flight = {}
+        return NotificationStats(self.store.channel_counts(), in_flight, self.actor_statuses())
+
+    def actor_statuses(self) -> list[ChildStatus]:
+        """Every supervised actor's liveness, restart count and last failure."""
+        statuses: list[ChildStatus] = []
+        supervisors = ["top"]
+        while supervisors:
+            name = supervisors.pop(0)
+            ref = self._top if name == "top" else self.directory.lookup(name)
+            if ref is None:
+                continue
+            try:
+                children = ref.ask(GetStatus(), timeout=5)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                continue
+            statuses.extend(children)
+            supervisors.extend(c.name for c in children if c.name.startswith("pool:"))
+        return statuses
+
+    # -- subscriptions and test sends ---------------------------------------------------
+    def subscribe(self, accept: Callable[[Event], bool] = lambda event: True, bound: int = 10_000) -> Subscription:
+        """Receive IncidentChanged and DeliverySettled events until ``close()``."""
+        return self.hub.subscribe(accept, bound)
+
+    def send_test(self, channel: str, destination: str = "") -> tuple[str, Outcome]:
+        """Send a clearly marked sample to one configured channel now and report the outcome.
+        Raises NotFound for a channel that is not enabled or an unknown destination."""
+        probe = self._probes.get(channel)
+        if probe is None:
+            raise NotFound(f"channel {channel!r} is not enabled; enabled: {', '.join(self._probes) or 'none'}")
+        destination = destination or (probe.destinations[0] if probe.destinations else "")
+        if destination not in probe.destinations:
+            raise NotFound(f"channel {channel!r} has no destination {destination!r}")
+        now = utc_now()
+        sample = Incident(id="test-" + now.strftime("%Y%m%d%H%M%S"), fingerprint="test",
+                          title="Test notification from LLM Incident Manager",
+                          description="This is a test. No incident is open.", severity=Severity.P2,
+                          type=IncidentType.APPLICATION, state=IncidentState.DETECTED,
+                          source="llm-incident-manager", created_at=now, updated_at=now, last_alert_at=now)
+        delivery = Delivery(f"test-{int(now.timestamp() * 1000)}", sample.id, channel, destination,
+                            "incident.detected", now, sample, is_test=True)
+        with self._test_lock:
+            return destination, probe.deliver(delivery)

@@ -1,0 +1,201 @@
+"""ProcessorActor: the single writer of incidents.
+
+It validates nothing about the wire (the API did) but everything about the domain: alert
+idempotency, fingerprint deduplication, the state machine, routing. Each command is one
+store transaction holding the incident change, its timeline events and the outbox rows it
+owes; only after the commit does the reply go back. Being the only writer makes the
+dedup check-and-save atomic.
+
+Commands arrive by ``ask``: a DomainError raised here travels back in the caller's future
+and the actor keeps running (pykka semantics); only a bug in a *told* message crashes it.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Callable
+
+import pykka
+import structlog
+
+from .directory import ActorDirectory
+from .domain.changes import Change, PendingEvent
+from .domain.config import ProcessingSettings
+from .domain.dedup import fingerprint, joins_incident
+from .domain.errors import IllegalTransition
+from .domain.models import (Alert, EventKind, Incident, IncidentState, Resolution,
+                             ResolutionMethod, TimelineEvent, utc_now)
+from .domain.routing import Receiver, route
+from .domain.state_machine import check_transition
+from .events import EventHub, IncidentChanged
+from .messages import (AddNote, AlertResult, CreateIncident, ResolveIncident, SubmitAlerts,
+                       TransitionIncident, UpdateIncident, Wake)
+from .store.sqlite import SqliteStore
+from .supervision import SupervisedActor
+
+log = structlog.get_logger(__name__)
+
+ROUTER = "router"
+
+
+class ProcessorActor(SupervisedActor):
+    def __init__(self, supervisor: pykka.ActorRef | None, name: str, store: SqliteStore,
+                 settings: ProcessingSettings, receivers: tuple[Receiver, ...],
+                 directory: ActorDirectory, hub: EventHub,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        super().__init__(supervisor, name)
+        self.store = store
+        self.settings = settings
+        self.receivers = receivers
+        self.directory = directory
+        self.hub = hub
+        self.clock = clock
+
+    def on_receive(self, message: Any) -> Any:
+        handler = self._handlers.get(type(message))
+        if handler is None:
+            log.warning("unexpected_message", actor=self.name, message=type(message).__name__)
+            return None
+        return handler(self, message)
+
+    # -- alerts ------------------------------------------------------------------------
+    def _submit_alerts(self, command: SubmitAlerts) -> list[AlertResult]:
+        results: list[AlertResult] = []
+        changes: list[Change] = []
+        pending: dict[str, Incident] = {}      # fingerprint → incident changed in this batch
+        seen: dict[str, str] = {}              # alert_id → incident id, within this batch
+        now = self.clock()
+        for alert in command.alerts:
+            known = seen.get(alert.alert_id) or self.store.incident_for_alert(alert.alert_id)
+            if known:
+                results.append(AlertResult(alert.alert_id, known, duplicate=True, new_incident=False))
+                continue
+            fp = fingerprint(alert)
+            current = pending.get(fp) or self.store.active_incident(fp)
+            if joins_incident(current, now, self.settings.deduplication_window_secs,
+                              self.settings.deduplication_enabled):
+                assert current is not None
+                change = self._join(current, alert, now)
+            else:
+                change = self._open(alert, fp, now)
+            pending[fp] = change.incident
+            seen[alert.alert_id] = change.incident.id
+            changes.append(change)
+            results.append(AlertResult(alert.alert_id, change.incident.id, False, change.is_new))
+        self._commit(changes)
+        return results
+
+    def _join(self, incident: Incident, alert: Alert, now: datetime) -> Change:
+        updated = incident.evolve(alert_count=incident.alert_count + 1, last_alert_at=now, updated_at=now)
+        event = PendingEvent(EventKind.ALERT_JOINED, now, alert.source,
+                             {"alert_id": alert.alert_id, "severity": alert.severity.name,
+                              "alert_count": updated.alert_count})
+        return Change(updated, False, (event,), alert)
+
+    def _open(self, alert: Alert, fp: str, now: datetime) -> Change:
+        incident = Incident(
+            id=str(uuid.uuid4()), fingerprint=fp, title=alert.title, description=alert.description,
+            severity=alert.severity, type=alert.type, state=IncidentState.DETECTED, source=alert.source,
+            created_at=now, updated_at=now, last_alert_at=now, labels=dict(alert.labels),
+            affected_services=alert.affected_services)
+        return Change(incident, True, (self._lifecycle_event(incident, EventKind.CREATED, now, alert.source,
+                                                             {"alert_id": alert.alert_id}),), alert)
+
+    def _lifecycle_event(self, incident: Incident, kind: EventKind, now: datetime, actor: str,
+                         detail: dict[str, Any]) -> PendingEvent:
+        event_type = incident.state.event_type
+        return PendingEvent(kind, now, actor, detail, event_type, tuple(route(incident, event_type, self.receivers)))
+
+    # -- incident commands -------------------------------------------------------------
+    def _create(self, command: CreateIncident) -> Incident:
+        now = self.clock()
+        alert_like = Alert("", command.source, command.title, command.description, command.severity,
+                           command.type, affected_services=command.affected_services)
+        incident = Incident(
+            id=str(uuid.uuid4()), fingerprint=fingerprint(alert_like), title=command.title,
+            description=command.description, severity=command.severity, type=command.type,
+            state=IncidentState.DETECTED, source=command.source, created_at=now, updated_at=now,
+            last_alert_at=now, alert_count=0, labels=dict(command.labels),
+            affected_services=command.affected_services, assignees=command.assignees)
+        self._commit([Change(incident, True, (self._lifecycle_event(incident, EventKind.CREATED, now,
+                                                                    command.actor, {"manual": True}),))])
+        return incident
+
+    def _update(self, command: UpdateIncident) -> Incident:
+        incident = self.store.incident(command.incident_id)
+        if incident.state is IncidentState.CLOSED:
+            raise IllegalTransition(f"incident {incident.id} is CLOSED and can no longer be changed")
+        now = self.clock()
+        changed = {name: value for name, value in (
+            ("title", command.title), ("description", command.description), ("severity", command.severity),
+            ("labels", command.labels)) if value is not None and value != getattr(incident, name)}
+        events = []
+        if changed:
+            events.append(PendingEvent(EventKind.UPDATED, now, command.actor, {
+                name: (value.name if hasattr(value, "name") else value) for name, value in changed.items()}))
+        if command.assignees is not None and command.assignees != incident.assignees:
+            changed["assignees"] = command.assignees
+            events.append(PendingEvent(EventKind.ASSIGNMENT_CHANGED, now, command.actor, {
+                "from": list(incident.assignees), "to": list(command.assignees)}))
+        if not events:
+            return incident
+        updated = incident.evolve(updated_at=now, **changed)
+        self._commit([Change(updated, False, tuple(events))])
+        return updated
+
+    def _transition(self, command: TransitionIncident) -> Incident:
+        if command.to_state is IncidentState.RESOLVED:
+            return self._resolve(ResolveIncident(command.incident_id, command.actor,
+                                                 ResolutionMethod.MANUAL, notes=command.note))
+        incident = self.store.incident(command.incident_id)
+        check_transition(incident.state, command.to_state)
+        now = self.clock()
+        updated = incident.evolve(state=command.to_state, updated_at=now,
+                                  resolution=None if command.to_state.is_active else incident.resolution)
+        return self._commit_transition(incident, updated, now, command.actor, {"note": command.note})
+
+    def _resolve(self, command: ResolveIncident) -> Incident:
+        incident = self.store.incident(command.incident_id)
+        if not incident.state.is_active:
+            raise IllegalTransition(f"incident {incident.id} is already {incident.state.name}")
+        check_transition(incident.state, IncidentState.RESOLVED)
+        now = self.clock()
+        resolution = Resolution(command.resolved_by, command.method, command.notes, command.root_cause, now)
+        updated = incident.evolve(state=IncidentState.RESOLVED, updated_at=now, resolution=resolution)
+        return self._commit_transition(incident, updated, now, command.resolved_by,
+                                       {"method": command.method.name, "notes": command.notes,
+                                        "root_cause": command.root_cause})
+
+    def _commit_transition(self, before: Incident, after: Incident, now: datetime, actor: str,
+                           detail: dict[str, Any]) -> Incident:
+        event = self._lifecycle_event(after, EventKind.STATE_CHANGED, now, actor,
+                                      {"from": before.state.name, "to": after.state.name, **detail})
+        self._commit([Change(after, False, (event,))])
+        return after
+
+    def _add_note(self, command: AddNote) -> TimelineEvent:
+        incident = self.store.incident(command.incident_id)
+        now = self.clock()
+        event = PendingEvent(EventKind.NOTE_ADDED, now, command.author, {"text": command.text})
+        return self._commit([Change(incident.evolve(updated_at=now), False, (event,))])[0][0]
+
+    # -- commit ------------------------------------------------------------------------
+    def _commit(self, changes: list[Change]) -> list[list[TimelineEvent]]:
+        if not changes:
+            return []
+        written = self.store.apply(changes)
+        if any(event.receivers for change in changes for event in change.events):
+            self.directory.tell(ROUTER, Wake())
+        for change, events in zip(changes, written):
+            for event in events:
+                self.hub.publish(IncidentChanged(change.incident, event))
+        return written
+
+    _handlers: dict[type, Callable[["ProcessorActor", Any], Any]] = {
+        SubmitAlerts: _submit_alerts,
+        CreateIncident: _create,
+        UpdateIncident: _update,
+        TransitionIncident: _transition,
+        ResolveIncident: _resolve,
+        AddNote: _add_note,
+    }

@@ -1,0 +1,115 @@
+"""SenderActor: one pool member of one channel. Attempts deliveries and holds their retry timers.
+
+For each delivery it paces (token bucket), calls the channel once, records the attempt and
+the new status in the store, then either tells the router the delivery is settled or keeps
+a retry timer that later tells this actor to try again: it never sleeps, so its mailbox
+keeps moving. Timers die with the actor (cancelled in ``cleanup``); the store still says
+the delivery is owed, so the router hands it out again after a restart.
+
+An exception escaping ``Channel.deliver`` is a bug: it crashes this actor (pykka calls
+``on_failure``) and the pool supervisor starts a fresh one.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import pykka
+import structlog
+
+from .channels.base import Channel
+from .directory import ActorDirectory
+from .domain.models import Delivery, DeliveryStatus, Outcome, OutcomeKind
+from .domain.ratelimit import TokenBucket
+from .domain.retry import RetryPolicy
+from .events import DeliverySettled, EventHub
+from .messages import Attempt, RetryResumed, RetryWaiting, Send, Settled
+from .scheduler import Scheduler, TimerHandle
+from .store.sqlite import SqliteStore
+from .supervision import SupervisedActor, tell_quietly
+
+log = structlog.get_logger(__name__)
+
+ROUTER = "router"
+_FINAL_STATUS = {OutcomeKind.DELIVERED: DeliveryStatus.DELIVERED, OutcomeKind.SKIPPED: DeliveryStatus.SKIPPED,
+                 OutcomeKind.FAILED: DeliveryStatus.DEAD}
+
+
+class SenderActor(SupervisedActor):
+    def __init__(self, supervisor: pykka.ActorRef | None, name: str, channel: Channel,
+                 store: SqliteStore, directory: ActorDirectory, scheduler: Scheduler, hub: EventHub,
+                 policy: RetryPolicy, rate_per_sec: float | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(supervisor, name)
+        self.channel = channel
+        self.store = store
+        self.directory = directory
+        self.scheduler = scheduler
+        self.hub = hub
+        self.policy = policy
+        self.pacer = TokenBucket(rate_per_sec) if rate_per_sec else None
+        self.clock = clock
+        self.timers: dict[str, TimerHandle] = {}
+
+    def cleanup(self) -> None:
+        for timer in self.timers.values():
+            timer.cancel()
+        self.timers.clear()
+        self.channel.close()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Send):
+            self._paced(message.delivery)
+        elif isinstance(message, Attempt):
+            self.timers.pop(message.delivery.notification_id, None)
+            self.directory.tell(ROUTER, RetryResumed(message.delivery.notification_id))
+            self._paced(message.delivery)
+        else:
+            log.warning("unexpected_message", actor=self.name, message=type(message).__name__)
+        return None
+
+    def _paced(self, delivery: Delivery) -> None:
+        wait = self.pacer.reserve(time.monotonic()) if self.pacer else 0.0
+        if wait > 0:
+            self._later(delivery, wait)
+        else:
+            self._attempt(delivery)
+
+    def _later(self, delivery: Delivery, delay: float) -> None:
+        ref = self.actor_ref
+        self.timers[delivery.notification_id] = self.scheduler.call_later(
+            delay, lambda: tell_quietly(ref, Attempt(delivery)))
+        self.directory.tell(ROUTER, RetryWaiting(delivery.notification_id))
+
+    def _attempt(self, delivery: Delivery) -> None:
+        started = time.perf_counter()
+        outcome = self.channel.deliver(delivery)
+        duration_ms = (time.perf_counter() - started) * 1000.0
+        now = self.clock()
+        status = _FINAL_STATUS.get(outcome.kind)
+        delay = 0.0
+        if status is None:  # a retry outcome
+            if self.policy.gives_up_after(delivery.attempt):
+                status = DeliveryStatus.DEAD
+                outcome = Outcome.failed(f"gave up after {delivery.attempt} attempts: {outcome.detail}",
+                                         outcome.status_code, state=outcome.state)
+            else:
+                status = DeliveryStatus.RETRYING
+                delay = self.policy.delay(delivery.attempt, outcome.retry_after)
+        self.store.record_attempt(delivery, outcome, status, now, duration_ms,
+                                  next_attempt_at=now + delay if status is DeliveryStatus.RETRYING else None)
+        log_fields = dict(actor=self.name, notification_id=delivery.notification_id,
+                          incident_id=delivery.incident_id, channel=delivery.channel,
+                          destination=delivery.destination, attempt=delivery.attempt,
+                          status_code=outcome.status_code, detail=outcome.detail)
+        if status is DeliveryStatus.RETRYING:
+            log.info("delivery_retrying", retry_in_secs=round(delay, 3), **log_fields)
+            state = outcome.state if outcome.state is not None else delivery.state
+            self._later(delivery.next_attempt(state), delay)
+            return
+        if status is DeliveryStatus.DEAD:
+            log.error("delivery_failed", disable_destination=outcome.disable_destination, **log_fields)
+        else:
+            log.debug("delivery_settled", status=status.value, **log_fields)
+        self.directory.tell(ROUTER, Settled(delivery.notification_id))
+        self.hub.publish(DeliverySettled(delivery, outcome, status.value))

@@ -1,0 +1,79 @@
+-- LLM Incident Manager store (SQLite). Times are Unix seconds (REAL, UTC).
+CREATE TABLE IF NOT EXISTS incidents (
+    id          TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    active      INTEGER NOT NULL,
+    state       INTEGER NOT NULL,
+    severity    INTEGER NOT NULL,
+    source      TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    data        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_active_fingerprint ON incidents (fingerprint) WHERE active = 1;
+CREATE INDEX IF NOT EXISTS incidents_created ON incidents (created_at DESC, id DESC);
+
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id    TEXT PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    data        TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS timeline (
+    id          INTEGER PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    at          REAL NOT NULL,
+    actor       TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    snapshot    TEXT            -- incident as it was right after this event (for rendering)
+);
+CREATE INDEX IF NOT EXISTS timeline_incident ON timeline (incident_id, id);
+
+-- The outbox: one row per (event, receiver). due_at is set while the row is owed.
+CREATE TABLE IF NOT EXISTS notifications (
+    seq          INTEGER PRIMARY KEY,
+    id           TEXT NOT NULL UNIQUE,
+    incident_id  TEXT NOT NULL,
+    timeline_id  INTEGER NOT NULL,
+    channel      TEXT NOT NULL,
+    destination  TEXT NOT NULL,
+    event_type   TEXT NOT NULL,
+    occurred_at  REAL NOT NULL,
+    status       TEXT NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    due_at       REAL,
+    created_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL,
+    delivered_at REAL,
+    last_error   TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS notifications_due
+    ON notifications (channel, destination, due_at, seq) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS notifications_order
+    ON notifications (incident_id, channel, destination, seq) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS notifications_incident ON notifications (incident_id, seq);
+CREATE INDEX IF NOT EXISTS notifications_status ON notifications (channel, status);
+CREATE INDEX IF NOT EXISTS notifications_delivered
+    ON notifications (channel, delivered_at) WHERE delivered_at IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS attempts (
+    id              INTEGER PRIMARY KEY,
+    notification_id TEXT NOT NULL,
+    number          INTEGER NOT NULL,
+    at              REAL NOT NULL,
+    outcome         TEXT NOT NULL,
+    status_code     INTEGER,
+    detail          TEXT NOT NULL,
+    duration_ms     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_notification ON attempts (notification_id, number);
+
+-- What a channel remembers per incident and destination (Slack thread, email root, PD trigger).
+CREATE TABLE IF NOT EXISTS channel_state (
+    channel     TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    incident_id TEXT NOT NULL,
+    data        TEXT NOT NULL,
+    PRIMARY KEY (channel, destination, incident_id)
+) WITHOUT ROWID;

@@ -1,0 +1,284 @@
+"""Supervisors in the spirit of Erlang/OTP, built on pykka (which has none).
+
+A :class:`Supervisor` starts its children from ordered :class:`ChildSpec` s and restarts
+them by strategy (one_for_one, one_for_all, rest_for_one) and restart type (permanent,
+transient, temporary). Every way a child can die reaches it exactly once per actor:
+
+- an exception in a told message → the child's ``on_failure`` reports it;
+- an exception in ``on_start`` (pykka then calls neither on_failure nor on_stop) → the
+  :class:`SupervisedActor` wrapper reports it before re-raising;
+- a stop from outside → the child's ``on_stop`` reports it;
+- anything else (e.g. BaseException) → the periodic liveness check notices the dead ref.
+
+More than ``max_restarts`` restarts within ``within_secs`` escalates: the supervisor stops its
+children in reverse order and exits abnormally, so its own parent decides; at the top,
+``on_escalate`` is called (the server logs it and exits non-zero).
+"""
+from __future__ import annotations
+
+import enum
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pykka
+import structlog
+
+from .directory import ActorDirectory
+from .scheduler import Scheduler
+
+log = structlog.get_logger(__name__)
+
+
+class Restart(enum.Enum):
+    PERMANENT = "permanent"   # always restarted
+    TRANSIENT = "transient"   # restarted only after an abnormal exit
+    TEMPORARY = "temporary"   # never restarted
+
+
+class Strategy(enum.Enum):
+    ONE_FOR_ONE = "one_for_one"
+    ONE_FOR_ALL = "one_for_all"
+    REST_FOR_ONE = "rest_for_one"
+
+
+@dataclass(frozen=True, slots=True)
+class ChildExited:
+    """A child's report (or the liveness check's) that an actor instance ended."""
+
+    name: str
+    urn: str
+    reason: str
+    abnormal: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _CheckLiveness:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class GetStatus:
+    """Ask: → list[ChildStatus] for this supervisor and its nested supervisors."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildStatus:
+    name: str
+    alive: bool
+    restarts: int
+    last_failure: str
+
+
+#: Starts one child actor given its supervisor's ref and its name; returns the new ref.
+Starter = Callable[[pykka.ActorRef, str], pykka.ActorRef]
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    name: str
+    start: Starter
+    restart: Restart = Restart.PERMANENT
+
+
+class SupervisedActor(pykka.ThreadingActor):
+    """Base for actors under a supervisor: reports every kind of exit to it.
+
+    Subclasses put start-up work in :meth:`started` and clean-up (cancel timers, close
+    connections) in :meth:`cleanup`, which runs on both normal stop and failure.
+    """
+
+    def __init__(self, supervisor: pykka.ActorRef | None, name: str) -> None:
+        super().__init__()
+        self.supervisor = supervisor
+        self.name = name
+        self._reported = False
+
+    def started(self) -> None:
+        """Start-up work; an exception here is reported as an abnormal exit."""
+
+    def cleanup(self) -> None:
+        """Release what this actor holds; must not raise."""
+
+    def on_start(self) -> None:
+        try:
+            self.started()
+        except Exception as exc:
+            self._report(f"on_start failed: {exc!r}", abnormal=True)
+            raise
+
+    def on_stop(self) -> None:
+        try:
+            self.cleanup()
+        finally:
+            self._report("stopped", abnormal=False)
+
+    def on_failure(self, exception_type: Any, exception_value: Any, tb: Any) -> None:
+        try:
+            self.cleanup()
+        finally:
+            self._report(f"crashed: {exception_value!r}", abnormal=True)
+
+    def _report(self, reason: str, abnormal: bool) -> None:
+        if self._reported or self.supervisor is None:
+            return
+        self._reported = True
+        try:
+            self.supervisor.tell(ChildExited(self.name, self.actor_urn, reason, abnormal))
+        except pykka.ActorDeadError:
+            pass  # the supervisor is gone too; its parent handles it
+
+
+@dataclass
+class _Child:
+    spec: ChildSpec
+    ref: pykka.ActorRef | None = None
+    restarts: int = 0
+    last_failure: str = ""
+
+
+class Supervisor(SupervisedActor):
+    """Supervises ordered children. Itself supervisable (nest pools under a top supervisor)."""
+
+    def __init__(self, supervisor: pykka.ActorRef | None, name: str, specs: list[ChildSpec],
+                 strategy: Strategy, max_restarts: int, within_secs: float,
+                 directory: ActorDirectory, scheduler: Scheduler,
+                 on_restart: Callable[[str], None] = lambda name: None,
+                 on_escalate: Callable[[str], None] = lambda reason: None,
+                 liveness_interval: float = 0.5) -> None:
+        super().__init__(supervisor, name)
+        self.children = [_Child(spec) for spec in specs]
+        self.strategy = strategy
+        self.max_restarts = max_restarts
+        self.within_secs = within_secs
+        self.directory = directory
+        self.scheduler = scheduler
+        self.on_restart = on_restart
+        self.on_escalate = on_escalate
+        self.liveness_interval = liveness_interval
+        self._restart_times: deque[float] = deque()
+        self._stopping_urns: set[str] = set()
+        self._timer = None
+        self._escalated = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def started(self) -> None:
+        for child in self.children:
+            self._start(child)
+        self._schedule_liveness()
+
+    def cleanup(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        self._stop_children(self.children)
+
+    def _schedule_liveness(self) -> None:
+        ref = self.actor_ref
+        self._timer = self.scheduler.call_later(self.liveness_interval, lambda: tell_quietly(ref, _CheckLiveness()))
+
+    def _start(self, child: _Child) -> None:
+        child.ref = child.spec.start(self.actor_ref, child.spec.name)
+        self.directory.register(child.spec.name, child.ref)
+
+    def _stop_children(self, children: list[_Child]) -> None:
+        """Stop in reverse start order, waiting for each so order holds."""
+        for child in reversed(children):
+            ref, child.ref = child.ref, None
+            if ref is None:
+                continue
+            self.directory.unregister(child.spec.name, ref)
+            self._stopping_urns.add(ref.actor_urn)
+            try:
+                ref.stop(block=True, timeout=10)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                pass
+
+    # -- messages ----------------------------------------------------------------------
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, ChildExited):
+            self._child_exited(message)
+        elif isinstance(message, _CheckLiveness):
+            self._check_liveness()
+        elif isinstance(message, GetStatus):
+            return self._status()
+        return None
+
+    def _status(self) -> list[ChildStatus]:
+        statuses = []
+        for child in self.children:
+            statuses.append(ChildStatus(child.spec.name, bool(child.ref and child.ref.is_alive()),
+                                        child.restarts, child.last_failure))
+        return statuses
+
+    def _check_liveness(self) -> None:
+        for child in self.children:
+            if child.ref is not None and not child.ref.is_alive():
+                self._child_exited(ChildExited(child.spec.name, child.ref.actor_urn,
+                                               "died without reporting", abnormal=True))
+        if not self._escalated:
+            self._schedule_liveness()
+
+    def _child_exited(self, exit: ChildExited) -> None:
+        if exit.urn in self._stopping_urns:
+            self._stopping_urns.discard(exit.urn)
+            return
+        index = next((i for i, c in enumerate(self.children)
+                      if c.spec.name == exit.name and c.ref is not None and c.ref.actor_urn == exit.urn), None)
+        if index is None or self._escalated:
+            return  # a stale or duplicate report about an instance already handled
+        child = self.children[index]
+        self.directory.unregister(child.spec.name, child.ref)  # type: ignore[arg-type]
+        child.ref = None
+        log.error("actor_exited", supervisor=self.name, actor=exit.name, reason=exit.reason, abnormal=exit.abnormal)
+        if child.spec.restart is Restart.TEMPORARY or (child.spec.restart is Restart.TRANSIENT and not exit.abnormal):
+            return
+        child.last_failure = exit.reason
+        if self._intensity_exceeded():
+            self._escalate(f"{exit.name}: {exit.reason}; more than {self.max_restarts} restarts "
+                           f"in {self.within_secs:g}s")
+            return
+        affected = self._affected(index)
+        self._stop_children([c for c in affected if c is not child])
+        for other in affected:
+            other.restarts += 1
+            try:
+                self._start(other)
+            except Exception as exc:  # start itself failing is a restart failure: escalate
+                self._escalate(f"restarting {other.spec.name} failed: {exc!r}\n{traceback.format_exc()}")
+                return
+            self.on_restart(other.spec.name)
+        log.warning("actor_restarted", supervisor=self.name, actors=[c.spec.name for c in affected])
+
+    def _affected(self, index: int) -> list[_Child]:
+        if self.strategy is Strategy.ONE_FOR_ALL:
+            return list(self.children)
+        if self.strategy is Strategy.REST_FOR_ONE:
+            return self.children[index:]
+        return [self.children[index]]
+
+    def _intensity_exceeded(self) -> bool:
+        now = time.monotonic()
+        self._restart_times.append(now)
+        while self._restart_times and now - self._restart_times[0] > self.within_secs:
+            self._restart_times.popleft()
+        return len(self._restart_times) > self.max_restarts
+
+    def _escalate(self, reason: str) -> None:
+        self._escalated = True
+        log.critical("supervisor_escalating", supervisor=self.name, reason=reason)
+        self._stop_children(self.children)
+        if self.supervisor is None:
+            self.on_escalate(reason)
+        else:
+            self._report(f"escalated: {reason}", abnormal=True)
+        self.stop()
+
+
+def tell_quietly(ref: pykka.ActorRef, message: object) -> None:
+    """Tell ``ref``, ignoring that it may have died meanwhile (its supervisor handles that)."""
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        pass

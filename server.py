@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""LLM Incident Manager server: ``python server.py [--config PATH] [--check-config]``.
+
+Composition root: reads the configuration, sets up logging, starts the engine (store,
+channels, supervised actors) and the gRPC server, and handles signals. The first SIGTERM
+or SIGINT stops intake (UNAVAILABLE), lets in-flight sends finish within
+``[server] shutdown_grace_secs``, keeps everything else in the store and exits 0; a second
+signal exits at once (nothing is lost: every acknowledged alert and owed notification is
+already committed). If supervision gives up (restart intensity exceeded), it logs why and
+exits 1. A bad configuration exits 2 with a message naming the key.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import structlog
+
+from actors.api.server import ApiServer
+from actors.channels.registry import build_channel, enabled_channels
+from actors.domain.config import ConfigError, Settings, load_settings
+from actors.engine import Engine
+from actors.logs import configure_logging
+
+DEFAULT_CONFIG = Path(__file__).resolve().with_name("config.toml")
+EXIT_CONFIG = 2
+EXIT_SUPERVISION = 1
+
+
+def read_settings(path: str | None) -> Settings:
+    """The settings from ``path``, or from the repository's config.toml, or embedded defaults."""
+    if path:
+        return load_settings(path)
+    return load_settings(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else Settings()
+
+
+def check_config(settings: Settings) -> None:
+    """Build every enabled channel once (reads its secrets); raises ConfigError on a problem."""
+    for name in enabled_channels(settings.notifications):
+        build_channel(name, settings.notifications, os.environ).close()
+
+
+def serve(settings: Settings, ready: threading.Event | None = None) -> int:
+    log = structlog.get_logger("server")
+    engine = Engine(settings).start()
+    api = ApiServer(engine, settings.server)
+    log.info("listening", host=settings.server.host, port=api.port)
+    print(f"LLM Incident Manager listening on {settings.server.host}:{api.port}", flush=True)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        if stop.is_set():
+            log.warning("second_signal_exiting_now", signal=signum)
+            os._exit(128 + signum)
+        log.info("shutdown_requested", signal=signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if ready:
+        ready.set()
+    while not stop.is_set() and not engine.failed.is_set():
+        stop.wait(0.5)
+    if engine.failed.is_set():
+        log.critical("supervision_gave_up", reason=engine.failure_reason)
+        api.stop(0)
+        engine.stop(grace_secs=0)
+        return EXIT_SUPERVISION
+    api.drain()
+    engine.stop()
+    api.stop(1)
+    log.info("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", help="TOML configuration (default: config.toml beside server.py)")
+    parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
+    args = parser.parse_args(argv)
+    try:
+        settings = read_settings(args.config)
+        configure_logging(settings.observability)
+        if args.check_config:
+            check_config(settings)
+            print("configuration OK")
+            return 0
+        return serve(settings)
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+if __name__ == "__main__":
+    sys.exit(main())
