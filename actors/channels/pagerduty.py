@@ -1,0 +1,173 @@
+"""PagerDuty channel: Events API v2 over HTTPS, one POST per delivery.
+
+PagerDuty only applies an acknowledge or resolve to an alert triggered through the *same*
+integration key, and silently drops (with a 202) those about alerts it does not have. So
+this channel remembers, per incident, that it triggered one: after a trigger is accepted it
+returns state ``{"triggered": True, "dedup_key": …, "routing_key_hash": sha256(key)}``, and
+it sends an acknowledge or resolve only when that state is present and names the current
+key. Otherwise the delivery is *skipped* and nothing is sent. After a resolve the state
+says ``triggered: False``: a later acknowledge or resolve (reopen, close) is skipped too.
+
+Outcomes: 2xx delivered; 400 failed for good, with PagerDuty's ``message``/``errors`` in the
+detail; 429 retry after PagerDuty's suggested 30 s unless Retry-After says otherwise; other
+statuses as :func:`actors.channels.http.classify_status` (5xx, 408, 425 retry; other 4xx
+fail); network errors retry; an event that cannot fit 512 KB fails. The integration key
+never appears in details or logs (only its SHA-256, in stored state).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import threading
+from typing import Any, Mapping
+
+import requests
+import structlog
+
+from ..domain.config import NotificationSettings, read_secret
+from ..domain.errors import ConfigError
+from ..domain.models import Delivery, Outcome
+from ..formatting import pagerduty as fmt
+from .http import classify_status, new_session, post_json
+from .redact import redact
+
+KEY_SETTING = "notifications.pagerduty_integration_key_env"
+#: PagerDuty's rate-limit guidance: retry a 429 after 30 s.
+RATE_LIMIT_RETRY_SECS = 30.0
+NEVER_TRIGGERED = "never triggered via this integration key"
+
+log = structlog.get_logger(__name__)
+
+
+def key_hash(routing_key: str) -> str:
+    """The SHA-256 (hex) of an integration key: stored instead of the key itself."""
+    return hashlib.sha256(routing_key.encode("utf-8")).hexdigest()
+
+
+class PagerDutyChannel:
+    """Sends Events API v2 events with one integration key to one endpoint."""
+
+    name = "pagerduty"
+    destinations: tuple[str, ...] = ("default",)
+    needs_state = True
+
+    def __init__(self, routing_key: str, api_url: str, timeout_secs: float) -> None:
+        self._key = routing_key
+        self._key_hash = key_hash(routing_key)
+        self._url = api_url
+        self._timeout = timeout_secs
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def _session(self) -> requests.Session:
+        """One keep-alive session per sending thread (requests sessions are not thread-safe)."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = new_session()
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def deliver(self, delivery: Delivery) -> Outcome:
+        """Send one event; skipped for an acknowledge/resolve this key never triggered.
+
+        Never raises for expected failures: bad events, error statuses and network trouble
+        all come back as outcomes with secret-free details.
+        """
+        try:
+            action = fmt.TRIGGER if delivery.is_test else fmt.event_action(delivery.event_type)
+        except ValueError as exc:
+            return Outcome.failed(str(exc))
+        stored_key = None
+        if action != fmt.TRIGGER:
+            stored_key, reason = self._open_alert(delivery.state)
+            if stored_key is None:
+                log.debug("pagerduty_skipped", incident_id=delivery.incident_id,
+                          event_action=action, reason=reason)
+                return Outcome.skipped(reason)
+        try:
+            event = fmt.render(delivery, self._key, stored_key)
+        except ValueError as exc:
+            return Outcome.failed(redact(str(exc), [self._key]))
+        response, error = post_json(self._session(), self._url, fmt.encode(event),
+                                    {"Content-Type": "application/json"}, self._timeout, [self._key])
+        outcome = error or self._classify(response, delivery, action, event["dedup_key"])
+        log.debug("pagerduty_sent", incident_id=delivery.incident_id, event_action=action,
+                  outcome=outcome.kind.value, status_code=outcome.status_code)
+        return outcome
+
+    def _open_alert(self, state: Mapping[str, Any]) -> tuple[str | None, str]:
+        """(dedup_key of the alert this key triggered, "") or (None, why there is none)."""
+        if state.get("routing_key_hash") != self._key_hash:
+            return None, NEVER_TRIGGERED
+        if state.get("triggered") is not True:
+            return None, "PagerDuty alert already resolved via this integration key"
+        stored = state.get("dedup_key")
+        if not isinstance(stored, str) or not 0 < len(stored) <= fmt.MAX_DEDUP_KEY_CHARS:
+            return None, "stored PagerDuty trigger has no usable dedup_key"
+        return stored, ""
+
+    def _classify(self, response: requests.Response | None, delivery: Delivery, action: str,
+                  sent_key: str) -> Outcome:
+        assert response is not None  # post_json returns a response or an outcome
+        status = response.status_code
+        body = _json_body(response)
+        if 200 <= status < 300:
+            returned = body.get("dedup_key")
+            key = returned if isinstance(returned, str) and 0 < len(returned) <= fmt.MAX_DEDUP_KEY_CHARS \
+                else sent_key
+            return Outcome.delivered(f"HTTP {status}: {action} accepted (dedup_key {key})", status,
+                                     state=self._state_after(delivery, action, key))
+        outcome = classify_status(status, _error_hint(body, response.text),
+                                  response.headers.get("Retry-After"), [self._key])
+        if status == 429 and outcome.retry_after is None:
+            return dataclasses.replace(outcome, retry_after=RATE_LIMIT_RETRY_SECS)
+        return outcome
+
+    def _state_after(self, delivery: Delivery, action: str, key: str) -> dict[str, Any] | None:
+        """State to store after an accepted event; None leaves it as it was."""
+        if delivery.is_test or action == fmt.ACKNOWLEDGE:
+            return None
+        return {"triggered": action == fmt.TRIGGER, "dedup_key": key, "routing_key_hash": self._key_hash}
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+
+
+def _json_body(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = json.loads(response.content or b"{}")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _error_hint(body: Mapping[str, Any], text: str) -> str:
+    """PagerDuty's ``message`` and ``errors`` joined, or the raw body when it is not JSON."""
+    parts: list[str] = []
+    if isinstance(body.get("message"), str):
+        parts.append(body["message"])
+    errors = body.get("errors")
+    if isinstance(errors, list):
+        parts.extend(str(e) for e in errors)
+    return ": ".join(parts) if parts else text
+
+
+def build(settings: NotificationSettings, environ: Mapping[str, str]) -> PagerDutyChannel:
+    """The channel for ``[notifications]``; ConfigError (naming the key, never the value) when
+    the integration key variable is unset or does not hold a 32-character key."""
+    key = read_secret(KEY_SETTING, settings.pagerduty_integration_key_env, environ)
+    assert key is not None  # required=True raises instead of returning None
+    if len(key) != fmt.INTEGRATION_KEY_CHARS:
+        raise ConfigError(KEY_SETTING, f"environment variable {settings.pagerduty_integration_key_env} "
+                                       f"must hold a {fmt.INTEGRATION_KEY_CHARS}-character integration "
+                                       f"key (it holds {len(key)} characters)")
+    if settings.pagerduty_api_token_env:
+        log.warning("pagerduty_api_token_unused", setting="notifications.pagerduty_api_token_env",
+                    reason="Events API v2 authenticates with the integration key; the API token is not read")
+    return PagerDutyChannel(key, settings.pagerduty_api_url, settings.timeout("pagerduty"))
