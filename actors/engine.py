@@ -60,12 +60,14 @@ class Engine:
     """Start with :meth:`start` (or ``with Engine(settings) as engine:``); stop with :meth:`stop`."""
 
     def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None,
-                 channel_factory: ChannelFactory | None = None, ask_timeout: float = 30.0) -> None:
+                 channel_factory: ChannelFactory | None = None, ask_timeout: float = 30.0,
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self.settings = settings
         self.environ = dict(os.environ if environ is None else environ)
         self.channel_factory = channel_factory or (
             lambda name: build_channel(name, settings.notifications, self.environ))
         self.ask_timeout = ask_timeout
+        self.clock = clock
         self.hub = EventHub()
         self.directory = ActorDirectory()
         self.failed = threading.Event()
@@ -92,7 +94,8 @@ class Engine:
             parent, name, self.store, self.receivers, {c: n.pool_size(c) for c in self._probes},
             self.directory, self.scheduler, n.queue_size, n.per_destination_limit)))
         specs.append(ChildSpec("processor", lambda parent, name: ProcessorActor.start(
-            parent, name, self.store, self.settings.processing, self.receivers, self.directory, self.hub)))
+            parent, name, self.store, self.settings.processing, self.receivers, self.directory, self.hub,
+            self.clock)))
         self._top = Supervisor.start(None, "top", specs, Strategy.REST_FOR_ONE, sup.max_restarts,
                                      sup.within_secs, self.directory, self.scheduler,
                                      on_escalate=self._escalated)

@@ -13,6 +13,7 @@ def configure_logging(settings: ObservabilitySettings) -> None:
     """Configure structlog (and stdlib logging, which pykka and grpc use) once per process."""
     level = getattr(logging, settings.log_level.upper())
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("urllib3").setLevel(logging.WARNING)  # it logs request paths (webhook URLs are secrets)
     renderer = structlog.processors.JSONRenderer() if settings.json_logs else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[

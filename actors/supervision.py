@@ -90,6 +90,10 @@ class SupervisedActor(pykka.ThreadingActor):
     connections) in :meth:`cleanup`, which runs on both normal stop and failure.
     """
 
+    #: A send stuck in the network must not keep the process alive after shutdown;
+    #: nothing is lost, the store still owes whatever was in flight.
+    use_daemon_thread = True
+
     def __init__(self, supervisor: pykka.ActorRef | None, name: str) -> None:
         super().__init__()
         self.supervisor = supervisor

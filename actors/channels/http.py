@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+import urllib.parse
 from datetime import datetime, timezone
 from typing import Iterable
 
@@ -48,7 +49,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 def classify_status(status: int, body_hint: str = "", retry_after: str | None = None,
                     secrets: Iterable[str | None] = ()) -> Outcome:
     """The outcome of a completed HTTP exchange, from its status alone."""
-    hint = redact(body_hint.strip()[:200], secrets)
+    hint = redact(body_hint.strip(), secrets)[:200]
     detail = f"HTTP {status}" + (f": {hint}" if hint else "")
     if 200 <= status < 300:
         return Outcome.delivered(detail, status)
@@ -74,11 +75,21 @@ def classify_exception(exc: requests.RequestException, secrets: Iterable[str | N
     return Outcome.retry(f"{kind}: {redact(str(exc), secrets)}")
 
 
+def url_secrets(url: str) -> list[str]:
+    """The parts of a URL that requests may print on their own in an error ("with url:
+    /path?query"); a credential-bearing URL must have each of them redacted."""
+    parts = urllib.parse.urlsplit(url)
+    pieces = [parts.query, f"{parts.path}?{parts.query}" if parts.query else ""]
+    if parts.path not in ("", "/"):
+        pieces.append(parts.path)
+    return [p for p in pieces if p]
+
+
 def post_json(session: requests.Session, url: str, body: bytes, headers: dict[str, str],
               timeout: float, secrets: Iterable[str | None] = ()) -> tuple[requests.Response | None, Outcome | None]:
     """POST bytes; returns (response, None) or (None, retry/failed outcome) on an exception."""
     try:
         response = session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:
-        return None, classify_exception(exc, [url, *secrets])
+        return None, classify_exception(exc, [url, *url_secrets(url), *secrets])
     return response, None

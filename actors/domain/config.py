@@ -7,6 +7,7 @@ name environment variables, read by :func:`read_secret` when a channel is built.
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import os
 import tomllib
@@ -198,7 +199,7 @@ def _check_value(key: str, annotation: Any, value: Any) -> Any:
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise ConfigError(key, "must be a list of strings")
         return tuple(items)
-    if origin in (Mapping, dict) or annotation is Mapping:
+    if origin in (collections.abc.Mapping, dict) or annotation is Mapping:
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ConfigError(key, "must be a table of strings")
         return dict(value)

@@ -1,0 +1,360 @@
+"""Slack channel: an incoming webhook, or the Web API with a bot token (one thread per incident).
+
+**Webhook mode** (``slack_webhook_env`` set, no bot token): every event POSTs the full
+incident message (:func:`actors.formatting.slack.root_message`) to the URL held in the
+variable; the URL is the credential. Success only when the status is 2xx *and* the body is
+exactly ``ok``; any other 2xx body fails (``no_service`` also asks to disable the target).
+404 and 410 fail and ask to disable; 429 retries after ``Retry-After`` (10 s without one);
+other statuses as :func:`actors.channels.http.classify_status` (5xx but 501, 408, 425 retry;
+other 4xx, 3xx fail). Webhook messages have no ``ts``, so they are never updated or threaded.
+
+**Bot mode** (``slack_bot_token_env``): ``POST <slack_api_url>/<method>`` with
+``Authorization: Bearer``. A call succeeds only on a 2xx status *and* ``"ok": true``.
+HTTP 429 retries after ``Retry-After`` (10 s without one); other statuses as
+``classify_status``. ``ok: false`` codes: rate limits, ``internal_error``, ``fatal_error``,
+``request_timeout``, migrations retry; everything else fails for good, and codes saying the
+channel or token is gone (``channel_not_found``, ``is_archived``, ``invalid_auth``,
+``token_revoked`` …) also ask to disable the destination.
+
+Threading (bot mode). ``delivery.state`` is ``{"channel": C, "ts": T}`` once the incident
+has a root message in Slack:
+
+1. No stored root: chat.postMessage to ``slack_default_channel``; the root's channel and
+   ``ts`` (from Slack's answer) are returned as the new state.
+2. A stored root: chat.update the root with fresh blocks (current state, new block ids),
+   then chat.postMessage a :func:`~actors.formatting.slack.thread_reply` with
+   ``thread_ts`` = root ``ts``. If chat.update answers ``message_not_found`` or
+   ``cant_update_message`` (root deleted, or posted by another app), a new root is posted
+   in the same channel instead and its state returned. If it answers
+   ``edit_window_closed`` (the workspace forbids late edits) the root is left as it is and
+   the reply is still posted.
+
+Partial success: when the update worked but the reply must be retried, the retry outcome
+carries state ``{"channel", "ts", "updated_for": <notification id>}``; the sender hands it
+back on the next attempt, which then skips the (already done) update and only posts the
+reply. Success stores the plain ``{"channel", "ts"}`` again. Slack has no idempotency key:
+if an answer is lost (timeout) after Slack acted, the retry may post the root or a reply
+twice; an update repeated is harmless.
+
+A test notification (``is_test``) is posted as a new "[TEST]" message to the default channel
+(never into a thread, never touching the stored root) and returns ``state=None``.
+
+Expected failures never raise. Neither the token nor the webhook URL (nor its path, which
+requests quotes in connection errors) ever appears in an outcome or a log line.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+import requests
+import structlog
+
+from ..domain.config import NotificationSettings, read_secret
+from ..domain.errors import ConfigError
+from ..domain.models import Delivery, Outcome, OutcomeKind
+from ..formatting import slack as fmt
+from .http import classify_status, new_session, parse_retry_after, post_json
+from .redact import redact
+
+WEBHOOK_SETTING = "notifications.slack_webhook_env"
+TOKEN_SETTING = "notifications.slack_bot_token_env"
+CHANNEL_SETTING = "notifications.slack_default_channel"
+
+#: Wait for a rate limit that came without Retry-After (Grafana OnCall's default).
+RATE_LIMIT_RETRY_SECS = 10.0
+#: The state key recording that the root was already updated for this notification.
+UPDATED_FOR = "updated_for"
+
+RATE_LIMIT_ERRORS = frozenset({"ratelimited", "rate_limited", "message_limit_exceeded"})
+TRANSIENT_ERRORS = RATE_LIMIT_ERRORS | frozenset({
+    "internal_error", "fatal_error", "request_timeout", "service_unavailable",
+    "team_added_to_org", "org_login_required"})
+#: Errors meaning the destination itself is gone or unusable: fail and ask to disable it.
+GONE_ERRORS = frozenset({
+    "channel_not_found", "is_archived", "channel_is_archived", "is_inactive", "account_inactive",
+    "token_revoked", "invalid_auth", "not_authed", "no_service"})
+#: chat.update errors after which a new root message is posted.
+REPOST_ERRORS = frozenset({"message_not_found", "cant_update_message"})
+#: chat.update errors after which the root stays as it is and the reply is still posted.
+KEEP_ROOT_ERRORS = frozenset({"edit_window_closed"})
+
+WEBHOOK_OK = "ok"
+_MAX_HINT_CHARS = 120
+
+log = structlog.get_logger(__name__)
+
+
+class _Sessions:
+    """One keep-alive session per sending thread (requests sessions are not thread-safe)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._all: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = new_session()
+            with self._lock:
+                self._all.append(session)
+        return session
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._all = self._all, []
+        for session in sessions:
+            session.close()
+
+
+def _encode(message: Mapping[str, Any]) -> bytes:
+    """Compact ASCII JSON (never fails, even on a lone surrogate)."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def _hint(text: str, secrets: tuple[str, ...]) -> str:
+    """The first line of a response body, redacted and then cut short, for details (cutting
+    first could leave part of a secret that straddles the cut)."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return redact(first, secrets)[:_MAX_HINT_CHARS]
+
+
+def _rate_limited(detail: str, status: int, header: str | None) -> Outcome:
+    wait = parse_retry_after(header)
+    return Outcome.retry(detail, status, RATE_LIMIT_RETRY_SECS if wait is None else wait)
+
+
+# -- webhook mode ---------------------------------------------------------------------------
+
+class SlackWebhookChannel:
+    """Posts each event as a new message through one incoming webhook."""
+
+    name = "slack"
+    destinations: tuple[str, ...] = ("default",)
+    needs_state = False
+
+    def __init__(self, url: str, timeout_secs: float) -> None:
+        self._url = url
+        self._secrets = tuple(sorted(_url_secrets(url), key=len, reverse=True))
+        self._timeout = timeout_secs
+        self._sessions = _Sessions()
+
+    def deliver(self, delivery: Delivery) -> Outcome:
+        """POST the incident message; see the module docstring for how answers map to outcomes."""
+        response, error = post_json(self._sessions.get(), self._url, _encode(fmt.root_message(delivery)),
+                                    {"Content-Type": "application/json"}, self._timeout, self._secrets)
+        outcome = error or self._classify(response)
+        log.debug("slack_sent", mode="webhook", incident_id=delivery.incident_id,
+                  outcome=outcome.kind.value, status_code=outcome.status_code)
+        return outcome
+
+    def _classify(self, response: requests.Response | None) -> Outcome:
+        assert response is not None  # post_json returns a response or an outcome
+        status, body = response.status_code, response.text
+        hint = _hint(body, self._secrets)
+        if 200 <= status < 300:
+            if body == WEBHOOK_OK:
+                return Outcome.delivered(f"HTTP {status}: ok", status)
+            return Outcome.failed(f"HTTP {status}: unexpected answer {hint!r} (Slack answers 'ok' on success)",
+                                  status, disable_destination=hint in GONE_ERRORS)
+        if status == 429:
+            return _rate_limited(f"HTTP 429: {hint or 'rate limited'}", status,
+                                 response.headers.get("Retry-After"))
+        outcome = classify_status(status, hint, response.headers.get("Retry-After"), self._secrets)
+        if outcome.kind is OutcomeKind.FAILED and (status in (404, 410) or hint in GONE_ERRORS):
+            return dataclasses.replace(outcome, disable_destination=True)
+        return outcome
+
+    def close(self) -> None:
+        self._sessions.close()
+
+
+def _url_secrets(url: str) -> set[str]:
+    """The URL and the pieces of it that requests' error texts show alone (path, query)."""
+    parts = urlsplit(url)
+    pieces = {url, parts.path, parts.query, parts.username, parts.password}
+    if parts.query:
+        pieces.add(f"{parts.path}?{parts.query}")
+    return {piece for piece in pieces if piece and piece != "/"}
+
+
+# -- bot (Web API) mode ---------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class _Answer:
+    """One Web API call: the JSON body on success, else the failure and Slack's error code."""
+
+    body: Mapping[str, Any] | None = None
+    failure: Outcome | None = None
+    error: str = ""
+    status: int | None = None
+
+
+class SlackApiChannel:
+    """Posts one root message per incident with a bot token, updates it, and threads replies."""
+
+    name = "slack"
+    destinations: tuple[str, ...] = ("default",)
+    needs_state = True
+
+    def __init__(self, token: str, default_channel: str, api_url: str, timeout_secs: float) -> None:
+        self._token = token
+        self._secrets = (token,)
+        self._channel = default_channel
+        self._api_url = api_url.rstrip("/")
+        self._timeout = timeout_secs
+        self._sessions = _Sessions()
+
+    def deliver(self, delivery: Delivery) -> Outcome:
+        """Post, or update and reply in, the incident's thread (see the module docstring)."""
+        root = None if delivery.is_test else _stored_root(delivery.state)
+        if root is None:
+            return self._post_root(delivery, self._channel)
+        if delivery.state.get(UPDATED_FOR) != delivery.notification_id:
+            update = self._call("chat.update", {"channel": root["channel"], "ts": root["ts"],
+                                                **fmt.root_message(delivery)})
+            if update.error in REPOST_ERRORS:
+                log.info("slack_root_replaced", incident_id=delivery.incident_id, error=update.error)
+                return self._post_root(delivery, root["channel"], replaced=update.error)
+            if update.failure is not None and update.error not in KEEP_ROOT_ERRORS:
+                return update.failure
+        reply = self._call("chat.postMessage", {"channel": root["channel"], "thread_ts": root["ts"],
+                                                **fmt.thread_reply(delivery),
+                                                "unfurl_links": False, "unfurl_media": False})
+        if reply.failure is not None:
+            progress = {**root, UPDATED_FOR: delivery.notification_id}
+            retrying = reply.failure.kind is OutcomeKind.RETRY
+            return dataclasses.replace(reply.failure, detail=f"root updated; reply {reply.failure.detail}",
+                                       state=progress if retrying else None)
+        return Outcome.delivered(f"Slack: root {root['ts']} updated, reply posted in its thread",
+                                 reply.status, state=root)
+
+    def _post_root(self, delivery: Delivery, channel: str, replaced: str = "") -> Outcome:
+        """Post a new root message; its ``{"channel", "ts"}`` is the new state (None for a test)."""
+        answer = self._call("chat.postMessage", {"channel": channel, **fmt.root_message(delivery),
+                                                 "unfurl_links": False, "unfurl_media": False})
+        if answer.failure is not None:
+            return answer.failure
+        assert answer.body is not None
+        ts, posted_in = answer.body.get("ts"), answer.body.get("channel")
+        if not isinstance(ts, str) or not ts:
+            ts = None
+            log.warning("slack_message_without_ts", incident_id=delivery.incident_id, method="chat.postMessage")
+        state = None
+        if not delivery.is_test and ts is not None:
+            state = {"channel": posted_in if isinstance(posted_in, str) and posted_in else channel, "ts": ts}
+        why = f" (previous root: {replaced})" if replaced else ""
+        return Outcome.delivered(f"Slack: posted {'test' if delivery.is_test else 'root'} message "
+                                 f"{ts or '(no ts)'}{why}", answer.status, state=state)
+
+    def _call(self, method: str, payload: Mapping[str, Any]) -> _Answer:
+        """One Web API call, classified; never raises for network or HTTP trouble."""
+        headers = {"Content-Type": "application/json; charset=utf-8",
+                   "Authorization": f"Bearer {self._token}"}
+        response, error = post_json(self._sessions.get(), f"{self._api_url}/{method}", _encode(payload),
+                                    headers, self._timeout, self._secrets)
+        answer = _Answer(failure=_prefixed(method, error)) if error else self._classify(method, response)
+        log.debug("slack_sent", mode="api", method=method, error=answer.error,
+                  outcome=answer.failure.kind.value if answer.failure else "delivered",
+                  status_code=response.status_code if response is not None else None)
+        return answer
+
+    def _classify(self, method: str, response: requests.Response | None) -> _Answer:
+        assert response is not None  # post_json returns a response or an outcome
+        status, body = response.status_code, _json_body(response)
+        code = redact(str(body.get("error") or ""), self._secrets)[:_MAX_HINT_CHARS]
+        retry_after = response.headers.get("Retry-After")
+        if status == 429:
+            said = code or _hint(response.text, self._secrets) or "rate limited"
+            return _Answer(failure=_rate_limited(f"Slack {method}: HTTP 429: {said}", status, retry_after),
+                           error=code)
+        if not 200 <= status < 300:
+            outcome = classify_status(status, code or _hint(response.text, self._secrets), retry_after,
+                                      self._secrets)
+            return _Answer(failure=_prefixed(method, outcome), error=code)
+        if body.get("ok") is True:
+            return _Answer(body=body, status=status)
+        if not code:
+            return _Answer(failure=Outcome.failed(
+                f"Slack {method}: HTTP {status}: unexpected answer (no \"ok\": true)", status))
+        detail = f"Slack {method}: {code} (HTTP {status})" + _scopes(body, self._secrets)
+        if code in RATE_LIMIT_ERRORS:
+            failure = _rate_limited(detail, status, retry_after)
+        elif code in TRANSIENT_ERRORS:
+            failure = Outcome.retry(detail, status, parse_retry_after(retry_after))
+        else:
+            failure = Outcome.failed(detail, status, disable_destination=code in GONE_ERRORS)
+        return _Answer(failure=failure, error=code)
+
+    def close(self) -> None:
+        self._sessions.close()
+
+
+def _prefixed(method: str, outcome: Outcome) -> Outcome:
+    return dataclasses.replace(outcome, detail=f"Slack {method}: {outcome.detail}")
+
+
+def _stored_root(state: Mapping[str, Any]) -> dict[str, str] | None:
+    """``{"channel", "ts"}`` of the incident's root message, or None when none is stored."""
+    channel, ts = state.get("channel"), state.get("ts")
+    if isinstance(channel, str) and channel and isinstance(ts, str) and ts:
+        return {"channel": channel, "ts": ts}
+    return None
+
+
+def _json_body(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = json.loads(response.content or b"{}")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _scopes(body: Mapping[str, Any], secrets: tuple[str, ...]) -> str:
+    """``; needed scope chat:write, token has …`` for missing_scope answers, else ""."""
+    needed, provided = body.get("needed"), body.get("provided")
+    if not isinstance(needed, str):
+        return ""
+    text = f"; needed scope {needed}" + (f", token has {provided}" if isinstance(provided, str) else "")
+    return redact(text, secrets)[:2 * _MAX_HINT_CHARS]
+
+
+# -- construction ---------------------------------------------------------------------------
+
+def _clean_secret(key: str, env_name: str | None, value: str) -> str:
+    """The secret without surrounding whitespace; ConfigError (no value) if unusable in HTTP."""
+    cleaned = value.strip()
+    if not cleaned or any(c.isspace() for c in cleaned) or not cleaned.isascii():
+        raise ConfigError(key, f"environment variable {env_name} must hold one ASCII word "
+                               "(no spaces or line breaks inside)")
+    return cleaned
+
+
+def build(settings: NotificationSettings, environ: Mapping[str, str]) -> SlackApiChannel | SlackWebhookChannel:
+    """The Slack channel for ``[notifications]``: bot mode when ``slack_bot_token_env`` is set,
+    else webhook mode. Raises ConfigError naming the key (never the value) when the variable
+    is unset or unusable, or when bot mode has no ``slack_default_channel``."""
+    timeout = settings.timeout("slack")
+    if settings.slack_bot_token_env:
+        token = read_secret(TOKEN_SETTING, settings.slack_bot_token_env, environ)
+        assert token is not None  # required=True raises instead
+        if not settings.slack_default_channel:
+            raise ConfigError(CHANNEL_SETTING, "required with slack_bot_token_env")
+        if settings.slack_webhook_env:
+            log.warning("slack_webhook_unused", setting=WEBHOOK_SETTING,
+                        reason="a bot token is configured; messages go through the Web API")
+        return SlackApiChannel(_clean_secret(TOKEN_SETTING, settings.slack_bot_token_env, token),
+                               settings.slack_default_channel, settings.slack_api_url, timeout)
+    if not settings.slack_webhook_env:
+        raise ConfigError(WEBHOOK_SETTING, "Slack needs slack_webhook_env or slack_bot_token_env")
+    url = read_secret(WEBHOOK_SETTING, settings.slack_webhook_env, environ)
+    assert url is not None
+    url = _clean_secret(WEBHOOK_SETTING, settings.slack_webhook_env, url)
+    if not url.startswith(("https://", "http://")) or not urlsplit(url).hostname:
+        raise ConfigError(WEBHOOK_SETTING, f"environment variable {settings.slack_webhook_env} "
+                                           "must hold an http(s) webhook URL")
+    return SlackWebhookChannel(url, timeout)

@@ -1,0 +1,183 @@
+"""Generic webhook channel: the event as JSON, POSTed once per attempt, optionally signed.
+
+Signing follows Standard Webhooks v1: ``webhook-id`` is the notification id (the same on
+every retry, so receivers can drop duplicates), ``webhook-timestamp`` is this attempt's Unix
+time and ``webhook-signature`` covers exactly the bytes sent. Redirects are never followed.
+
+Thread safety: one instance may be shared by every sender in the pool; each thread gets its
+own ``requests`` session (sessions are not thread-safe), and :meth:`WebhookChannel.close`
+closes them all. The URL, the signing secret and custom header values are treated as
+secrets: they never appear in outcomes, exceptions or logs.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+import weakref
+from typing import Callable, Mapping
+from urllib.parse import urlsplit
+
+import requests
+import structlog
+
+from ..domain.config import NotificationSettings, read_secret
+from ..domain.errors import ConfigError
+from ..domain.models import Delivery, Outcome
+from ..formatting.signing import MIN_SECRET_BYTES, SECRET_PREFIX, decode_secret, sign
+from ..formatting.webhook import render
+from .http import classify_response, new_session, post_json
+
+NAME = "webhook"
+#: The only destination today: ``notifications.default_webhook_url``.
+DESTINATION = "default"
+USER_AGENT = "llm-incident-manager/0.1"
+#: Headers the channel sets itself; ``webhook_headers`` may not replace them.
+RESERVED_HEADERS = frozenset({"content-type", "content-length", "host", "transfer-encoding",
+                              "webhook-id", "webhook-timestamp", "webhook-signature"})
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: Words of a header value at least this long are redacted on their own as well.
+_MIN_HEADER_WORD = 8
+
+log = structlog.get_logger(__name__)
+
+
+def build(settings: NotificationSettings, environ: Mapping[str, str]) -> "WebhookChannel":
+    """The webhook channel for these settings; cheap (no network).
+
+    Raises ConfigError naming the key when ``webhook_secret_env`` names an unset variable
+    or one that does not hold a base64 secret, when ``default_webhook_url`` is not a usable
+    URL, or when a ``webhook_headers`` entry is not a valid, non-reserved header. Without a
+    URL the channel serves no destination and a warning is logged.
+    """
+    secret = read_secret("notifications.webhook_secret_env", settings.webhook_secret_env, environ,
+                         required=bool(settings.webhook_secret_env))
+    if not settings.default_webhook_url:
+        log.warning("webhook_enabled but no default_webhook_url", key="notifications.default_webhook_url")
+    return WebhookChannel(settings.default_webhook_url, secret=secret, headers=settings.webhook_headers,
+                          timeout=settings.timeout(NAME))
+
+
+class WebhookChannel:
+    """POSTs rendered events to one URL; see the module docstring for headers and signing."""
+
+    name = NAME
+    needs_state = False
+
+    def __init__(self, url: str | None, *, secret: str | None = None,
+                 headers: Mapping[str, str] | None = None, timeout: float = 10.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        """Raises ConfigError (naming the setting, never its value) for a bad URL, secret or header."""
+        self.destinations: tuple[str, ...] = (DESTINATION,) if url else ()
+        self._url = url
+        self._secret = secret
+        self._headers = _checked_headers(headers or {})
+        self._timeout = timeout
+        self._clock = clock
+        if secret is not None:
+            _check_secret(secret)
+        secret_texts = {secret, secret.strip().removeprefix(SECRET_PREFIX)} if secret else set()
+        # Longest first, so a whole URL is replaced before its path.
+        self._secrets: tuple[str, ...] = tuple(sorted(
+            {*(_url_secrets(url) if url else ()), *secret_texts, *_header_secrets(self._headers)},
+            key=len, reverse=True))
+        self._local = threading.local()
+        self._sessions: weakref.WeakSet[requests.Session] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def deliver(self, delivery: Delivery) -> Outcome:
+        """One POST of the rendered event; every expected failure is an Outcome.
+
+        2xx delivered; 3xx failed (redirects are not followed); 410 failed and asks to
+        disable the destination; 408/425/429/5xx (except 501), timeouts and connection
+        errors retry, passing on Retry-After; anything else failed. A destination other
+        than ``default`` (or no URL) fails, naming the setting to fix.
+        """
+        if self._url is None or delivery.destination != DESTINATION:
+            return Outcome.failed(f"webhook destination {delivery.destination!r} is not configured "
+                                  "(set notifications.default_webhook_url)")
+        body = render(delivery)
+        response, failure = post_json(self._session(), self._url, body,
+                                      self._request_headers(delivery.notification_id, body),
+                                      self._timeout, self._secrets)
+        if failure is not None:
+            return failure
+        assert response is not None  # post_json returns exactly one of the two
+        return classify_response(response, self._secrets)
+
+    def close(self) -> None:
+        """Close every thread's session; a later deliver opens a new connection."""
+        with self._lock:
+            sessions = list(self._sessions)
+        for session in sessions:
+            session.close()
+
+    def _request_headers(self, notification_id: str, body: bytes) -> dict[str, str]:
+        timestamp = int(self._clock())
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **self._headers,
+                   "webhook-id": notification_id, "webhook-timestamp": str(timestamp)}
+        if self._secret is not None:
+            headers["webhook-signature"] = sign(self._secret, notification_id, timestamp, body)
+        return headers
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = new_session()
+            with self._lock:
+                self._sessions.add(session)
+        return session
+
+
+def _check_secret(secret: str) -> None:
+    try:
+        key = decode_secret(secret)
+    except ValueError as exc:
+        raise ConfigError("notifications.webhook_secret_env",
+                          f"the variable it names holds no usable secret: {exc}") from None
+    if len(key) < MIN_SECRET_BYTES:
+        log.warning("webhook signing secret is shorter than recommended",
+                    key="notifications.webhook_secret_env", min_bytes=MIN_SECRET_BYTES)
+
+
+def _checked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The configured extra headers, or ConfigError naming the offending one (not its value)."""
+    for name, value in headers.items():
+        key = f"notifications.webhook_headers.{name}"
+        if not _HEADER_NAME.fullmatch(name):
+            raise ConfigError(key, "header names must be HTTP tokens (letters, digits and !#$%&'*+-.^_`|~)")
+        if name.lower() in RESERVED_HEADERS:
+            raise ConfigError(key, "is set by the webhook channel itself and cannot be configured")
+        if _HEADER_VALUE_CONTROL.search(value) or value != value.strip(" \t"):
+            raise ConfigError(key, "value must not contain line breaks or control characters, "
+                              "nor start or end with whitespace")
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ConfigError(key, "value must be Latin-1 text (HTTP header encoding)") from None
+    return dict(headers)
+
+
+def _header_secrets(headers: Mapping[str, str]) -> set[str]:
+    """Each header value, and each long word of it (``Bearer <token>`` → the token alone too)."""
+    values = {value for value in headers.values() if value}
+    return values | {word for value in values for word in value.split() if len(word) >= _MIN_HEADER_WORD}
+
+
+def _url_secrets(url: str) -> set[str]:
+    """The URL and each piece of it that error texts may show alone.
+
+    requests reports failures as ``… with url: /path?query`` (no scheme or host), so the
+    path, query and credentials are secrets of their own. Raises ConfigError (without the
+    URL) if requests cannot use it.
+    """
+    try:
+        prepared = requests.Request("POST", url).prepare()
+    except requests.RequestException:
+        raise ConfigError("notifications.default_webhook_url", "is not a usable http(s) URL") from None
+    pieces: set[str | None] = {url, prepared.url, prepared.path_url}
+    for parts in (urlsplit(url), urlsplit(prepared.url or url)):
+        pieces |= {parts.path, parts.query, parts.username, parts.password}
+    return {piece for piece in pieces if piece and piece != "/"}

@@ -1,0 +1,144 @@
+"""Configuration: defaults, the original's examples, and errors that name the key."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from actors.domain.config import ConfigError, Settings, load_settings, read_secret, settings_from_mapping
+
+ROOT = Path(__file__).resolve().parent.parent
+
+ORIGINAL_MINIMAL = """
+[notifications]
+webhook_enabled = true
+queue_size = 1000
+worker_threads = 2
+max_retries = 3
+retry_backoff_secs = 5
+"""
+
+ORIGINAL_SLACK = """
+[notifications]
+slack_enabled = true
+slack_webhook_env = "SLACK_WEBHOOK_URL"
+slack_default_channel = "#incidents"
+queue_size = 5000
+worker_threads = 2
+max_retries = 3
+retry_backoff_secs = 5
+"""
+
+ORIGINAL_PRODUCTION = """
+[notifications]
+# Slack
+slack_enabled = true
+slack_webhook_env = "SLACK_WEBHOOK_URL"
+slack_bot_token_env = "SLACK_BOT_TOKEN"
+slack_default_channel = "#incidents"
+
+# Email
+email_enabled = true
+smtp_server = "smtp.gmail.com"
+smtp_port = 587
+smtp_use_tls = true
+smtp_username_env = "SMTP_USERNAME"
+smtp_password_env = "SMTP_PASSWORD"
+email_from = "incidents@example.com"
+email_from_name = "LLM Incident Manager"
+
+# PagerDuty
+pagerduty_enabled = true
+pagerduty_integration_key_env = "PAGERDUTY_INTEGRATION_KEY"
+pagerduty_api_url = "https://events.pagerduty.com/v2/enqueue"
+
+# Webhooks
+webhook_enabled = true
+webhook_timeout_secs = 10
+
+# Queue Configuration
+queue_size = 10000
+worker_threads = 4
+
+# Retry Configuration
+max_retries = 3
+retry_backoff_secs = 5
+"""
+
+
+@pytest.mark.parametrize("text", [ORIGINAL_MINIMAL, ORIGINAL_SLACK, ORIGINAL_PRODUCTION],
+                         ids=["minimal", "slack", "production"])
+def test_the_originals_example_configurations_load_unchanged(tmp_path, text):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    settings = load_settings(path)
+    assert settings.notifications.max_retries == 3
+    assert settings.notifications.retry_backoff_secs == 5.0
+
+
+def test_the_production_example_uses_starttls_on_587():
+    assert settings_from_mapping({"notifications": {"smtp_port": 587}}).notifications.tls_mode == "starttls"
+    assert settings_from_mapping({"notifications": {"smtp_port": 465}}).notifications.tls_mode == "implicit"
+    assert settings_from_mapping({"notifications": {"smtp_use_tls": False}}).notifications.tls_mode == "none"
+
+
+def test_the_repository_config_loads_and_matches_the_documented_defaults():
+    settings = load_settings(ROOT / "config.toml")
+    assert settings.server.grpc_port == 9000
+    assert settings.state.path == "./data/incidents.db"
+    assert Settings().processing.deduplication_window_secs == 900
+
+
+@pytest.mark.parametrize("data, key", [
+    ({"notifications": {"queue_size": 0}}, "notifications.queue_size"),
+    ({"notifications": {"bogus": 1}}, "notifications.bogus"),
+    ({"notifications": {"max_retries": "three"}}, "notifications.max_retries"),
+    ({"server": {"grpc_port": 70000}}, "server.grpc_port"),
+    ({"state": {"synchronous": "sometimes"}}, "state.synchronous"),
+    ({"notifications": {"slack": {"min_severity": "P9"}}}, "notifications.slack.min_severity"),
+    ({"notifications": {"email_enabled": True}}, "notifications.smtp_server"),
+    ({"nonsense": {}}, "nonsense"),
+])
+def test_invalid_settings_raise_an_error_naming_the_key(data, key):
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping(data)
+    assert info.value.key == key
+    assert str(info.value).startswith(key)
+
+
+def test_a_missing_secret_names_the_setting_and_variable_but_a_present_one_is_masked():
+    with pytest.raises(ConfigError, match="notifications.slack_webhook_env: environment variable HOOK is not set"):
+        read_secret("notifications.slack_webhook_env", "HOOK", {})
+    secret = read_secret("k", "HOOK", {"HOOK": "https://hooks.example/T/B/secret"})
+    assert secret == "https://hooks.example/T/B/secret" and "secret" not in repr(secret)
+
+
+def run_server(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "server.py"), *args], capture_output=True, text=True,
+                          timeout=60, env=env, cwd=ROOT)
+
+
+def test_check_config_exits_zero_for_a_valid_file(tmp_path):
+    path = tmp_path / "ok.toml"
+    path.write_text(ORIGINAL_MINIMAL)
+    result = run_server("--config", str(path), "--check-config")
+    assert result.returncode == 0, result.stderr
+    assert "configuration OK" in result.stdout
+
+
+def test_check_config_exits_non_zero_naming_the_bad_key(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[notifications]\nqueue_size = 0\n")
+    result = run_server("--config", str(path), "--check-config")
+    assert result.returncode == 2
+    assert "notifications.queue_size" in result.stderr
+
+
+def test_check_config_reports_an_unset_secret_of_an_enabled_channel(tmp_path):
+    path = tmp_path / "slack.toml"
+    path.write_text(ORIGINAL_SLACK)
+    result = run_server("--config", str(path), "--check-config", env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert "SLACK_WEBHOOK_URL is not set" in result.stderr

@@ -1,0 +1,99 @@
+"""Pure domain rules: lifecycle, deduplication, routing, retry policy, pacing."""
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+
+from actors.domain.dedup import fingerprint, joins_incident
+from actors.domain.errors import IllegalTransition
+from actors.domain.models import Alert, Incident, IncidentState as S, IncidentType, Severity, utc_now
+from actors.domain.ratelimit import TokenBucket
+from actors.domain.retry import RetryPolicy
+from actors.domain.routing import Receiver, route
+from actors.domain.state_machine import ALLOWED, check_transition
+
+
+def make_alert(**overrides) -> Alert:
+    fields = dict(alert_id="a-1", source="sentinel", title="High Latency", description="", severity=Severity.P1,
+                  type=IncidentType.PERFORMANCE, affected_services=("api", "db"))
+    fields.update(overrides)
+    return Alert(**fields)
+
+
+def make_incident(state: S = S.DETECTED, last_alert_age: float = 0.0, severity: Severity = Severity.P1) -> Incident:
+    now = utc_now()
+    return Incident(id="i-1", fingerprint="fp", title="t", description="", severity=severity,
+                    type=IncidentType.PERFORMANCE, state=state, source="s", created_at=now - timedelta(hours=5),
+                    updated_at=now, last_alert_at=now - timedelta(seconds=last_alert_age))
+
+
+@pytest.mark.parametrize("current", list(S))
+@pytest.mark.parametrize("target", list(S))
+def test_every_transition_is_allowed_exactly_when_the_table_says_so(current, target):
+    if target in ALLOWED[current]:
+        check_transition(current, target)
+    else:
+        with pytest.raises(IllegalTransition, match=f"from {current.name} to {target.name}"):
+            check_transition(current, target)
+
+
+def test_closed_is_final_and_resolving_twice_is_illegal():
+    assert ALLOWED[S.CLOSED] == frozenset()
+    assert S.RESOLVED not in ALLOWED[S.RESOLVED]
+
+
+def test_fingerprint_ignores_service_order_and_labels_but_not_title():
+    base = fingerprint(make_alert())
+    assert fingerprint(make_alert(affected_services=("db", "api"), labels={"pod": "x"})) == base
+    assert fingerprint(make_alert(title="Other")) != base
+    assert fingerprint(make_alert(type=IncidentType.DATA)) != base
+
+
+def test_an_alert_joins_while_the_last_alert_is_within_the_window_even_if_creation_is_older():
+    incident = make_incident(last_alert_age=800)  # created 5 h ago, last alert 800 s ago
+    assert joins_incident(incident, utc_now(), 900, enabled=True)
+
+
+def test_an_alert_opens_a_new_incident_after_the_window_or_when_resolved_or_disabled():
+    now = utc_now()
+    assert not joins_incident(make_incident(last_alert_age=901), now, 900, enabled=True)
+    assert not joins_incident(make_incident(S.RESOLVED), now, 900, enabled=True)
+    assert not joins_incident(make_incident(), now, 900, enabled=False)
+    assert not joins_incident(None, now, 900, enabled=True)
+
+
+def test_routing_respects_each_receivers_minimum_severity():
+    pager = Receiver("pagerduty", "default", min_severity=Severity.P1)
+    hook = Receiver("webhook", "default")
+    assert route(make_incident(severity=Severity.P0), "incident.detected", (pager, hook)) == [pager, hook]
+    assert route(make_incident(severity=Severity.P2), "incident.detected", (pager, hook)) == [hook]
+
+
+def test_retry_delay_is_full_jitter_below_the_exponential_ceiling():
+    policy = RetryPolicy(max_retries=5, base_secs=5, cap_secs=300)
+    rng = random.Random(7)
+    for attempt, ceiling in ((1, 5), (2, 10), (3, 20), (8, 300)):
+        delays = [policy.delay(attempt, rng=rng) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling * 0.8  # spread over the whole range, not fixed
+
+
+def test_retry_after_is_a_floor_clamped_to_the_maximum():
+    policy = RetryPolicy(base_secs=1, max_retry_after_secs=60)
+    assert policy.delay(1, retry_after=30) >= 30
+    assert policy.delay(1, retry_after=10_000) == 60
+
+
+def test_the_policy_gives_up_after_max_retries():
+    policy = RetryPolicy(max_retries=3)
+    assert [policy.gives_up_after(n) for n in (1, 2, 3, 4)] == [False, False, False, True]
+
+
+def test_token_bucket_paces_to_the_rate_after_the_burst():
+    bucket = TokenBucket(rate=2.0, burst=1)
+    assert bucket.reserve(100.0) == 0.0
+    assert bucket.reserve(100.0) == pytest.approx(0.5)
+    assert bucket.reserve(100.0) == pytest.approx(1.0)
+    assert bucket.reserve(102.0) == 0.0
