@@ -57,6 +57,8 @@ def serve(settings: Settings, ready: threading.Event | None = None) -> int:
             log.warning("second_signal_exiting_now", signal=signum)
             os._exit(128 + signum)
         log.info("shutdown_requested", signal=signum)
+        engine.stop_intake()
+        api.drain()
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -70,7 +72,6 @@ def serve(settings: Settings, ready: threading.Event | None = None) -> int:
         api.stop(0)
         engine.stop(grace_secs=0)
         return EXIT_SUPERVISION
-    api.drain()
     engine.stop()
     api.stop(1)
     log.info("stopped")

@@ -34,6 +34,7 @@ from .domain.models import (Alert, Attempt, Delivery, Incident, IncidentState, I
                             Severity, TimelineEvent, utc_now)
 from .domain.retry import RetryPolicy
 from .events import Event, EventHub, Subscription
+from .faults import ActorFaults
 from .messages import (AddNote, AlertResult, CreateIncident, Drain, InFlightCounts, ResolveIncident,
                        SenderRestarted, SubmitAlerts, TransitionIncident, UpdateIncident, Wake)
 from .processor import ProcessorActor
@@ -69,6 +70,7 @@ class Engine:
         self.ask_timeout = ask_timeout
         self.clock = clock
         self.hub = EventHub()
+        self.faults = ActorFaults()
         self.directory = ActorDirectory()
         self.failed = threading.Event()
         self.failure_reason = ""
@@ -92,17 +94,29 @@ class Engine:
         specs = [self._pool_spec(name, policy) for name in self._probes]
         specs.append(ChildSpec("router", lambda parent, name: RouterActor.start(
             parent, name, self.store, self.receivers, {c: n.pool_size(c) for c in self._probes},
-            self.directory, self.scheduler, n.queue_size, n.per_destination_limit)))
+            self.directory, self.scheduler, n.queue_size, n.per_destination_limit, faults=self.faults)))
         specs.append(ChildSpec("processor", lambda parent, name: ProcessorActor.start(
             parent, name, self.store, self.settings.processing, self.receivers, self.directory, self.hub,
-            self.clock)))
+            self.clock, faults=self.faults)))
         self._top = Supervisor.start(None, "top", specs, Strategy.REST_FOR_ONE, sup.max_restarts,
                                      sup.within_secs, self.directory, self.scheduler,
                                      on_escalate=self._escalated)
+        self._wait_until_running(expected=2 + sum(1 + n.pool_size(c) for c in self._probes))
         self._accepting = True
         log.info("engine_started", channels=list(self._probes), receivers=len(self.receivers),
                  store=self.settings.state.path)
         return self
+
+    def _wait_until_running(self, expected: int, timeout: float = 30.0) -> None:
+        """Block until every actor of the tree has started (supervisors start children in
+        their own threads). Raises Unavailable if that takes longer than ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            statuses = self.actor_statuses()
+            if len(statuses) == expected and all(s.alive for s in statuses):
+                return
+            self.failed.wait(0.01)
+        raise Unavailable("the actor tree did not start in time")
 
     def _pool_spec(self, channel: str, policy: RetryPolicy) -> ChildSpec:
         n = self.settings.notifications
@@ -112,7 +126,7 @@ class Engine:
 
         def start_sender(parent: pykka.ActorRef, name: str) -> pykka.ActorRef:
             return SenderActor.start(parent, name, self.channel_factory(channel), self.store, self.directory,
-                                     self.scheduler, self.hub, policy, member_rate)
+                                     self.scheduler, self.hub, policy, member_rate, faults=self.faults)
 
         members = [ChildSpec(sender_name(channel, i), start_sender) for i in range(size)]
         sup = self.settings.supervision
@@ -127,6 +141,10 @@ class Engine:
         self.failure_reason = reason
         self._accepting = False
         self.failed.set()
+
+    def stop_intake(self) -> None:
+        """From now on every command answers Unavailable; deliveries go on."""
+        self._accepting = False
 
     def stop(self, grace_secs: float | None = None) -> None:
         """Stop intake, let in-flight sends finish for up to ``grace_secs``, then stop every

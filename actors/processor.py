@@ -27,6 +27,7 @@ from .domain.models import (Alert, EventKind, Incident, IncidentState, Resolutio
                              ResolutionMethod, TimelineEvent, utc_now)
 from .domain.routing import Receiver, route
 from .domain.state_machine import check_transition
+from .faults import ActorFaults
 from .events import EventHub, IncidentChanged
 from .messages import (AddNote, AlertResult, CreateIncident, ResolveIncident, SubmitAlerts,
                        TransitionIncident, UpdateIncident, Wake)
@@ -42,8 +43,8 @@ class ProcessorActor(SupervisedActor):
     def __init__(self, supervisor: pykka.ActorRef | None, name: str, store: SqliteStore,
                  settings: ProcessingSettings, receivers: tuple[Receiver, ...],
                  directory: ActorDirectory, hub: EventHub,
-                 clock: Callable[[], datetime] = utc_now) -> None:
-        super().__init__(supervisor, name)
+                 clock: Callable[[], datetime] = utc_now, faults: ActorFaults | None = None) -> None:
+        super().__init__(supervisor, name, faults)
         self.store = store
         self.settings = settings
         self.receivers = receivers
@@ -51,12 +52,9 @@ class ProcessorActor(SupervisedActor):
         self.hub = hub
         self.clock = clock
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         handler = self._handlers.get(type(message))
-        if handler is None:
-            log.warning("unexpected_message", actor=self.name, message=type(message).__name__)
-            return None
-        return handler(self, message)
+        return super().receive(message) if handler is None else handler(self, message)
 
     # -- alerts ------------------------------------------------------------------------
     def _submit_alerts(self, command: SubmitAlerts) -> list[AlertResult]:

@@ -23,6 +23,7 @@ import structlog
 
 from .directory import ActorDirectory
 from .domain.routing import Receiver
+from .faults import ActorFaults
 from .messages import (Drain, InFlightCounts, Pull, RetryResumed, RetryWaiting, Send, SenderRestarted,
                        Settled, Wake)
 from .scheduler import Scheduler, TimerHandle
@@ -48,8 +49,9 @@ class RouterActor(SupervisedActor):
     def __init__(self, supervisor: pykka.ActorRef | None, name: str, store: SqliteStore,
                  receivers: tuple[Receiver, ...], pool_sizes: dict[str, int], directory: ActorDirectory,
                  scheduler: Scheduler, max_in_flight: int, per_destination_limit: int,
-                 poll_interval: float = 1.0, clock: Callable[[], float] = time.time) -> None:
-        super().__init__(supervisor, name)
+                 poll_interval: float = 1.0, clock: Callable[[], float] = time.time,
+                 faults: ActorFaults | None = None) -> None:
+        super().__init__(supervisor, name, faults)
         self.store = store
         self.destinations = sorted({(r.channel, r.destination) for r in receivers})
         self.pool_sizes = pool_sizes
@@ -85,7 +87,7 @@ class RouterActor(SupervisedActor):
             self._schedule_poll()
         self._poll_timer = self.scheduler.call_later(self.poll_interval, poll)
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         if isinstance(message, Wake):
             self._request_pull()
         elif isinstance(message, Pull):
@@ -106,7 +108,7 @@ class RouterActor(SupervisedActor):
             self._draining = True
             return self.sending
         else:
-            log.warning("unexpected_message", actor=self.name, message=type(message).__name__)
+            return super().receive(message)
         return None
 
     def _request_pull(self) -> None:

@@ -22,6 +22,7 @@ from .directory import ActorDirectory
 from .domain.models import Delivery, DeliveryStatus, Outcome, OutcomeKind
 from .domain.ratelimit import TokenBucket
 from .domain.retry import RetryPolicy
+from .faults import ActorFaults
 from .events import DeliverySettled, EventHub
 from .messages import Attempt, RetryResumed, RetryWaiting, Send, Settled
 from .scheduler import Scheduler, TimerHandle
@@ -39,8 +40,8 @@ class SenderActor(SupervisedActor):
     def __init__(self, supervisor: pykka.ActorRef | None, name: str, channel: Channel,
                  store: SqliteStore, directory: ActorDirectory, scheduler: Scheduler, hub: EventHub,
                  policy: RetryPolicy, rate_per_sec: float | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
-        super().__init__(supervisor, name)
+                 clock: Callable[[], float] = time.time, faults: ActorFaults | None = None) -> None:
+        super().__init__(supervisor, name, faults)
         self.channel = channel
         self.store = store
         self.directory = directory
@@ -57,7 +58,7 @@ class SenderActor(SupervisedActor):
         self.timers.clear()
         self.channel.close()
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         if isinstance(message, Send):
             self._paced(message.delivery)
         elif isinstance(message, Attempt):
@@ -65,7 +66,7 @@ class SenderActor(SupervisedActor):
             self.directory.tell(ROUTER, RetryResumed(message.delivery.notification_id))
             self._paced(message.delivery)
         else:
-            log.warning("unexpected_message", actor=self.name, message=type(message).__name__)
+            return super().receive(message)
         return None
 
     def _paced(self, delivery: Delivery) -> None:

@@ -27,9 +27,13 @@ import pykka
 import structlog
 
 from .directory import ActorDirectory
+from .faults import ActorFaults
 from .scheduler import Scheduler
 
 log = structlog.get_logger(__name__)
+
+
+NO_FAULTS = ActorFaults()
 
 
 class Restart(enum.Enum):
@@ -94,10 +98,11 @@ class SupervisedActor(pykka.ThreadingActor):
     #: nothing is lost, the store still owes whatever was in flight.
     use_daemon_thread = True
 
-    def __init__(self, supervisor: pykka.ActorRef | None, name: str) -> None:
+    def __init__(self, supervisor: pykka.ActorRef | None, name: str, faults: ActorFaults | None = None) -> None:
         super().__init__()
         self.supervisor = supervisor
         self.name = name
+        self.faults = faults or NO_FAULTS
         self._reported = False
 
     def started(self) -> None:
@@ -106,8 +111,19 @@ class SupervisedActor(pykka.ThreadingActor):
     def cleanup(self) -> None:
         """Release what this actor holds; must not raise."""
 
+    def receive(self, message: Any) -> Any:
+        """Handle one message (subclasses). For a told message, an exception crashes the
+        actor and its supervisor restarts it; for an asked one it goes back to the asker."""
+        log.warning("unexpected_message", actor=self.name, message=type(message).__name__)
+        return None
+
+    def on_receive(self, message: Any) -> Any:
+        self.faults.before_message(self.name)
+        return self.receive(message)
+
     def on_start(self) -> None:
         try:
+            self.faults.before_start(self.name)
             self.started()
         except Exception as exc:
             self._report(f"on_start failed: {exc!r}", abnormal=True)
@@ -200,13 +216,15 @@ class Supervisor(SupervisedActor):
                 pass
 
     # -- messages ----------------------------------------------------------------------
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         if isinstance(message, ChildExited):
             self._child_exited(message)
         elif isinstance(message, _CheckLiveness):
             self._check_liveness()
         elif isinstance(message, GetStatus):
             return self._status()
+        else:
+            return super().receive(message)
         return None
 
     def _status(self) -> list[ChildStatus]:

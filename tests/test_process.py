@@ -1,0 +1,102 @@
+"""The server as a real process: kill -9 loses nothing, SIGTERM drains and exits 0."""
+from __future__ import annotations
+
+import signal
+import threading
+from collections import defaultdict
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from protos import alerts_pb2
+from tests.support.http_receiver import HttpReceiver, Recorded, Reply
+from tests.support.process import ServerProcess, write_config
+from tests.support.server import TIMEOUT, client_for
+
+BURST = 300
+
+
+def alert(n: int) -> alerts_pb2.AlertRequest:
+    return alerts_pb2.AlertRequest(alert_id=f"a-{n}", source="sentinel", title=f"alert {n}", severity=2, type=2)
+
+
+def test_kill_minus_nine_mid_burst_loses_no_owed_notification(tmp_path):
+    slow = threading.Event()  # never set: the receiver answers slowly so a backlog builds up
+
+    def respond(request: Recorded) -> Reply:
+        slow.wait(0.002)
+        return Reply()
+
+    with HttpReceiver(respond) as rx:
+        server = ServerProcess(write_config(tmp_path / "c.toml", tmp_path / "store.db", rx.url + "/hook",
+                                            "worker_threads = 1"))
+        acked: dict[str, str] = {}
+        try:
+            server.start()
+            with client_for(server.port) as client:
+                for n in range(BURST):
+                    if n == BURST // 2:
+                        server.proc.send_signal(signal.SIGKILL)
+                    try:
+                        ack = client.alerts.SubmitAlert(alert(n), timeout=TIMEOUT)
+                    except grpc.RpcError:
+                        break  # the server is gone; this alert was never acknowledged
+                    acked[ack.alert_id] = ack.incident_id
+            server.wait()
+            assert BURST // 2 <= len(acked) < BURST
+            before_restart = len(rx.requests)
+            assert before_restart < len(acked), "the kill should leave deliveries owed"
+            server.start()
+            expected = set(acked.values())
+
+            def delivered_incidents() -> set[str]:
+                return {r.json()["incident"]["id"] for r in list(rx.requests)}
+
+            tick = threading.Event()
+            for _ in range(int(60 / 0.05)):
+                if expected <= delivered_incidents():
+                    break
+                tick.wait(0.05)
+        finally:
+            server.stop()
+    assert expected <= delivered_incidents()
+    ids_per_incident = defaultdict(set)
+    for request in rx.requests:
+        body = request.json()
+        ids_per_incident[body["incident"]["id"]].add(body["notification_id"])
+    # a repeat is allowed only for a delivery that was in flight, and it carries the same id
+    assert all(len(ids) == 1 for ids in ids_per_incident.values())
+
+
+def test_sigterm_stops_intake_lets_in_flight_sends_finish_and_exits_zero(tmp_path):
+    entered, release = threading.Event(), threading.Event()
+
+    def respond(request: Recorded) -> Reply:
+        entered.set()
+        release.wait(TIMEOUT)
+        return Reply()
+
+    with HttpReceiver(respond) as rx:
+        server = ServerProcess(write_config(tmp_path / "c.toml", tmp_path / "store.db", rx.url + "/hook"))
+        try:
+            server.start()
+            with client_for(server.port) as client:
+                client.alerts.SubmitAlert(alert(1), timeout=TIMEOUT)
+                assert entered.wait(TIMEOUT)
+                server.proc.send_signal(signal.SIGTERM)
+                health = health_pb2_grpc.HealthStub(client.channel)
+                statuses = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT)
+                assert any(s.status == health_pb2.HealthCheckResponse.NOT_SERVING for s in statuses)
+                threading.Timer(0.5, release.set).start()
+                try:
+                    client.alerts.SubmitAlert(alert(2), timeout=TIMEOUT)
+                    rejected = None
+                except grpc.RpcError as error:
+                    rejected = error.code()
+            assert server.wait() == 0
+        finally:
+            server.stop()
+    assert rejected == grpc.StatusCode.UNAVAILABLE
+    assert len(rx.requests) == 1
+    log = "".join(server.output)
+    assert "Traceback" not in log
