@@ -25,6 +25,7 @@ import pykka
 import structlog
 
 from .channels.base import Channel, receivers_for
+from .channels.faults import ChannelFaults, FaultyChannel
 from .channels.registry import build_channel, enabled_channels
 from .directory import ActorDirectory
 from .domain.changes import ChannelCounts, IncidentQuery, NotificationRecord
@@ -65,8 +66,9 @@ class Engine:
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.settings = settings
         self.environ = dict(os.environ if environ is None else environ)
-        self.channel_factory = channel_factory or (
-            lambda name: build_channel(name, settings.notifications, self.environ))
+        self.channel_faults = ChannelFaults()
+        build = channel_factory or (lambda name: build_channel(name, settings.notifications, self.environ))
+        self.channel_factory: ChannelFactory = lambda name: FaultyChannel(build(name), self.channel_faults)
         self.ask_timeout = ask_timeout
         self.clock = clock
         self.hub = EventHub()

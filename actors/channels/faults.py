@@ -1,0 +1,105 @@
+"""Transport fault injection: make a channel's next sends fail the way a real peer would.
+
+:class:`ChannelFaults` holds, per channel, a queue of planned failures; :class:`FaultyChannel`
+wraps a real channel and consumes one plan per ``deliver``. The injected outcome is what
+the real classifier makes of that failure (an HTTP status goes through the shared HTTP
+classifier, an SMTP code through the email classifier), so retry, dead-letter and
+Retry-After handling are exercised exactly as in production.
+"""
+from __future__ import annotations
+
+import smtplib
+import threading
+from collections import deque
+from dataclasses import dataclass
+import requests
+
+from ..domain.models import Delivery, Outcome
+from .base import Channel
+from .email import classify_error
+from .http import classify_exception, classify_status
+
+KINDS = ("timeout", "connection_refused", "http_status", "smtp_code", "slow")
+
+
+@dataclass(frozen=True, slots=True)
+class TransportFault:
+    """``kind`` is one of KINDS; ``code`` is the HTTP status or SMTP reply code; ``delay_ms``
+    is how long a ``slow`` send stalls before going through for real."""
+
+    kind: str
+    code: int = 0
+    delay_ms: float = 0.0
+    retry_after: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.kind == "http_status" and not 100 <= self.code <= 599:
+            raise ValueError("code must be an HTTP status (100-599)")
+        if self.kind == "smtp_code" and not 200 <= self.code <= 599:
+            raise ValueError("code must be an SMTP reply code (200-599)")
+
+
+class ChannelFaults:
+    """Thread-safe plans: ``fail_next(channel, n, fault)`` queues n faults for that channel."""
+
+    def __init__(self) -> None:
+        self._plans: dict[str, deque[TransportFault]] = {}
+        self._lock = threading.Lock()
+        self.injected = 0
+
+    def fail_next(self, channel: str, times: int, fault: TransportFault) -> None:
+        with self._lock:
+            self._plans.setdefault(channel, deque()).extend([fault] * times)
+
+    def clear(self, channel: str | None = None) -> None:
+        with self._lock:
+            if channel is None:
+                self._plans.clear()
+            else:
+                self._plans.pop(channel, None)
+
+    def take(self, channel: str) -> TransportFault | None:
+        with self._lock:
+            plan = self._plans.get(channel)
+            if not plan:
+                return None
+            self.injected += 1
+            return plan.popleft()
+
+
+class FaultyChannel:
+    """A channel that first consults :class:`ChannelFaults`, then delegates to the real one."""
+
+    def __init__(self, inner: Channel, faults: ChannelFaults) -> None:
+        self.inner = inner
+        self.faults = faults
+        self.name = inner.name
+        self.destinations = inner.destinations
+        self.needs_state = inner.needs_state
+        self._stall = threading.Event()  # never set; waited on to stall a slow send
+
+    def deliver(self, delivery: Delivery) -> Outcome:
+        fault = self.faults.take(self.name)
+        if fault is None:
+            return self.inner.deliver(delivery)
+        if fault.kind == "slow":
+            self._stall.wait(fault.delay_ms / 1000.0)
+            return self.inner.deliver(delivery)
+        return injected_outcome(fault)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def injected_outcome(fault: TransportFault) -> Outcome:
+    """The outcome a real transport reports for this failure."""
+    if fault.kind == "timeout":
+        return classify_exception(requests.Timeout("injected timeout"))
+    if fault.kind == "connection_refused":
+        return classify_exception(requests.ConnectionError("injected: connection refused"))
+    if fault.kind == "http_status":
+        return classify_status(fault.code, "injected", fault.retry_after)
+    return classify_error(smtplib.SMTPResponseException(fault.code, b"injected"))
+
