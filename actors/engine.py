@@ -36,6 +36,7 @@ from .domain.models import (Alert, Attempt, Delivery, Incident, IncidentState, I
 from .domain.retry import RetryPolicy
 from .events import Event, EventHub, Subscription
 from .faults import ActorFaults
+from .intake import GroupCommit
 from .messages import (AddNote, AlertResult, CreateIncident, Drain, InFlightCounts, ResolveIncident,
                        SenderRestarted, SubmitAlerts, TransitionIncident, UpdateIncident, Wake)
 from .processor import ProcessorActor
@@ -81,6 +82,7 @@ class Engine:
         self._top: pykka.ActorRef | None = None
         self._probes: dict[str, Channel] = {}
         self._test_lock = threading.Lock()
+        self._group_commit = GroupCommit(lambda alerts: self._ask_processor(SubmitAlerts(tuple(alerts))))
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> "Engine":
@@ -184,21 +186,36 @@ class Engine:
         return self._accepting
 
     # -- commands (through the processor) ----------------------------------------------
-    def _ask(self, command: Any) -> Any:
+    def _admitted(self) -> threading.BoundedSemaphore:
+        """The intake permit to hold while a command is outstanding; raises Unavailable when
+        not accepting work and Overloaded when over the intake bound."""
         if not self._accepting:
             raise Unavailable("the engine is not accepting work (starting or shutting down)")
         if not self._intake.acquire(blocking=False):
             raise Overloaded("intake is over its bound; retry later")
+        return self._intake
+
+    def _ask_processor(self, command: Any) -> Any:
         try:
             return self.directory.get("processor").ask(command, timeout=self.ask_timeout)
         except (pykka.ActorDeadError, pykka.Timeout):
             raise Unavailable("the processor is restarting; retry") from None
+
+    def _ask(self, command: Any) -> Any:
+        permit = self._admitted()
+        try:
+            return self._ask_processor(command)
         finally:
-            self._intake.release()
+            permit.release()
 
     def submit_alerts(self, alerts: list[Alert]) -> list[AlertResult]:
-        """Record alerts in one transaction (deduplicated into incidents)."""
-        return self._ask(SubmitAlerts(tuple(alerts)))
+        """Record alerts, deduplicated into incidents; committed before this returns.
+        Concurrent callers are grouped into one store transaction (see actors/intake.py)."""
+        permit = self._admitted()
+        try:
+            return self._group_commit.submit(alerts)
+        finally:
+            permit.release()
 
     def submit_alert(self, alert: Alert) -> AlertResult:
         return self.submit_alerts([alert])[0]

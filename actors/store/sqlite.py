@@ -49,6 +49,9 @@ class SqliteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # One writer at a time, queued on a Python lock: SQLite's own busy handler would make
+        # contending writers sleep in steps of up to 100 ms.
+        self._write_lock = threading.Lock()
         self._connection().executescript(SCHEMA)
 
     # -- connections -------------------------------------------------------------------
@@ -66,7 +69,7 @@ class SqliteStore:
         return conn
 
     def _transaction(self) -> "_Txn":
-        return _Txn(self._connection())
+        return _Txn(self._connection(), self._write_lock)
 
     def close(self) -> None:
         """Close every connection opened by any thread. Later calls reopen as needed."""
@@ -343,14 +346,23 @@ def _decode_seq(token: str) -> int:
 class _Txn:
     """``with`` block running BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, lock: threading.Lock) -> None:
         self.conn = conn
+        self.lock = lock
 
     def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.lock.acquire()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
         return self.conn
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()
 
 
