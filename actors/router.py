@@ -60,6 +60,7 @@ class RouterActor(SupervisedActor):
         self.max_in_flight = max_in_flight
         self.per_destination_limit = per_destination_limit
         self.poll_interval = poll_interval
+        self.pull_batch = max(1, min(per_destination_limit, max_in_flight) // 4)
         self.clock = clock
         self.tracked: dict[str, _Tracked] = {}
         self.per_destination: Counter[tuple[str, str]] = Counter()
@@ -69,6 +70,7 @@ class RouterActor(SupervisedActor):
         self._poll_timer: TimerHandle | None = None
 
     def started(self) -> None:
+        self.store.release()  # a new router knows of nothing in flight: everything owed is due
         self._request_pull()
         self._schedule_poll()
 
@@ -123,13 +125,13 @@ class RouterActor(SupervisedActor):
         for channel, destination in self.destinations:
             key = (channel, destination)
             room = min(self.per_destination_limit - self.per_destination[key], self.max_in_flight - self.sending)
-            if room <= 0:
-                continue
-            held = [nid for nid, t in self.tracked.items() if t.channel == channel and t.destination == destination]
-            for delivery in self.store.due_deliveries(channel, destination, now, room, exclude=held):
+            if room < self.pull_batch and self.per_destination[key] > 0:
+                continue  # wait for a worthwhile batch of free slots: fewer, larger queries
+            for delivery in self.store.lease_due(channel, destination, now, room):
                 name = sender_name(channel, zlib.crc32(delivery.incident_id.encode()) % self.pool_sizes[channel])
                 if not self.directory.tell(name, Send(delivery)):
-                    break  # that sender is restarting; the delivery stays owed in the store
+                    self.store.release([delivery.notification_id])  # its sender is restarting
+                    continue
                 self.tracked[delivery.notification_id] = _Tracked(channel, destination, name)
                 self.per_destination[key] += 1
                 self.sending += 1
@@ -155,6 +157,7 @@ class RouterActor(SupervisedActor):
         lost = [nid for nid, t in self.tracked.items() if t.sender == sender]
         for nid in lost:
             self._forget(nid)
+        self.store.release(lost)
         log.warning("deliveries_recovered", actor=self.name, sender=sender, count=len(lost))
         self._request_pull()
 

@@ -1,23 +1,66 @@
 """alerts.AlertIngestion: unary and bidirectional-stream alert intake."""
 from __future__ import annotations
 
-from typing import Iterator
+import queue
+import threading
+from typing import Iterable, Iterator, TypeVar
 
 import grpc
 
 from protos import alerts_pb2, alerts_pb2_grpc
 
-from ..domain.errors import DomainError, InvalidArgument, Overloaded
+from ..domain.errors import InvalidArgument, Overloaded, Unavailable
+from ..domain.models import Alert
 from ..engine import Engine
 from ..messages import AlertResult
 from .convert import alert_from_proto
 from .errors import translate
+
+T = TypeVar("T")
+STREAM_BATCH = 256
+_END = object()
 
 
 def _ack(result: AlertResult) -> alerts_pb2.AlertAck:
     status = alerts_pb2.DUPLICATE if result.duplicate else alerts_pb2.ACCEPTED
     return alerts_pb2.AlertAck(alert_id=result.alert_id, status=status, incident_id=result.incident_id,
                                new_incident=result.new_incident)
+
+
+def available_batches(items: Iterable[T], max_batch: int) -> Iterator[list[T]]:
+    """Lists of whatever has arrived: waits for one item, then takes what is already queued.
+
+    A reader thread pulls from ``items`` (a blocking gRPC request iterator) so the client can
+    keep sending while the previous batch is committed. An error raised by ``items`` (the
+    client cancelled) ends the batches.
+    """
+    arrived: queue.Queue[object] = queue.Queue(maxsize=4 * max_batch)
+
+    def read() -> None:
+        try:
+            for item in items:
+                arrived.put(item)
+        except grpc.RpcError:
+            pass
+        finally:
+            arrived.put(_END)
+
+    threading.Thread(target=read, name="stream-reader", daemon=True).start()
+    while True:
+        first = arrived.get()
+        if first is _END:
+            return
+        batch = [first]
+        while len(batch) < max_batch:
+            try:
+                item = arrived.get_nowait()
+            except queue.Empty:
+                break
+            if item is _END:
+                yield batch  # type: ignore[misc]
+                return
+            batch.append(item)
+        yield batch  # type: ignore[misc]
 
 
 class AlertIngestionServicer(alerts_pb2_grpc.AlertIngestionServicer):
@@ -31,15 +74,26 @@ class AlertIngestionServicer(alerts_pb2_grpc.AlertIngestionServicer):
 
     def StreamAlerts(self, requests: Iterator[alerts_pb2.AlertRequest],
                      context: grpc.ServicerContext) -> Iterator[alerts_pb2.AlertAck]:
-        """One ack per alert, in order. Bad alerts are REJECTED with the reason and the stream
-        goes on; over the intake bound they are RATE_LIMITED (the client resends them)."""
-        for request in requests:
+        """One ack per alert, in order. Alerts that arrive together are committed together.
+        Bad alerts are REJECTED with the reason and the stream goes on; over the intake bound
+        they are RATE_LIMITED (the client resends them); while the server drains, the stream
+        ends with UNAVAILABLE."""
+        for batch in available_batches(requests, STREAM_BATCH):
+            acks: list[alerts_pb2.AlertAck | None] = []
+            valid: list[Alert] = []
+            for request in batch:
+                try:
+                    valid.append(alert_from_proto(request, self.max_field_bytes))
+                    acks.append(None)
+                except InvalidArgument as error:
+                    acks.append(alerts_pb2.AlertAck(alert_id=request.alert_id, status=alerts_pb2.REJECTED,
+                                                    reason=str(error)))
             try:
-                yield _ack(self.engine.submit_alert(alert_from_proto(request, self.max_field_bytes)))
-            except InvalidArgument as error:
-                yield alerts_pb2.AlertAck(alert_id=request.alert_id, status=alerts_pb2.REJECTED, reason=str(error))
+                results = iter(self.engine.submit_alerts(valid) if valid else [])
+                filled = [ack or _ack(next(results)) for ack in acks]
             except Overloaded as error:
-                yield alerts_pb2.AlertAck(alert_id=request.alert_id, status=alerts_pb2.RATE_LIMITED,
-                                          reason=str(error))
-            except DomainError as error:
+                filled = [ack or alerts_pb2.AlertAck(alert_id=request.alert_id, status=alerts_pb2.RATE_LIMITED,
+                                                     reason=str(error)) for ack, request in zip(acks, batch)]
+            except Unavailable as error:
                 context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+            yield from filled

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS timeline (
 );
 CREATE INDEX IF NOT EXISTS timeline_incident ON timeline (incident_id, id);
 
--- The outbox: one row per (event, receiver). due_at is set while the row is owed.
+-- The outbox: one row per (event, receiver). due_at is set while the row is owed; leased is 1
+-- while the router has handed the row to a sender (cleared when the router starts afresh).
 CREATE TABLE IF NOT EXISTS notifications (
     seq          INTEGER PRIMARY KEY,
     id           TEXT NOT NULL UNIQUE,
@@ -43,13 +44,14 @@ CREATE TABLE IF NOT EXISTS notifications (
     status       TEXT NOT NULL,
     attempts     INTEGER NOT NULL DEFAULT 0,
     due_at       REAL,
+    leased       INTEGER NOT NULL DEFAULT 0,
     created_at   REAL NOT NULL,
     updated_at   REAL NOT NULL,
     delivered_at REAL,
     last_error   TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS notifications_due
-    ON notifications (channel, destination, due_at, seq) WHERE due_at IS NOT NULL;
+    ON notifications (channel, destination, due_at, seq) WHERE due_at IS NOT NULL AND leased = 0;
 CREATE INDEX IF NOT EXISTS notifications_order
     ON notifications (incident_id, channel, destination, seq) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS notifications_incident ON notifications (incident_id, seq);

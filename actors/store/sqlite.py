@@ -180,32 +180,41 @@ class SqliteStore:
                 for tid, kind, at, actor, detail in rows]
 
     # -- router side -------------------------------------------------------------------
-    def due_deliveries(self, channel: str, destination: str, now: float, limit: int,
-                       exclude: Iterable[str] = ()) -> list[Delivery]:
-        """Owed deliveries for one destination, due by ``now``, oldest first, skipping any
-        whose (incident, destination) has an earlier delivery still owed (order is kept)."""
-        excluded = set(exclude)
-        rows = self._connection().execute(
+    def lease_due(self, channel: str, destination: str, now: float, limit: int) -> list[Delivery]:
+        """Lease owed, unleased deliveries for one destination, due by ``now``, oldest first,
+        skipping any whose (incident, destination) has an earlier delivery still owed (so
+        order is kept). Leased rows are not handed out again until released."""
+        with self._transaction() as conn:
+            rows = conn.execute(
             "SELECT n.id, n.incident_id, n.event_type, n.occurred_at, n.attempts, t.snapshot, s.data "
             "FROM notifications n JOIN timeline t ON t.id = n.timeline_id "
             "LEFT JOIN channel_state s ON s.channel = n.channel AND s.destination = n.destination "
             "  AND s.incident_id = n.incident_id "
-            "WHERE n.channel = ? AND n.destination = ? AND n.due_at IS NOT NULL AND n.due_at <= ? "
+            "WHERE n.channel = ? AND n.destination = ? AND n.due_at IS NOT NULL AND n.leased = 0 "
+            "AND n.due_at <= ? "
             "AND NOT EXISTS (SELECT 1 FROM notifications p WHERE p.incident_id = n.incident_id "
             "  AND p.channel = n.channel AND p.destination = n.destination "
             "  AND p.due_at IS NOT NULL AND p.seq < n.seq) "
             "ORDER BY n.due_at, n.seq LIMIT ?",
-            (channel, destination, now, limit + len(excluded))).fetchall()
+            (channel, destination, now, limit)).fetchall()
+            conn.executemany("UPDATE notifications SET leased = 1 WHERE id = ?", [(row[0],) for row in rows])
         deliveries = []
         for nid, incident_id, event_type, occurred_at, attempts, snapshot, state in rows:
-            if nid in excluded:
-                continue
             deliveries.append(Delivery(
                 notification_id=nid, incident_id=incident_id, channel=channel, destination=destination,
                 event_type=event_type, occurred_at=_dt(occurred_at),  # type: ignore[arg-type]
                 incident=Incident.from_dict(json.loads(snapshot)), attempt=attempts + 1,
                 state=json.loads(state) if state else {}))
-        return deliveries[:limit]
+        return deliveries
+
+    def release(self, notification_ids: Iterable[str] | None = None) -> None:
+        """Make leased deliveries available again: the given ones, or every one (None)."""
+        with self._transaction() as conn:
+            if notification_ids is None:
+                conn.execute("UPDATE notifications SET leased = 0 WHERE leased = 1")
+            else:
+                conn.executemany("UPDATE notifications SET leased = 0 WHERE id = ?",
+                                 [(nid,) for nid in notification_ids])
 
     def next_due_at(self) -> float | None:
         """The earliest due time of any owed delivery (None when nothing is owed)."""
@@ -288,7 +297,8 @@ class SqliteStore:
                 raise NotFound(f"notification {notification_id!r} not found")
             if row[0] != DeliveryStatus.DEAD.value:
                 raise IllegalTransition(f"notification {notification_id!r} is {row[0]}; only dead ones can be re-queued")
-            conn.execute("UPDATE notifications SET status = 'queued', due_at = ?, updated_at = ? WHERE id = ?",
+            conn.execute("UPDATE notifications SET status = 'queued', due_at = ?, updated_at = ?, leased = 0 "
+                         "WHERE id = ?",
                          (now, now, notification_id))
         return self.notification(notification_id)
 
