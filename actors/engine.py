@@ -25,7 +25,7 @@ import pykka
 import structlog
 
 from .channels.base import Channel, receivers_for
-from .channels.faults import ChannelFaults, FaultyChannel
+from .channels.faults import ChannelFaults, FaultyChannel, TransportFault  # TransportFault: for the admin API
 from .channels.registry import build_channel, enabled_channels
 from .directory import ActorDirectory
 from .domain.changes import ChannelCounts, IncidentQuery, NotificationRecord
@@ -125,7 +125,7 @@ class Engine:
     def _pool_spec(self, channel: str, policy: RetryPolicy) -> ChildSpec:
         n = self.settings.notifications
         size = n.pool_size(channel)
-        rate = n.tuning(channel).rate_per_sec
+        rate = n.rate(channel)
         member_rate = rate / size if rate else None
 
         def start_sender(parent: pykka.ActorRef, name: str) -> pykka.ActorRef:

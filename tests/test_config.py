@@ -142,3 +142,10 @@ def test_check_config_reports_an_unset_secret_of_an_enabled_channel(tmp_path):
     result = run_server("--config", str(path), "--check-config", env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 2
     assert "SLACK_WEBHOOK_URL is not set" in result.stderr
+
+
+def test_slack_is_paced_to_one_message_a_second_unless_configured():
+    assert settings_from_mapping({}).notifications.rate("slack") == 1.0
+    assert settings_from_mapping({"notifications": {"slack": {"min_severity": "P1"}}}).notifications.rate("slack") == 1.0
+    assert settings_from_mapping({"notifications": {"slack": {"rate_per_sec": 5}}}).notifications.rate("slack") == 5.0
+    assert settings_from_mapping({}).notifications.rate("webhook") is None

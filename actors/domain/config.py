@@ -21,6 +21,8 @@ from .errors import ConfigError
 from .models import Severity
 
 CHANNELS: tuple[str, ...] = ("webhook", "slack", "email", "pagerduty")
+#: Channels paced unless configured otherwise: Slack allows about one message a second.
+DEFAULT_RATES: Mapping[str, float] = {"slack": 1.0}
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ class NotificationSettings:
     retry_max_backoff_secs: float = 300.0
     # Per-channel tuning sub-tables
     webhook: ChannelTuning = field(default_factory=ChannelTuning)
-    slack: ChannelTuning = field(default_factory=lambda: ChannelTuning(rate_per_sec=1.0))
+    slack: ChannelTuning = field(default_factory=ChannelTuning)
     email: ChannelTuning = field(default_factory=ChannelTuning)
     pagerduty: ChannelTuning = field(default_factory=ChannelTuning)
 
@@ -126,6 +128,10 @@ class NotificationSettings:
 
     def pool_size(self, channel: str) -> int:
         return self.tuning(channel).pool_size or self.worker_threads
+
+    def rate(self, channel: str) -> float | None:
+        """Sends per second for the channel; None means unpaced."""
+        return self.tuning(channel).rate_per_sec or DEFAULT_RATES.get(channel)
 
     def timeout(self, channel: str) -> float:
         return self.tuning(channel).timeout_secs or self.webhook_timeout_secs
