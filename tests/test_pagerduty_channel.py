@@ -127,6 +127,14 @@ def test_after_a_resolve_a_close_is_skipped_as_already_resolved(channel: PagerDu
     assert outcome.kind is OutcomeKind.SKIPPED and "already resolved" in outcome.detail
 
 
+def test_a_reopened_incident_is_triggered_again_on_the_same_key(rx: HttpReceiver, channel: PagerDutyChannel) -> None:
+    resolved = channel.deliver(make_delivery(IncidentState.RESOLVED, triggered_state())).state
+    outcome = channel.deliver(make_delivery(IncidentState.INVESTIGATING, resolved))
+    reopen = rx.wait_for(2)[1].json()
+    assert (reopen["event_action"], reopen["dedup_key"]) == ("trigger", "llm-im-inc-7")
+    assert outcome.state is not None and outcome.state["triggered"] is True
+
+
 def test_the_dedup_key_pagerduty_returns_is_kept_and_used_for_the_acknowledge(
         rx: HttpReceiver, channel: PagerDutyChannel) -> None:
     rx.respond = lambda r: accepted(r, "pd-chosen-key")

@@ -6,7 +6,8 @@ this channel remembers, per incident, that it triggered one: after a trigger is 
 returns state ``{"triggered": True, "dedup_key": …, "routing_key_hash": sha256(key)}``, and
 it sends an acknowledge or resolve only when that state is present and names the current
 key. Otherwise the delivery is *skipped* and nothing is sent. After a resolve the state
-says ``triggered: False``: a later acknowledge or resolve (reopen, close) is skipped too.
+says ``triggered: False``: a later resolve (close) is skipped, while a reopened incident
+(Resolved → Investigating) is triggered again, since PagerDuty drops an acknowledge there.
 
 Outcomes: 2xx delivered; 400 failed for good, with PagerDuty's ``message``/``errors`` in the
 detail; 429 retry after PagerDuty's suggested 30 s unless Retry-After says otherwise; other
@@ -81,6 +82,8 @@ class PagerDutyChannel:
         except ValueError as exc:
             return Outcome.failed(str(exc))
         stored_key = None
+        if action == fmt.ACKNOWLEDGE and self._reopened(delivery):
+            action = fmt.TRIGGER  # a reopened incident pages again (an ack would be dropped)
         if action != fmt.TRIGGER:
             stored_key, reason = self._open_alert(delivery.state)
             if stored_key is None:
@@ -88,7 +91,7 @@ class PagerDutyChannel:
                           event_action=action, reason=reason)
                 return Outcome.skipped(reason)
         try:
-            event = fmt.render(delivery, self._key, stored_key)
+            event = fmt.render(delivery, self._key, stored_key, action)
         except ValueError as exc:
             return Outcome.failed(redact(str(exc), [self._key]))
         response, error = post_json(self._session(), self._url, fmt.encode(event),
@@ -97,6 +100,12 @@ class PagerDutyChannel:
         log.debug("pagerduty_sent", incident_id=delivery.incident_id, event_action=action,
                   outcome=outcome.kind.value, status_code=outcome.status_code)
         return outcome
+
+    def _reopened(self, delivery: Delivery) -> bool:
+        """True when this key triggered and then resolved the incident, which is active again."""
+        state = delivery.state
+        return (state.get("routing_key_hash") == self._key_hash and state.get("triggered") is False
+                and delivery.incident.state.is_active)
 
     def _open_alert(self, state: Mapping[str, Any]) -> tuple[str | None, str]:
         """(dedup_key of the alert this key triggered, "") or (None, why there is none)."""

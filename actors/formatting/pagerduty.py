@@ -185,8 +185,9 @@ def _fit_trigger(event: dict[str, Any], incident: Incident) -> dict[str, Any]:
                      f"{MAX_BODY_BYTES} (source, component or group is too long)")
 
 
-def render(delivery: Delivery, routing_key: str, stored_dedup_key: str | None = None) -> dict[str, Any]:
-    """The event for one delivery.
+def render(delivery: Delivery, routing_key: str, stored_dedup_key: str | None = None,
+           action: str | None = None) -> dict[str, Any]:
+    """The event for one delivery (``action`` overrides the one its event type maps to).
 
     ``stored_dedup_key`` is the key PagerDuty returned for the incident's trigger; it is used
     for acknowledge and resolve (the incident's stable key otherwise). A test delivery always
@@ -197,7 +198,7 @@ def render(delivery: Delivery, routing_key: str, stored_dedup_key: str | None = 
     if delivery.is_test:
         action, key = TRIGGER, dedup_key_for_test(delivery.notification_id)
     else:
-        action = event_action(delivery.event_type)
+        action = action or event_action(delivery.event_type)
         key = stored_dedup_key or dedup_key(incident.id)
     event: dict[str, Any] = {"routing_key": routing_key, "event_action": action, "dedup_key": key}
     if action != TRIGGER:
