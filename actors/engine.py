@@ -80,6 +80,7 @@ class Engine:
         self._intake = threading.BoundedSemaphore(settings.processing.intake_limit)
         self._accepting = False
         self._top: pykka.ActorRef | None = None
+        self.scheduler: Scheduler | None = None
         self._probes: dict[str, Channel] = {}
         self._test_lock = threading.Lock()
         self._group_commit = GroupCommit(lambda alerts: self._ask_processor(SubmitAlerts(tuple(alerts))))
@@ -90,6 +91,18 @@ class Engine:
         here), and start the actor tree. Raises if any of that fails; nothing is left running."""
         n = self.settings.notifications
         self.store = SqliteStore(self.settings.state.path, self.settings.state.synchronous)
+        try:
+            self._start_tree()
+        except BaseException:
+            self._teardown()
+            raise
+        self._accepting = True
+        log.info("engine_started", channels=list(self._probes), receivers=len(self.receivers),
+                 store=self.settings.state.path)
+        return self
+
+    def _start_tree(self) -> None:
+        n = self.settings.notifications
         self._probes = {name: self.channel_factory(name) for name in enabled_channels(n)}
         self.receivers = receivers_for(self._probes, n)
         self.scheduler = Scheduler()
@@ -106,10 +119,6 @@ class Engine:
                                      sup.within_secs, self.directory, self.scheduler,
                                      on_escalate=self._escalated)
         self._wait_until_running(expected=2 + sum(1 + n.pool_size(c) for c in self._probes))
-        self._accepting = True
-        log.info("engine_started", channels=list(self._probes), receivers=len(self.receivers),
-                 store=self.settings.state.path)
-        return self
 
     def _wait_until_running(self, expected: int, timeout: float = 30.0) -> None:
         """Block until every actor of the tree has started (supervisors start children in
@@ -163,17 +172,24 @@ class Engine:
                 self.failed.wait(0.05)
         except (Unavailable, pykka.ActorDeadError, pykka.Timeout):
             pass
-        try:
-            self._top.stop(block=True, timeout=30)
-        except (pykka.ActorDeadError, pykka.Timeout):
-            pass
-        self._top = None
-        self.scheduler.stop()
+        self._teardown()
+        log.info("engine_stopped")
+
+    def _teardown(self) -> None:
+        """Stop whatever :meth:`start` got running, in reverse order."""
+        if self._top is not None:
+            try:
+                self._top.stop(block=True, timeout=30)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                pass
+            self._top = None
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            self.scheduler = None
         self.hub.close_all()
         for channel in self._probes.values():
             channel.close()
         self.store.close()
-        log.info("engine_stopped")
 
     def __enter__(self) -> "Engine":
         return self.start()

@@ -4,7 +4,9 @@ from __future__ import annotations
 import threading
 
 import pykka
+import pytest
 
+from actors.domain.errors import ConfigError
 from actors.domain.models import Alert, IncidentType, Severity
 from tests.support.http_receiver import HttpReceiver
 from tests.support.server import TIMEOUT, make_settings
@@ -94,3 +96,11 @@ def test_exceeding_the_restart_intensity_escalates_to_the_top(tmp_path):
         finally:
             engine.stop(grace_secs=0)
     assert not [ref for ref in pykka.ActorRegistry.get_all() if ref.is_alive()]
+
+
+def test_a_start_that_fails_on_a_missing_secret_leaves_nothing_running(tmp_path):
+    broken = make_settings(tmp_path, notifications={"pagerduty_enabled": True,
+                                                    "pagerduty_integration_key_env": "UNSET_PD_KEY"})
+    with pytest.raises(ConfigError, match="UNSET_PD_KEY"):
+        Engine(broken, environ={}).start()
+    assert not pykka.ActorRegistry.get_all()
