@@ -89,7 +89,6 @@ class Engine:
     def start(self) -> "Engine":
         """Open the store, build every enabled channel (a missing secret raises ConfigError
         here), and start the actor tree. Raises if any of that fails; nothing is left running."""
-        n = self.settings.notifications
         self.store = SqliteStore(self.settings.state.path, self.settings.state.synchronous)
         try:
             self._start_tree()

@@ -8,6 +8,7 @@ fails for good. Channels extend it by inspecting the body before calling it.
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
 import urllib.parse
 from datetime import datetime, timezone
@@ -26,6 +27,32 @@ def new_session() -> requests.Session:
     session = requests.Session()
     session.trust_env = False
     return session
+
+
+class ThreadSessions:
+    """One keep-alive session per sending thread (requests sessions are not thread-safe), so
+    one channel instance can serve a whole sender pool. ``close`` closes them all; a later
+    ``get`` opens a new one."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._all: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = new_session()
+            with self._lock:
+                self._all.append(session)
+        return session
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._all = self._all, []
+        self._local = threading.local()
+        for session in sessions:
+            session.close()
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import threading
 from typing import Any, Mapping
 
 import requests
@@ -30,7 +29,7 @@ from ..domain.config import NotificationSettings, read_secret
 from ..domain.errors import ConfigError
 from ..domain.models import Delivery, Outcome
 from ..formatting import pagerduty as fmt
-from .http import classify_status, new_session, post_json
+from .http import ThreadSessions, classify_status, post_json
 from .redact import redact
 
 KEY_SETTING = "notifications.pagerduty_integration_key_env"
@@ -58,18 +57,7 @@ class PagerDutyChannel:
         self._key_hash = key_hash(routing_key)
         self._url = api_url
         self._timeout = timeout_secs
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._lock = threading.Lock()
-
-    def _session(self) -> requests.Session:
-        """One keep-alive session per sending thread (requests sessions are not thread-safe)."""
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = new_session()
-            with self._lock:
-                self._sessions.append(session)
-        return session
+        self._sessions = ThreadSessions()
 
     def deliver(self, delivery: Delivery) -> Outcome:
         """Send one event; skipped for an acknowledge/resolve this key never triggered.
@@ -94,7 +82,7 @@ class PagerDutyChannel:
             event = fmt.render(delivery, self._key, stored_key, action)
         except ValueError as exc:
             return Outcome.failed(redact(str(exc), [self._key]))
-        response, error = post_json(self._session(), self._url, fmt.encode(event),
+        response, error = post_json(self._sessions.get(), self._url, fmt.encode(event),
                                     {"Content-Type": "application/json"}, self._timeout, [self._key])
         outcome = error or self._classify(response, delivery, action, event["dedup_key"])
         log.debug("pagerduty_sent", incident_id=delivery.incident_id, event_action=action,
@@ -142,10 +130,7 @@ class PagerDutyChannel:
         return {"triggered": action == fmt.TRIGGER, "dedup_key": key, "routing_key_hash": self._key_hash}
 
     def close(self) -> None:
-        with self._lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
+        self._sessions.close()
 
 
 def _json_body(response: requests.Response) -> dict[str, Any]:

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
@@ -57,7 +56,7 @@ from ..domain.config import NotificationSettings, read_secret
 from ..domain.errors import ConfigError
 from ..domain.models import Delivery, Outcome, OutcomeKind
 from ..formatting import slack as fmt
-from .http import classify_status, new_session, parse_retry_after, post_json
+from .http import ThreadSessions, classify_status, parse_retry_after, post_json
 from .redact import redact
 
 WEBHOOK_SETTING = "notifications.slack_webhook_env"
@@ -86,29 +85,6 @@ WEBHOOK_OK = "ok"
 _MAX_HINT_CHARS = 120
 
 log = structlog.get_logger(__name__)
-
-
-class _Sessions:
-    """One keep-alive session per sending thread (requests sessions are not thread-safe)."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-        self._all: list[requests.Session] = []
-        self._lock = threading.Lock()
-
-    def get(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = new_session()
-            with self._lock:
-                self._all.append(session)
-        return session
-
-    def close(self) -> None:
-        with self._lock:
-            sessions, self._all = self._all, []
-        for session in sessions:
-            session.close()
 
 
 def _encode(message: Mapping[str, Any]) -> bytes:
@@ -141,7 +117,7 @@ class SlackWebhookChannel:
         self._url = url
         self._secrets = tuple(sorted(_url_secrets(url), key=len, reverse=True))
         self._timeout = timeout_secs
-        self._sessions = _Sessions()
+        self._sessions = ThreadSessions()
 
     def deliver(self, delivery: Delivery) -> Outcome:
         """POST the incident message; see the module docstring for how answers map to outcomes."""
@@ -207,7 +183,7 @@ class SlackApiChannel:
         self._channel = default_channel
         self._api_url = api_url.rstrip("/")
         self._timeout = timeout_secs
-        self._sessions = _Sessions()
+        self._sessions = ThreadSessions()
 
     def deliver(self, delivery: Delivery) -> Outcome:
         """Post, or update and reply in, the incident's thread (see the module docstring)."""

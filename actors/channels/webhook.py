@@ -12,9 +12,7 @@ secrets: they never appear in outcomes, exceptions or logs.
 from __future__ import annotations
 
 import re
-import threading
 import time
-import weakref
 from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
@@ -26,7 +24,7 @@ from ..domain.errors import ConfigError
 from ..domain.models import Delivery, Outcome
 from ..formatting.signing import MIN_SECRET_BYTES, SECRET_PREFIX, decode_secret, sign
 from ..formatting.webhook import render
-from .http import classify_response, new_session, post_json
+from .http import ThreadSessions, classify_response, post_json
 
 NAME = "webhook"
 #: The only destination today: ``notifications.default_webhook_url``.
@@ -83,9 +81,7 @@ class WebhookChannel:
         self._secrets: tuple[str, ...] = tuple(sorted(
             {*(_url_secrets(url) if url else ()), *secret_texts, *_header_secrets(self._headers)},
             key=len, reverse=True))
-        self._local = threading.local()
-        self._sessions: weakref.WeakSet[requests.Session] = weakref.WeakSet()
-        self._lock = threading.Lock()
+        self._sessions = ThreadSessions()
 
     def deliver(self, delivery: Delivery) -> Outcome:
         """One POST of the rendered event; every expected failure is an Outcome.
@@ -99,7 +95,7 @@ class WebhookChannel:
             return Outcome.failed(f"webhook destination {delivery.destination!r} is not configured "
                                   "(set notifications.default_webhook_url)")
         body = render(delivery)
-        response, failure = post_json(self._session(), self._url, body,
+        response, failure = post_json(self._sessions.get(), self._url, body,
                                       self._request_headers(delivery.notification_id, body),
                                       self._timeout, self._secrets)
         if failure is not None:
@@ -109,10 +105,7 @@ class WebhookChannel:
 
     def close(self) -> None:
         """Close every thread's session; a later deliver opens a new connection."""
-        with self._lock:
-            sessions = list(self._sessions)
-        for session in sessions:
-            session.close()
+        self._sessions.close()
 
     def _request_headers(self, notification_id: str, body: bytes) -> dict[str, str]:
         timestamp = int(self._clock())
@@ -121,14 +114,6 @@ class WebhookChannel:
         if self._secret is not None:
             headers["webhook-signature"] = sign(self._secret, notification_id, timestamp, body)
         return headers
-
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = new_session()
-            with self._lock:
-                self._sessions.add(session)
-        return session
 
 
 def _check_secret(secret: str) -> None:
