@@ -126,6 +126,8 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """(Sender to itself, from a timer) attempt this delivery now."""
+    """(Sender to itself, from a timer) attempt this delivery now. ``paced`` says the timer
+    was the pacing wait, whose send slot is already reserved; a retry must be paced anew."""
 
     delivery: Delivery
+    paced: bool = False

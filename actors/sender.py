@@ -34,6 +34,7 @@ log = structlog.get_logger(__name__)
 ROUTER = "router"
 _FINAL_STATUS = {OutcomeKind.DELIVERED: DeliveryStatus.DELIVERED, OutcomeKind.SKIPPED: DeliveryStatus.SKIPPED,
                  OutcomeKind.FAILED: DeliveryStatus.DEAD}
+_OWED = (DeliveryStatus.QUEUED, DeliveryStatus.IN_FLIGHT, DeliveryStatus.RETRYING)
 
 
 class SenderActor(SupervisedActor):
@@ -60,26 +61,45 @@ class SenderActor(SupervisedActor):
 
     def receive(self, message: Any) -> Any:
         if isinstance(message, Send):
-            self._paced(message.delivery)
+            if not self._already_handled(message.delivery):
+                self._paced(message.delivery)
         elif isinstance(message, Attempt):
             self.timers.pop(message.delivery.notification_id, None)
             self.directory.tell(ROUTER, RetryResumed(message.delivery.notification_id))
-            self._paced(message.delivery)
+            if message.paced:
+                self._attempt(message.delivery)
+            else:
+                self._paced(message.delivery)
         else:
             return super().receive(message)
         return None
 
+    def _already_handled(self, delivery: Delivery) -> bool:
+        """True for a Send to ignore: this sender already holds the delivery on a timer, or
+        the store shows an attempt since the router pulled it. Both happen after the router
+        restarts (the new one re-sends what senders still hold); acting on it would send
+        twice and could deliver a trigger again after its resolve."""
+        nid = delivery.notification_id
+        if nid in self.timers:
+            self.directory.tell(ROUTER, RetryWaiting(nid))
+            return True
+        record = self.store.notification(nid)
+        if record.status in _OWED and record.attempts < delivery.attempt:
+            return False
+        self.directory.tell(ROUTER, Settled(nid))  # frees the slot; still owed → pulled afresh
+        return True
+
     def _paced(self, delivery: Delivery) -> None:
         wait = self.pacer.reserve(time.monotonic()) if self.pacer else 0.0
         if wait > 0:
-            self._later(delivery, wait)
+            self._later(delivery, wait, paced=True)
         else:
             self._attempt(delivery)
 
-    def _later(self, delivery: Delivery, delay: float) -> None:
+    def _later(self, delivery: Delivery, delay: float, paced: bool = False) -> None:
         ref = self.actor_ref
         self.timers[delivery.notification_id] = self.scheduler.call_later(
-            delay, lambda: tell_quietly(ref, Attempt(delivery)))
+            delay, lambda: tell_quietly(ref, Attempt(delivery, paced)))
         self.directory.tell(ROUTER, RetryWaiting(delivery.notification_id))
 
     def _attempt(self, delivery: Delivery) -> None:

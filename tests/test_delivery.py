@@ -180,3 +180,14 @@ def test_a_test_notification_reaches_the_channel_and_reports_the_outcome(tmp_pat
                 notifications_pb2.TestNotificationRequest(channel="slack"), timeout=TIMEOUT)
     assert (result.outcome, result.status_code, result.destination) == ("delivered", 200, "default")
     assert body["test"] is True
+
+
+def test_a_paced_channel_sends_every_delivery_at_its_rate_without_starving(tmp_path):
+    with HttpReceiver() as rx, running(webhook_settings(
+            tmp_path, rx.url, worker_threads=1, webhook={"rate_per_sec": 20})) as (_, _, client):
+        for i in range(5):
+            client.alerts.SubmitAlert(alert(f"a-{i}", title=f"t{i}"), timeout=TIMEOUT)
+        rx.wait_for(5)
+        arrivals = [r.arrived for r in rx.requests]
+    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:])]
+    assert min(gaps) >= 0.04  # 20 per second, less scheduling slack

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -19,6 +20,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    arrived: float = field(default_factory=time.monotonic)
 
     def json(self) -> Any:
         return json.loads(self.body)
