@@ -154,6 +154,7 @@ def test_stream_alerts_acks_each_alert_in_order_and_rejects_bad_ones_without_end
 def test_watch_streams_matching_incident_events(api):
     stream = api.incidents.WatchIncidents(incidents_pb2.WatchIncidentsRequest(states=[incidents_pb2.RESOLVED]),
                                           timeout=TIMEOUT)
+    stream.initial_metadata()  # the server sends it once the watch is subscribed
     received = ThreadPoolExecutor(1).submit(lambda: next(iter(stream)))
     incident_id = api.alerts.SubmitAlert(alert("w-1"), timeout=TIMEOUT).incident_id
     api.incidents.ResolveIncident(incidents_pb2.ResolveIncidentRequest(id=incident_id, resolved_by="me"),
@@ -161,6 +162,13 @@ def test_watch_streams_matching_incident_events(api):
     event = received.result(timeout=TIMEOUT)
     assert event.incident.id == incident_id and event.entry.kind == "state_changed"
     stream.cancel()
+
+
+def test_watching_an_unknown_kind_is_invalid_argument_listing_the_known_ones(api):
+    stream = api.incidents.WatchIncidents(incidents_pb2.WatchIncidentsRequest(kinds=["note"]), timeout=TIMEOUT)
+    with pytest.raises(grpc.RpcError) as info:
+        next(iter(stream))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "note_added" in info.value.details()
 
 
 def test_health_reports_serving_and_unknown_services_are_not_found(api):

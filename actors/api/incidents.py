@@ -7,8 +7,8 @@ import grpc
 
 from protos import incidents_pb2, incidents_pb2_grpc
 
-from ..domain.errors import Unavailable
-from ..domain.models import IncidentState, IncidentType, Severity
+from ..domain.errors import InvalidArgument, Unavailable
+from ..domain.models import EventKind, IncidentState, IncidentType, Severity
 from ..engine import Engine
 from ..events import Event, IncidentChanged
 from ..messages import CreateIncident, ResolveIncident, UpdateIncident
@@ -93,6 +93,10 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
         states = {enum_value("states", IncidentState, s) for s in request.states}
         floor = enum_value("min_severity", Severity, request.min_severity, required=False)
         kinds = set(request.kinds)
+        unknown = kinds - {kind.value for kind in EventKind}
+        if unknown:
+            raise InvalidArgument("kinds", f"unknown {sorted(unknown)}; known: "
+                                           f"{', '.join(kind.value for kind in EventKind)}")
         incident_id = request.incident_id
 
         def accept(event: Event) -> bool:
@@ -106,6 +110,7 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
 
         subscription = self.engine.subscribe(accept, bound=1000)
         context.add_callback(subscription.close)
+        context.send_initial_metadata(())  # tells the client the watch is live
         for event in subscription:
             assert isinstance(event, IncidentChanged)
             yield incidents_pb2.IncidentEvent(entry=timeline_to_proto(event.event),

@@ -12,8 +12,9 @@ from typing import Any, Mapping
 
 
 def utc_now() -> datetime:
-    """The current time, timezone-aware in UTC."""
-    return datetime.now(timezone.utc)
+    """The current time, timezone-aware in UTC, to the millisecond (what the store keeps)."""
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def to_iso(moment: datetime) -> str:

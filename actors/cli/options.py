@@ -1,0 +1,191 @@
+"""The argparse tree for ``imctl``: global options, commands, and enum/value parsers.
+
+Every leaf command sets ``handler`` (a function in :mod:`actors.cli.commands`). Global options
+(--server, --timeout, --json) are accepted before the command or after it.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+from protos import incidents_pb2, notifications_pb2
+
+from . import commands
+
+DEFAULT_SERVER = "127.0.0.1:9000"
+DEFAULT_TIMEOUT = 10.0
+SERVER_ENV = "IMCTL_SERVER"
+
+EnumParser = Callable[[str], int]
+
+
+def enum_parser(enum: Any, what: str, numbers: bool = True, show: Callable[[str], str] = str.lower) -> EnumParser:
+    """A parser for a proto enum: names case-insensitively (``-`` may stand for ``_``) or, when
+    ``numbers``, the wire number. The UNSPECIFIED value (0) is never accepted."""
+    members = {name.lower(): number for name, number in enum.items() if number != 0}
+
+    def parse(text: str) -> int:
+        key = text.strip().lower().replace("-", "_")
+        if key in members:
+            return members[key]
+        if numbers and key.isdigit() and int(key) in members.values():
+            return int(key)
+        choices = ", ".join(show(name) for name in members)
+        extra = f" (or {min(members.values())}..{max(members.values())})" if numbers else ""
+        raise argparse.ArgumentTypeError(f"invalid {what} {text!r}; choose from {choices}{extra}")
+
+    parse.__name__ = what  # argparse names the parser in some of its messages
+    return parse
+
+
+severity = enum_parser(incidents_pb2.Severity, "severity", show=str.upper)
+incident_type = enum_parser(incidents_pb2.IncidentType, "type")
+state = enum_parser(incidents_pb2.IncidentState, "state", show=str.upper)
+method = enum_parser(incidents_pb2.ResolutionMethod, "method", numbers=False)
+delivery_status = enum_parser(notifications_pb2.DeliveryStatus, "status", numbers=False)
+
+
+def server_address(text: str) -> str:
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return text.strip()
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+def key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
+
+
+def _global_options() -> argparse.ArgumentParser:
+    """Global options with SUPPRESS defaults, so a value given before the command survives the
+    sub-parser; real defaults are filled in by :func:`parse`."""
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument("--server", type=server_address, metavar="HOST:PORT",
+                        help=f"server address (default: ${SERVER_ENV} or {DEFAULT_SERVER})")
+    common.add_argument("--timeout", type=positive_float, metavar="SECS",
+                        help=f"deadline of each call in seconds (default: {DEFAULT_TIMEOUT:g})")
+    common.add_argument("--json", action="store_true", help="print the server's messages as JSON")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _global_options()
+    parser = argparse.ArgumentParser(prog="imctl", parents=[common],
+                                     description="Command-line client for the LLM Incident Manager gRPC API.")
+    groups = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def leaf(sub: Any, name: str, handler: Callable[..., int], help: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, parents=[common], help=help, description=help)
+        command.set_defaults(handler=handler)
+        return command
+
+    alert = leaf(groups, "alert", commands.alert, "submit an alert (SubmitAlert)")
+    alert.add_argument("--title", required=True)
+    alert.add_argument("--source", required=True)
+    alert.add_argument("--severity", required=True, type=severity, metavar="P", help="P0 (most severe)..P4, or 1..5")
+    alert.add_argument("--type", required=True, type=incident_type, dest="incident_type", metavar="TYPE",
+                       help="infrastructure, application, security, data, performance, availability, "
+                            "compliance, or 1..7")
+    alert.add_argument("--description", default="")
+    alert.add_argument("--alert-id", default="", help="your id for the alert; resending it is recorded once")
+    alert.add_argument("--label", type=key_value, action="extend", nargs="+", default=[], metavar="KEY=VALUE")
+    alert.add_argument("--annotation", type=key_value, action="extend", nargs="+", default=[],
+                       metavar="KEY=VALUE")
+    alert.add_argument("--service", action="extend", nargs="+", default=[], metavar="NAME",
+                       help="an affected service (repeatable)")
+
+    incidents = groups.add_parser("incidents", help="list, show and change incidents")
+    sub = incidents.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = leaf(sub, "list", commands.incidents_list, "list incidents, newest first")
+    listing.add_argument("--state", type=state, action="extend", nargs="+", default=[], dest="states", metavar="STATE")
+    listing.add_argument("--severity", type=severity, action="extend", nargs="+", default=[], dest="severities",
+                         metavar="P")
+    listing.add_argument("--source", default="")
+    _paging(listing)
+    leaf(sub, "get", commands.incidents_get, "show one incident").add_argument("id")
+    leaf(sub, "timeline", commands.incidents_timeline, "show an incident's timeline").add_argument("id")
+    transition = leaf(sub, "transition", commands.incidents_transition, "move an incident to another state")
+    transition.add_argument("id")
+    transition.add_argument("to_state", metavar="STATE", type=state,
+                            help="TRIAGED, INVESTIGATING, REMEDIATING, RESOLVED, CLOSED, ...")
+    transition.add_argument("--actor", default="")
+    transition.add_argument("--note", default="")
+    resolve = leaf(sub, "resolve", commands.incidents_resolve, "resolve an incident")
+    resolve.add_argument("id")
+    resolve.add_argument("--by", required=True, dest="resolved_by", metavar="WHO")
+    resolve.add_argument("--method", type=method, default=0, help="automated, manual (default), auto_assisted_manual")
+    resolve.add_argument("--notes", default="")
+    resolve.add_argument("--root-cause", default="")
+    note = leaf(sub, "note", commands.incidents_note, "add a note to an incident's timeline")
+    note.add_argument("id")
+    note.add_argument("text")
+    note.add_argument("--author", default="")
+    assign = leaf(sub, "assign", commands.incidents_assign, "set an incident's assignees (replaces them)")
+    assign.add_argument("id")
+    assign.add_argument("names", nargs="+", metavar="NAME")
+    assign.add_argument("--actor", default="")
+
+    watch = leaf(groups, "watch", commands.watch, "print incident events as they happen (until Ctrl-C)")
+    watch.add_argument("--incident", default="", metavar="ID")
+    watch.add_argument("--state", type=state, action="extend", nargs="+", default=[], dest="states", metavar="STATE")
+    watch.add_argument("--min-severity", type=severity, default=0, metavar="P", help="e.g. P1: P0 and P1 only")
+    watch.add_argument("--kind", action="extend", nargs="+", default=[], dest="kinds", metavar="KIND",
+                       help="timeline kinds, e.g. created, state_changed")
+    watch.add_argument("--count", type=positive_int, metavar="N", help="exit 0 after N events")
+    watch.add_argument("--duration", type=positive_float, metavar="SECS", help="exit 0 after SECS seconds")
+
+    notifications = groups.add_parser("notifications", help="delivery stats, history, dead letters, test sends")
+    sub = notifications.add_subparsers(dest="action", metavar="ACTION", required=True)
+    leaf(sub, "stats", commands.notifications_stats, "per-channel counts and actor health")
+    listing = leaf(sub, "list", commands.notifications_list, "list notifications, newest first")
+    listing.add_argument("--incident", default="", metavar="ID")
+    listing.add_argument("--channel", default="")
+    listing.add_argument("--status", type=delivery_status, default=0,
+                         help="queued, in_flight, retrying, delivered, skipped, dead")
+    _paging(listing)
+    leaf(sub, "get", commands.notifications_get, "show a notification and its attempts").add_argument("id")
+    leaf(sub, "requeue", commands.notifications_requeue, "owe a dead notification again").add_argument("id")
+    test = leaf(sub, "test", commands.notifications_test, "send a marked test message now (exit 1 unless delivered)")
+    test.add_argument("channel")
+    test.add_argument("--destination", default="", help="default: the channel's first destination")
+    return parser
+
+
+def _paging(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=positive_int, metavar="N", help="show at most N (default: one page of 50)")
+    parser.add_argument("--all", action="store_true", help="follow page tokens to the end")
+    parser.add_argument("--page-token", default="", metavar="TOKEN", help="continue a previous listing")
+
+
+def parse(argv: list[str] | None, environ: dict[str, str]) -> argparse.Namespace:
+    """Parse ``argv``; raises SystemExit (2 for bad input) like argparse."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "server"):
+        try:
+            args.server = server_address(environ.get(SERVER_ENV) or DEFAULT_SERVER)
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"${SERVER_ENV}: {error}")
+    if not hasattr(args, "timeout"):
+        args.timeout = DEFAULT_TIMEOUT
+    args.json = getattr(args, "json", False)
+    return args

@@ -1,0 +1,169 @@
+"""Human-readable text for the API's messages (the --json output is json_format's)."""
+from __future__ import annotations
+
+import json
+from datetime import timezone
+from typing import Any, Iterable, Sequence
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from protos import incidents_pb2, notifications_pb2
+
+
+def to_json(message: Message, one_line: bool = False) -> str:
+    return json_format.MessageToJson(message, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True, indent=None if one_line else 2)
+
+
+def clean(value: Any, keep_newlines: bool = False) -> str:
+    """Text safe for a terminal: control characters (escape sequences from an alert's title,
+    say) are shown escaped, and newlines are folded unless kept."""
+    out = []
+    for ch in str(value):
+        if ch == "\n" and keep_newlines:
+            out.append(ch)
+        elif ch in "\n\t":
+            out.append(" ")
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
+def severity(number: int) -> str:
+    return _name(incidents_pb2.Severity, number)
+
+
+def state(number: int) -> str:
+    return _name(incidents_pb2.IncidentState, number)
+
+
+def incident_type(number: int) -> str:
+    name = _name(incidents_pb2.IncidentType, number)
+    return name.title() if name != "-" else name
+
+
+def method(number: int) -> str:
+    return _name(incidents_pb2.ResolutionMethod, number).lower()
+
+
+def delivery_status(number: int) -> str:
+    return _name(notifications_pb2.DeliveryStatus, number).lower()
+
+
+def _name(enum: Any, number: int) -> str:
+    if number == 0:
+        return "-"
+    try:
+        return enum.Name(number)
+    except ValueError:  # a value newer than this client's protos
+        return str(number)
+
+
+def when(message: Message, field: str) -> str:
+    if not message.HasField(field):
+        return "-"
+    stamp: Timestamp = getattr(message, field)
+    return stamp.ToDatetime(tzinfo=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    cells = [list(headers), *([clean(cell) for cell in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells)
+
+
+def fields(pairs: Iterable[tuple[str, Any]]) -> str:
+    pairs = list(pairs)
+    width = max(len(name) for name, _ in pairs)
+    lines = []
+    for name, value in pairs:
+        text = clean(value if value not in ("", None) else "-", keep_newlines=True)
+        lines.append(f"{name.ljust(width)}  " + text.replace("\n", "\n" + " " * (width + 2)))
+    return "\n".join(lines)
+
+
+def pairs_text(values: Any) -> str:
+    return ", ".join(f"{key}={values[key]}" for key in sorted(values))
+
+
+def incident(i: incidents_pb2.Incident) -> str:
+    rows: list[tuple[str, Any]] = [
+        ("id", i.id), ("title", i.title), ("severity", severity(i.severity)), ("state", state(i.state)),
+        ("type", incident_type(i.type)), ("source", i.source), ("alerts", i.alert_count),
+        ("created", when(i, "created_at")), ("updated", when(i, "updated_at")),
+        ("last alert", when(i, "last_alert_at")), ("services", ", ".join(i.affected_services)),
+        ("assignees", ", ".join(i.assignees)), ("labels", pairs_text(i.labels)), ("fingerprint", i.fingerprint),
+        ("description", i.description)]
+    if i.HasField("resolution"):
+        r = i.resolution
+        rows += [("resolved by", r.resolved_by), ("resolved", when(r, "resolved_at")), ("method", method(r.method)),
+                 ("notes", r.notes), ("root cause", r.root_cause)]
+    return fields(rows)
+
+
+def incidents(items: Sequence[incidents_pb2.Incident]) -> str:
+    if not items:
+        return "no incidents"
+    return table(("ID", "SEV", "STATE", "TYPE", "ALERTS", "SOURCE", "CREATED", "TITLE"),
+                 ((i.id, severity(i.severity), state(i.state), incident_type(i.type), i.alert_count, i.source,
+                   when(i, "created_at"), i.title) for i in items))
+
+
+def detail(entry: incidents_pb2.TimelineEntry) -> str:
+    """The entry's detail JSON as compact ``key=value`` text."""
+    try:
+        values = json.loads(entry.detail_json or "{}")
+    except ValueError:
+        return entry.detail_json
+    if not isinstance(values, dict):
+        return entry.detail_json
+    return " ".join(f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+                    for key, value in values.items() if value not in ("", None))
+
+
+def timeline(entries: Sequence[incidents_pb2.TimelineEntry]) -> str:
+    if not entries:
+        return "no timeline entries"
+    return table(("#", "AT", "KIND", "ACTOR", "DETAIL"),
+                 ((e.id, when(e, "at"), e.kind, e.actor, detail(e)) for e in entries))
+
+
+def event(e: incidents_pb2.IncidentEvent) -> str:
+    i = e.incident
+    return clean(f"{when(e.entry, 'at')} {i.id} {severity(i.severity)} {state(i.state)} {e.entry.kind} "
+                 f"by={e.entry.actor or '-'} {i.title}")
+
+
+def stats(s: notifications_pb2.Stats) -> str:
+    channels = table(("CHANNEL", "QUEUED", "IN_FLIGHT", "RETRYING", "DELIVERED", "SKIPPED", "DEAD", "P50_MS", "P99_MS"),
+                     ((c.channel, c.queued, c.in_flight, c.retrying, c.delivered, c.skipped, c.dead,
+                       f"{c.latency_p50_ms:.1f}", f"{c.latency_p99_ms:.1f}") for c in s.channels)) \
+        if s.channels else "no channels enabled"
+    actors = table(("ACTOR", "ALIVE", "RESTARTS", "LAST_FAILURE"),
+                   ((a.name, "yes" if a.alive else "NO", a.restarts, a.last_failure or "-") for a in s.actors))
+    return f"{channels}\n\n{actors}" if s.actors else channels
+
+
+def notifications(items: Sequence[notifications_pb2.Notification]) -> str:
+    if not items:
+        return "no notifications"
+    return table(("ID", "INCIDENT", "CHANNEL", "DESTINATION", "EVENT", "STATUS", "ATTEMPTS", "UPDATED", "LAST_ERROR"),
+                 ((n.id, n.incident_id, n.channel, n.destination, n.event_type, delivery_status(n.status),
+                   n.attempts, when(n, "updated_at"), n.last_error or "-") for n in items))
+
+
+def notification(d: notifications_pb2.NotificationDetail) -> str:
+    n = d.notification
+    head = fields([("id", n.id), ("incident", n.incident_id), ("channel", n.channel),
+                   ("destination", n.destination), ("event", n.event_type), ("status", delivery_status(n.status)),
+                   ("attempts", n.attempts), ("created", when(n, "created_at")), ("updated", when(n, "updated_at")),
+                   ("next attempt", when(n, "next_attempt_at")), ("last error", n.last_error)])
+    if not d.attempts:
+        return head + "\n\nno attempts yet"
+    return head + "\n\n" + table(("#", "AT", "OUTCOME", "STATUS_CODE", "MS", "ERROR"),
+                                 ((a.number, when(a, "at"), a.outcome, a.status_code or "-", f"{a.duration_ms:.1f}",
+                                   a.error or "-") for a in d.attempts))

@@ -1,0 +1,431 @@
+"""imctl end to end: main() in-process against a real in-process server on a loopback port."""
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import structlog
+
+from actors.cli import main
+from actors.domain.models import utc_now
+from actors.engine import Engine
+from actors.events import DeliverySettled
+from protos import alerts_pb2, incidents_pb2
+from tests.support.http_receiver import HttpReceiver, Recorded, Reply
+from tests.support.server import TIMEOUT, Client, make_settings, running
+
+ALERT = ["alert", "--title", "High Latency", "--source", "sentinel", "--severity", "P1", "--type", "availability"]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@dataclass
+class Server:
+    engine: Engine
+    client: Client
+    address: str
+
+
+Imctl = Callable[..., Result]
+
+
+@contextlib.contextmanager
+def serve(tmp_path: Path, notifications: dict[str, Any] | None = None, **engine_kwargs: Any) -> Iterator[Server]:
+    settings = make_settings(tmp_path, **({"notifications": notifications} if notifications else {}))
+    with running(settings, **engine_kwargs) as (engine, api, client):
+        yield Server(engine, client, f"127.0.0.1:{api.port}")
+
+
+@pytest.fixture(autouse=True)
+def engine_logs_kept_off_stdout():
+    """Unconfigured structlog prints the engine's logs to stdout, where capsys would mix them
+    with imctl's output; send them to the real stderr (pytest still shows them on failure)."""
+    saved = structlog.get_config()
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.__stderr__))
+    yield
+    structlog.configure(**saved)
+
+
+def runner(address: str, capsys: pytest.CaptureFixture[str]) -> Imctl:
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        code = main(["--server", address, *args])
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+    return run
+
+
+@pytest.fixture
+def server(tmp_path):
+    with serve(tmp_path) as running_server:
+        yield running_server
+
+
+@pytest.fixture
+def imctl(server, capsys) -> Imctl:
+    return runner(server.address, capsys)
+
+
+def open_incident(imctl: Imctl, title: str = "High Latency") -> str:
+    result = imctl("--json", *ALERT[:2], title, *ALERT[3:])
+    assert result.code == 0, result.err
+    return result.json()["incident_id"]
+
+
+def watch_subscriptions(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Set once the server has subscribed a watcher, so events produced afterwards reach it."""
+    subscribed = threading.Event()
+    original = engine.subscribe
+
+    def spy(*args: Any, **kwargs: Any):
+        subscription = original(*args, **kwargs)
+        subscribed.set()
+        return subscription
+
+    monkeypatch.setattr(engine, "subscribe", spy)
+    return subscribed
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# -- alerts -------------------------------------------------------------------------------
+
+def test_an_alert_opens_a_new_incident_and_prints_its_id(server, imctl):
+    result = imctl(*ALERT, "--alert-id", "a-1", "--label", "region=eu", "--service", "api", "web")
+    assert result.code == 0 and result.err == ""
+    assert result.out.startswith("accepted: alert a-1 opened new incident ")
+    incident_id = result.out.split()[-1]
+    incident = server.client.incidents.GetIncident(incidents_pb2.GetIncidentRequest(id=incident_id), timeout=TIMEOUT)
+    assert (incident.severity, incident.type) == (incidents_pb2.P1, incidents_pb2.AVAILABILITY)
+    assert dict(incident.labels) == {"region": "eu"} and list(incident.affected_services) == ["api", "web"]
+
+
+def test_the_same_alert_sent_twice_joins_the_incident_the_first_one_opened(imctl):
+    first = imctl(*ALERT).out.split()[-1]
+    second = imctl(*ALERT)
+    assert second.code == 0
+    assert "joined incident" in second.out and second.out.split()[-1] == first
+
+
+def test_a_resent_alert_id_is_reported_as_a_duplicate_of_the_same_incident(imctl):
+    first = imctl(*ALERT, "--alert-id", "once").out.split()[-1]
+    again = imctl(*ALERT, "--alert-id", "once")
+    assert again.code == 0 and again.out.startswith("duplicate: alert once") and first in again.out
+
+
+def test_enum_names_are_case_insensitive_and_wire_numbers_are_accepted(imctl):
+    by_name = imctl("--json", "alert", "--title", "t1", "--source", "s", "--severity", "p0", "--type", "SECURITY")
+    by_number = imctl("--json", "alert", "--title", "t2", "--source", "s", "--severity", "1", "--type", "3")
+    first, second = (imctl("--json", "incidents", "get", r.json()["incident_id"]).json() for r in (by_name, by_number))
+    assert (first["severity"], first["type"]) == (second["severity"], second["type"]) == ("P0", "SECURITY")
+
+
+# -- incidents ------------------------------------------------------------------------------
+
+def test_incidents_list_shows_a_table_with_readable_names_and_filters_by_state(imctl):
+    incident_id = open_incident(imctl)
+    listed = imctl("incidents", "list")
+    header, row = listed.out.splitlines()
+    assert header.split()[:5] == ["ID", "SEV", "STATE", "TYPE", "ALERTS"]
+    assert row.split()[:5] == [incident_id, "P1", "DETECTED", "Availability", "1"] and "High Latency" in row
+    assert imctl("incidents", "list", "--state", "triaged", "resolved").out.strip() == "no incidents"
+    assert incident_id in imctl("incidents", "list", "--state", "Detected", "--severity", "P0", "P1").out
+
+
+def test_incidents_list_stops_at_limit_and_follows_page_tokens_with_all(server, imctl):
+    for n in range(53):
+        server.client.alerts.SubmitAlert(alerts_pb2.AlertRequest(
+            source="bulk", title=f"incident {n}", severity=3, type=1), timeout=TIMEOUT)
+    one_page = imctl("incidents", "list")
+    assert len(one_page.out.splitlines()) == 1 + 50 and "--all" in one_page.err
+    first_three = imctl("incidents", "list", "--limit", "3", "--json").json()
+    rest = imctl("incidents", "list", "--page-token", first_three["next_page_token"], "--json").json()
+    everything = imctl("incidents", "list", "--all", "--json").json()
+    assert len({i["id"] for i in everything["incidents"]}) == 53 and everything["next_page_token"] == ""
+    assert [i["id"] for i in first_three["incidents"] + rest["incidents"]] == [
+        i["id"] for i in everything["incidents"]]
+
+
+def test_incidents_get_shows_the_incidents_fields(imctl):
+    incident_id = open_incident(imctl)
+    shown = imctl("incidents", "get", incident_id).out
+    fields = dict(line.split(None, 1) for line in shown.splitlines() if not line.startswith(("last", "resolved")))
+    assert fields["id"] == incident_id and fields["title"] == "High Latency"
+    assert (fields["severity"], fields["state"], fields["type"]) == ("P1", "DETECTED", "Availability")
+
+
+def test_getting_an_unknown_incident_exits_1_with_not_found(imctl):
+    result = imctl("incidents", "get", "no-such-incident")
+    assert result.code == 1 and result.out == "" and result.err.startswith("error: NOT_FOUND: ")
+
+
+def test_transition_moves_the_incident_and_an_illegal_one_fails_with_failed_precondition(imctl):
+    incident_id = open_incident(imctl)
+    moved = imctl("incidents", "transition", incident_id, "triaged", "--actor", "ana", "--note", "looking")
+    assert moved.code == 0 and moved.out.strip() == f"incident {incident_id} is now TRIAGED"
+    illegal = imctl("incidents", "transition", incident_id, "DETECTED")
+    assert illegal.code == 1 and "error: FAILED_PRECONDITION: " in illegal.err and "TRIAGED" in illegal.err
+
+
+def test_resolve_records_who_and_how_and_resolving_twice_fails_with_failed_precondition(imctl):
+    incident_id = open_incident(imctl)
+    resolved = imctl("incidents", "resolve", incident_id, "--by", "ana", "--method", "automated",
+                     "--notes", "restarted", "--root-cause", "leak")
+    assert resolved.code == 0 and resolved.out.strip() == \
+        f"incident {incident_id} is now RESOLVED (resolved by ana, automated)"
+    shown = imctl("incidents", "get", incident_id).out
+    assert "root cause   leak" in shown and "notes        restarted" in shown
+    again = imctl("incidents", "resolve", incident_id, "--by", "ana")
+    assert again.code == 1 and again.out == "" and again.err.startswith("error: FAILED_PRECONDITION: ")
+
+
+def test_a_note_is_added_to_the_timeline_by_its_author(imctl):
+    incident_id = open_incident(imctl)
+    noted = imctl("incidents", "note", incident_id, "customer called", "--author", "bo")
+    assert noted.code == 0 and f"added to incident {incident_id} by bo" in noted.out
+
+
+def test_assign_replaces_the_assignees(imctl):
+    incident_id = open_incident(imctl)
+    assert imctl("incidents", "assign", incident_id, "ana", "bo").out.strip() == \
+        f"incident {incident_id} assigned to ana, bo"
+    assert imctl("--json", "incidents", "assign", incident_id, "cy").json()["assignees"] == ["cy"]
+
+
+def test_the_timeline_lists_creation_state_changes_and_notes_in_order(imctl):
+    incident_id = open_incident(imctl)
+    imctl("incidents", "transition", incident_id, "investigating", "--actor", "ana")
+    imctl("incidents", "note", incident_id, "found it", "--author", "bo")
+    lines = imctl("incidents", "timeline", incident_id).out.splitlines()
+    assert lines[0].split() == ["#", "AT", "KIND", "ACTOR", "DETAIL"]
+    kinds = [line.split()[2] for line in lines[1:]]
+    assert kinds[0] == "created" and kinds.index("state_changed") < kinds.index("note_added")
+    assert "found it" in lines[-1] and " bo " in lines[-1]
+
+
+# -- watch ----------------------------------------------------------------------------------
+
+def test_watch_prints_an_event_from_a_concurrently_submitted_alert_and_exits_after_count(
+        server, imctl, monkeypatch):
+    subscribed = watch_subscriptions(server.engine, monkeypatch)
+    with ThreadPoolExecutor(1) as pool:
+        watching = pool.submit(imctl, "watch", "--count", "1", "--min-severity", "P1", "--duration", str(TIMEOUT))
+        assert subscribed.wait(TIMEOUT)
+        ack = server.client.alerts.SubmitAlert(alerts_pb2.AlertRequest(
+            source="sentinel", title="Watched", severity=2, type=6), timeout=TIMEOUT)
+        result = watching.result(timeout=TIMEOUT)
+    assert result.code == 0 and result.err == ""
+    (line,) = result.out.splitlines()
+    assert line.split()[1:5] == [ack.incident_id, "P1", "DETECTED", "created"] and line.endswith("Watched")
+
+
+def test_watch_with_json_prints_one_json_object_per_event(server, imctl, monkeypatch):
+    subscribed = watch_subscriptions(server.engine, monkeypatch)
+    incident_id = open_incident(imctl)
+    with ThreadPoolExecutor(1) as pool:
+        watching = pool.submit(imctl, "watch", "--incident", incident_id, "--count", "2", "--json",
+                               "--duration", str(TIMEOUT))
+        assert subscribed.wait(TIMEOUT)
+        server.client.incidents.TransitionIncident(incidents_pb2.TransitionIncidentRequest(
+            id=incident_id, to_state=incidents_pb2.TRIAGED), timeout=TIMEOUT)
+        server.client.incidents.AddNote(incidents_pb2.AddNoteRequest(id=incident_id, text="hi"), timeout=TIMEOUT)
+        result = watching.result(timeout=TIMEOUT)
+    events = [json.loads(line) for line in result.out.splitlines()]
+    assert [e["entry"]["kind"] for e in events] == ["state_changed", "note_added"]
+    assert {e["incident"]["id"] for e in events} == {incident_id}
+
+
+def test_ctrl_c_ends_watch_quietly_with_status_0(server, imctl, monkeypatch):
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT is not Python's default handler here")
+    subscribed = watch_subscriptions(server.engine, monkeypatch)
+    interrupted = threading.Event()
+
+    def press_ctrl_c() -> None:
+        if subscribed.wait(TIMEOUT):
+            interrupted.set()
+            os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c)
+    presser.start()
+    result = imctl("watch", "--duration", str(TIMEOUT))
+    presser.join(TIMEOUT)
+    assert interrupted.is_set()
+    assert (result.code, result.out, result.err) == (0, "", "")
+
+
+# -- notifications ---------------------------------------------------------------------------
+
+def webhook(url: str) -> dict[str, Any]:
+    return {"webhook_enabled": True, "default_webhook_url": url + "/hook", "retry_backoff_secs": 0.05,
+            "max_retries": 2}
+
+
+def test_notification_stats_list_and_get_show_a_delivered_webhook(tmp_path, capsys):
+    with HttpReceiver() as rx, serve(tmp_path, webhook(rx.url)) as server:
+        imctl = runner(server.address, capsys)
+        settled = server.engine.subscribe(lambda event: isinstance(event, DeliverySettled))
+        incident_id = open_incident(imctl)
+        assert settled.get(timeout=TIMEOUT) is not None
+        stats = imctl("notifications", "stats")
+        listed = imctl("notifications", "list", "--incident", incident_id)
+        notification_id = imctl("--json", "notifications", "list", "--channel", "webhook").json()[
+            "notifications"][0]["id"]
+        detail = imctl("notifications", "get", notification_id)
+    channel_header, webhook_row = stats.out.splitlines()[:2]
+    assert stats.code == 0 and channel_header.split()[:5] == ["CHANNEL", "QUEUED", "IN_FLIGHT", "RETRYING", "DELIVERED"]
+    assert webhook_row.split()[:5] == ["webhook", "0", "0", "0", "1"] and "ACTOR" in stats.out
+    assert listed.code == 0 and notification_id in listed.out and "delivered" in listed.out
+    assert detail.code == 0 and "incident.detected" in detail.out
+    attempts = detail.out.split("\n\n")[1].splitlines()
+    assert attempts[0].split()[:4] == ["#", "AT", "OUTCOME", "STATUS_CODE"]
+    assert attempts[1].split()[2:4] == ["delivered", "200"]
+
+
+def test_a_dead_notification_is_listed_by_status_and_can_be_requeued(tmp_path, capsys):
+    with HttpReceiver(lambda request: Reply(400, "bad")) as rx, serve(tmp_path, webhook(rx.url)) as server:
+        imctl = runner(server.address, capsys)
+        settled = server.engine.subscribe(lambda event: isinstance(event, DeliverySettled))
+        open_incident(imctl)
+        assert settled.get(timeout=TIMEOUT).status == "dead"
+        dead = imctl("--json", "notifications", "list", "--status", "DEAD").json()["notifications"]
+        requeued = imctl("notifications", "requeue", dead[0]["id"])
+        nothing_queued = imctl("notifications", "list", "--status", "delivered")
+    assert len(dead) == 1 and dead[0]["status"] == "DEAD" and "400" in dead[0]["last_error"]
+    assert requeued.code == 0 and requeued.out.strip() == f"notification {dead[0]['id']} requeued (now queued)"
+    assert nothing_queued.out.strip() == "no notifications"
+
+
+def test_a_test_notification_delivered_to_the_webhook_exits_0(tmp_path, capsys):
+    with HttpReceiver() as rx, serve(tmp_path, webhook(rx.url)) as server:
+        result = runner(server.address, capsys)("notifications", "test", "webhook")
+        (request,) = rx.wait_for(1)
+    assert result.code == 0 and result.out.strip() == "webhook -> default: delivered (HTTP 200: ok)"
+    assert request.path == "/hook"
+
+
+def test_a_test_notification_that_is_not_delivered_exits_1(tmp_path, capsys):
+    def refuse(request: Recorded) -> Reply:
+        return Reply(503, "down")
+
+    with HttpReceiver(refuse) as rx, serve(tmp_path, webhook(rx.url)) as server:
+        result = runner(server.address, capsys)("--json", "notifications", "test", "webhook")
+    assert result.code == 1 and result.json()["outcome"] == "retry" and result.json()["status_code"] == 503
+
+
+def test_a_test_notification_to_a_disabled_channel_exits_1_with_not_found(imctl):
+    result = imctl("notifications", "test", "slack")
+    assert result.code == 1 and result.err.startswith("error: NOT_FOUND: ") and "not enabled" in result.err
+
+
+# -- errors, options and output -------------------------------------------------------------
+
+def test_an_unreachable_server_exits_1_with_unavailable_and_a_hint(capsys):
+    address = f"127.0.0.1:{free_port()}"
+    result = runner(address, capsys)("incidents", "list")
+    assert result.code == 1 and result.out == ""
+    assert result.err.startswith("error: UNAVAILABLE: ") and f"is the server running at {address}?" in result.err
+
+
+def test_a_call_slower_than_timeout_exits_1_with_deadline_exceeded(tmp_path, capsys):
+    hold, release = threading.Event(), threading.Event()
+
+    def clock():
+        if hold.is_set():
+            release.wait(TIMEOUT)
+        return utc_now()
+
+    with serve(tmp_path, clock=clock) as server:
+        hold.set()
+        try:
+            result = runner(server.address, capsys)("--timeout", "0.2", *ALERT)
+        finally:
+            release.set()
+    assert result.code == 1 and result.err.startswith("error: DEADLINE_EXCEEDED: ") and "--timeout" in result.err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["alert", "--title", "t", "--source", "s", "--severity", "P5", "--type", "data"], "invalid severity 'P5'"),
+    (["alert", "--title", "t", "--source", "s", "--severity", "P1", "--type", "weather"], "invalid type 'weather'"),
+    (["alert", "--title", "t", "--source", "s", "--severity", "P1", "--type", "data", "--label", "novalue"],
+     "expected KEY=VALUE"),
+    (["incidents", "transition", "i-1", "sleeping"], "invalid state 'sleeping'"),
+    (["incidents", "resolve", "i-1"], "--by"),
+    (["notifications", "list", "--status", "lost"], "invalid status 'lost'"),
+    (["--server", "no-port", "incidents", "list"], "expected HOST:PORT"),
+    (["--timeout", "0", "incidents", "list"], "positive number"),
+    (["watch", "--count", "0"], "positive whole number"),
+    (["incidents"], "required"),
+])
+def test_bad_command_line_input_exits_2_with_a_message_naming_the_problem(capsys, argv, message):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_server_comes_from_imctl_server_when_not_given(server, capsys, monkeypatch):
+    monkeypatch.setenv("IMCTL_SERVER", server.address)
+    assert main(["incidents", "list"]) == 0
+    assert capsys.readouterr().out.strip() == "no incidents"
+
+
+def test_json_output_parses_and_global_options_may_follow_the_command(imctl):
+    incident_id = open_incident(imctl)
+    ack = imctl(*ALERT, "--json").json()
+    listed = imctl("incidents", "list", "--json").json()
+    assert ack == {"alert_id": ack["alert_id"], "status": "ACCEPTED", "incident_id": incident_id,
+                   "new_incident": False, "reason": ""}
+    assert listed["incidents"][0]["id"] == incident_id and listed["incidents"][0]["alert_count"] == 2
+    assert json.loads(imctl("incidents", "timeline", incident_id, "--json").out)["entries"][0]["kind"] == "created"
+
+
+def test_control_characters_from_alert_text_are_escaped_in_readable_output(imctl):
+    incident_id = open_incident(imctl, title="evil \x1b[31mred")
+    row = imctl("incidents", "list").out.splitlines()[1]
+    assert incident_id in row and "\x1b" not in row and "evil \\x1b[31mred" in row
+
+
+def test_the_cli_imports_only_grpc_protos_protobuf_and_the_standard_library():
+    allowed = {"grpc", "protos", "google"} | set(sys.stdlib_module_names)
+    package = Path(__file__).resolve().parents[1] / "actors" / "cli"
+    for source in package.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                roots = {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                roots = {(node.module or "").split(".")[0]}
+            else:
+                continue
+            assert roots <= allowed, f"{source.name} imports {roots - allowed}"
+
+
+def test_every_rpc_the_cli_makes_passes_a_deadline():
+    source = Path(__file__).resolve().parents[1] / "actors" / "cli" / "commands.py"
+    stubs = {"alerts", "incidents", "notifications"}
+    calls = [node for node in ast.walk(ast.parse(source.read_text()))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+             and isinstance(node.func.value, ast.Attribute) and node.func.value.attr in stubs]
+    assert len(calls) == 14  # every rpc of the three services but StreamAlerts and CreateIncident
+    assert all("timeout" in {keyword.arg for keyword in call.keywords} for call in calls)
