@@ -4,9 +4,9 @@ Signing follows Standard Webhooks v1: ``webhook-id`` is the notification id (the
 every retry, so receivers can drop duplicates), ``webhook-timestamp`` is this attempt's Unix
 time and ``webhook-signature`` covers exactly the bytes sent. Redirects are never followed.
 
-Thread safety: one instance may be shared by every sender in the pool; each thread gets its
-own ``requests`` session (sessions are not thread-safe), and :meth:`WebhookChannel.close`
-closes them all. The URL, the signing secret and custom header values are treated as
+Thread safety: one instance may be shared by every sender in the pool; each thread keeps its
+own persistent connection (actors/channels/keepalive.py, the lean client of this hot path),
+and :meth:`WebhookChannel.close` closes them all. The URL, the signing secret and custom header values are treated as
 secrets: they never appear in outcomes, exceptions or logs.
 """
 from __future__ import annotations
@@ -24,7 +24,8 @@ from ..domain.errors import ConfigError
 from ..domain.models import Delivery, Outcome
 from ..formatting.signing import MIN_SECRET_BYTES, SECRET_PREFIX, decode_secret, sign
 from ..formatting.webhook import render
-from .http import ThreadSessions, classify_response, post_json
+from .http import classify_status
+from .keepalive import KeepAlivePoster
 
 NAME = "webhook"
 #: The only destination today: ``notifications.default_webhook_url``.
@@ -69,10 +70,8 @@ class WebhookChannel:
                  clock: Callable[[], float] = time.time) -> None:
         """Raises ConfigError (naming the setting, never its value) for a bad URL, secret or header."""
         self.destinations: tuple[str, ...] = (DESTINATION,) if url else ()
-        self._url = url
         self._secret = secret
         self._headers = _checked_headers(headers or {})
-        self._timeout = timeout
         self._clock = clock
         if secret is not None:
             _check_secret(secret)
@@ -81,7 +80,10 @@ class WebhookChannel:
         self._secrets: tuple[str, ...] = tuple(sorted(
             {*(_url_secrets(url) if url else ()), *secret_texts, *_header_secrets(self._headers)},
             key=len, reverse=True))
-        self._sessions = ThreadSessions()
+        try:
+            self._poster = KeepAlivePoster(url, timeout) if url else None
+        except ValueError:
+            raise ConfigError("notifications.default_webhook_url", "is not a usable http(s) URL") from None
 
     def deliver(self, delivery: Delivery) -> Outcome:
         """One POST of the rendered event; every expected failure is an Outcome.
@@ -91,21 +93,19 @@ class WebhookChannel:
         errors retry, passing on Retry-After; anything else failed. A destination other
         than ``default`` (or no URL) fails, naming the setting to fix.
         """
-        if self._url is None or delivery.destination != DESTINATION:
+        if self._poster is None or delivery.destination != DESTINATION:
             return Outcome.failed(f"webhook destination {delivery.destination!r} is not configured "
                                   "(set notifications.default_webhook_url)")
         body = render(delivery)
-        response, failure = post_json(self._sessions.get(), self._url, body,
-                                      self._request_headers(delivery.notification_id, body),
-                                      self._timeout, self._secrets)
-        if failure is not None:
-            return failure
-        assert response is not None  # post_json returns exactly one of the two
-        return classify_response(response, self._secrets)
+        reply = self._poster.post(body, self._request_headers(delivery.notification_id, body), self._secrets)
+        if isinstance(reply, Outcome):
+            return reply
+        return classify_status(reply.status, reply.text, reply.retry_after, self._secrets)
 
     def close(self) -> None:
-        """Close every thread's session; a later deliver opens a new connection."""
-        self._sessions.close()
+        """Close every thread's connection; a later deliver opens a new one."""
+        if self._poster is not None:
+            self._poster.close()
 
     def _request_headers(self, notification_id: str, body: bytes) -> dict[str, str]:
         timestamp = int(self._clock())
@@ -154,9 +154,9 @@ def _header_secrets(headers: Mapping[str, str]) -> set[str]:
 def _url_secrets(url: str) -> set[str]:
     """The URL and each piece of it that error texts may show alone.
 
-    requests reports failures as ``… with url: /path?query`` (no scheme or host), so the
-    path, query and credentials are secrets of their own. Raises ConfigError (without the
-    URL) if requests cannot use it.
+    Error texts may show a path or query alone (requests, for one, reports ``… with url:
+    /path?query``), so the path, query and credentials are secrets of their own. Raises
+    ConfigError (without the URL) if the URL cannot be prepared for a request.
     """
     try:
         prepared = requests.Request("POST", url).prepare()

@@ -1,0 +1,105 @@
+"""A lean HTTP/1.1 POST client on the standard library, for the high-volume webhook path.
+
+``requests`` spends about three times the CPU of a bare ``http.client`` exchange per POST
+(measured in bench/: ~780 µs against ~260 µs on loopback), and with one GIL that cost is
+the whole delivery ceiling. :class:`KeepAlivePoster` keeps one persistent connection per
+thread and per origin, never follows redirects, ignores proxy variables, verifies TLS
+certificates with the default context, and turns every failure into an :class:`Outcome`.
+"""
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Iterable
+from urllib.parse import urlsplit
+
+from ..domain.models import Outcome
+from .redact import redact
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    text: str
+    retry_after: str | None
+
+
+class KeepAlivePoster:
+    """POSTs to one URL. Thread-safe: each thread has its own connection."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        """Raises ValueError when the URL is not http(s) with a host."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http(s) URL with a host")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._https else 80)
+        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._timeout = timeout
+        self._tls = ssl.create_default_context() if self._https else None
+        self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def post(self, body: bytes, headers: dict[str, str], secrets: Iterable[str | None] = ()) -> Reply | Outcome:
+        """The server's reply, or a retry/failed outcome when there was none.
+
+        A connection that the server closed while idle is reopened once before the request
+        is reported as failed (nothing reached the server, so this cannot send twice).
+        """
+        for reused in (True, False):
+            connection, was_open = self._connection()
+            try:
+                connection.request("POST", self._target, body=body, headers=headers)
+                response = connection.getresponse()
+                text = response.read().decode("utf-8", "replace")
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self._discard()
+                if was_open and reused:
+                    continue
+                return Outcome.retry(f"connection error: {redact(str(exc) or type(exc).__name__, secrets)}")
+            except (TimeoutError, socket.timeout):
+                self._discard()
+                return Outcome.retry("timeout: no answer within the timeout")
+            except ssl.SSLCertVerificationError as exc:
+                self._discard()
+                return Outcome.failed(f"TLS certificate not trusted: {exc.verify_message}")
+            except (OSError, http.client.HTTPException) as exc:
+                self._discard()
+                return Outcome.retry(f"connection error: {redact(str(exc) or type(exc).__name__, secrets)}")
+            if response.will_close:
+                self._discard()
+            return Reply(response.status, text, response.getheader("Retry-After"))
+        raise AssertionError("unreachable: the second pass always returns")  # pragma: no cover
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            return connection, True
+        if self._https:
+            connection = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout,
+                                                     context=self._tls)
+        else:
+            connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        self._local.connection = connection
+        with self._lock:
+            self._all.append(connection)
+        return connection, False
+
+    def _discard(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+    def close(self) -> None:
+        """Close every thread's connection; later posts open new ones."""
+        with self._lock:
+            connections, self._all = self._all, []
+        self._local = threading.local()
+        for connection in connections:
+            connection.close()
