@@ -86,7 +86,9 @@ class SenderActor(SupervisedActor):
         record = self.store.notification(nid)
         if record.status in _OWED and record.attempts < delivery.attempt:
             return False
-        self.directory.tell(ROUTER, Settled(nid))  # frees the slot; still owed → pulled afresh
+        self.directory.tell(ROUTER, Settled(nid))  # frees the router's slot (before any new lease)
+        if record.status in _OWED:  # attempted by an instance that died: nobody holds it now,
+            self.store.release([nid])  # so let the router lease it afresh
         return True
 
     def _paced(self, delivery: Delivery) -> None:

@@ -5,6 +5,8 @@ them by strategy (one_for_one, one_for_all, rest_for_one) and restart type (perm
 transient, temporary). Every way a child can die reaches it exactly once per actor:
 
 - an exception in a told message → the child's ``on_failure`` reports it;
+- an injected crash (:class:`~actors.faults.ActorFaults`) in any message, told or asked → the
+  same path (an asker gets :class:`ActorCrashed`, an ``ActorDeadError``);
 - an exception in ``on_start`` (pykka then calls neither on_failure nor on_stop) → the
   :class:`SupervisedActor` wrapper reports it before re-raising;
 - a stop from outside → the child's ``on_stop`` reports it;
@@ -27,7 +29,7 @@ import pykka
 import structlog
 
 from .directory import ActorDirectory
-from .faults import ActorFaults
+from .faults import ActorFaults, InjectedFault
 from .scheduler import Scheduler
 
 log = structlog.get_logger(__name__)
@@ -76,6 +78,11 @@ class ChildStatus:
     last_failure: str
 
 
+class ActorCrashed(pykka.ActorDeadError):
+    """What an asker gets when the actor crashed (injected fault) while handling its message:
+    the actor is dead and being restarted, exactly as if it had died just before."""
+
+
 #: Starts one child actor given its supervisor's ref and its name; returns the new ref.
 Starter = Callable[[pykka.ActorRef, str], pykka.ActorRef]
 
@@ -104,6 +111,7 @@ class SupervisedActor(pykka.ThreadingActor):
         self.name = name
         self.faults = faults or NO_FAULTS
         self._reported = False
+        self._failed = False
 
     def started(self) -> None:
         """Start-up work; an exception here is reported as an abnormal exit."""
@@ -118,7 +126,16 @@ class SupervisedActor(pykka.ThreadingActor):
         return None
 
     def on_receive(self, message: Any) -> Any:
-        self.faults.before_message(self.name)
+        try:
+            self.faults.before_message(self.name)
+        except InjectedFault as fault:
+            # pykka crashes an actor only for a *told* message (an asked one's exception just
+            # goes back to the asker). An injected crash must crash it either way: stop now,
+            # clean up and report, then let the asker (if any) see an ActorDeadError.
+            self.actor_stopped.set()
+            pykka.ActorRegistry.unregister(self.actor_ref)
+            self.on_failure(type(fault), fault, fault.__traceback__)
+            raise ActorCrashed(f"{self.name} crashed while handling {type(message).__name__}: {fault}") from fault
         return self.receive(message)
 
     def on_start(self) -> None:
@@ -136,6 +153,9 @@ class SupervisedActor(pykka.ThreadingActor):
             self._report("stopped", abnormal=False)
 
     def on_failure(self, exception_type: Any, exception_value: Any, tb: Any) -> None:
+        if self._failed:
+            return  # an injected crash already ran this before pykka's own failure path
+        self._failed = True
         try:
             self.cleanup()
         finally:

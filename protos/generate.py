@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROTOS = ("protos/incidents.proto", "protos/alerts.proto", "protos/notifications.proto")
+PROTOS = ("protos/incidents.proto", "protos/alerts.proto", "protos/notifications.proto", "protos/admin.proto")
 
 
 def generate(out_dir: Path = ROOT) -> int:

@@ -6,9 +6,10 @@ import threading
 import pykka
 import pytest
 
-from actors.domain.errors import ConfigError
-from actors.domain.models import Alert, IncidentType, Severity
-from tests.support.http_receiver import HttpReceiver
+from actors.domain.errors import ConfigError, Unavailable
+from actors.domain.models import Alert, IncidentType, ResolutionMethod, Severity
+from actors.messages import ResolveIncident
+from tests.support.http_receiver import HttpReceiver, Recorded, Reply
 from tests.support.server import TIMEOUT, make_settings
 from actors.engine import Engine
 
@@ -104,3 +105,50 @@ def test_a_start_that_fails_on_a_missing_secret_leaves_nothing_running(tmp_path)
     with pytest.raises(ConfigError, match="UNSET_PD_KEY"):
         Engine(broken, environ={}).start()
     assert not pykka.ActorRegistry.get_all()
+
+
+def test_a_crash_injected_into_an_asked_message_crashes_the_actor_and_the_asker_sees_it_restarting(tmp_path):
+    with HttpReceiver() as rx, Engine(settings(tmp_path, rx.url)) as engine:
+        engine.faults.crash_next_message("processor")
+        with pytest.raises(Unavailable):
+            engine.submit_alert(alert(1))
+        wait_until(lambda: status(engine, "processor").restarts == 1 and status(engine, "processor").alive)
+        assert engine.submit_alert(alert(1)).new_incident  # the crashed attempt recorded nothing
+        engine.faults.crash_next_message("router")
+        assert engine.stats().in_flight == {}  # its InFlightCounts ask hit the crash
+        wait_until(lambda: status(engine, "processor").restarts == 2)
+        assert status(engine, "router").restarts == 1 and engine.faults.injected_crashes == 2
+        rx.wait_for(1)
+
+
+def test_after_a_router_restart_what_a_sender_still_holds_is_not_sent_again(tmp_path):
+    """The new router re-leases every owed delivery, including those a sender holds in its
+    mailbox or on a retry timer; the sender must not act on those twice (a repeated trigger
+    could even arrive after its resolve)."""
+    entered, release = threading.Event(), threading.Event()
+
+    def respond(request: Recorded) -> Reply:
+        title, event = request.json()["incident"]["title"], request.json()["event_type"]
+        if title == "title 1":
+            entered.set()
+            release.wait(TIMEOUT)  # holds the only sender while deliveries queue up behind it
+        elif (title, event) == ("title 2", "incident.detected") and len(rx.requests) == 1:
+            return Reply(503, "busy", {"Retry-After": "0"})
+        return Reply()
+
+    with HttpReceiver(respond) as rx, Engine(settings(tmp_path, rx.url)) as engine:
+        engine.submit_alert(alert(1))
+        assert entered.wait(TIMEOUT)
+        incident = engine.submit_alert(alert(2)).incident_id
+        wait_until(lambda: engine.stats().in_flight.get("webhook") == (2, 0))
+        engine.resolve(ResolveIncident(incident, "ana", ResolutionMethod.MANUAL))  # owed behind its trigger
+        old = engine.directory.get("router")
+        engine.faults.crash_next_message("router")
+        old.tell("crash")
+        wait_until(lambda: engine.directory.lookup("router") not in (None, old)
+                   and engine.stats().in_flight.get("webhook") == (2, 0))  # the new router re-sent both
+        release.set()
+        wait_until(lambda: len(engine.notifications(status="delivered")[0]) == 3)
+    seen = [(r.json()["incident"]["title"], r.json()["event_type"]) for r in rx.requests]
+    assert seen == [("title 1", "incident.detected"), ("title 2", "incident.detected"),
+                    ("title 2", "incident.detected"), ("title 2", "incident.resolved")]

@@ -7,10 +7,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from protos import alerts_pb2, alerts_pb2_grpc, incidents_pb2, incidents_pb2_grpc, notifications_pb2, notifications_pb2_grpc
+from protos import (admin_pb2, admin_pb2_grpc, alerts_pb2, alerts_pb2_grpc, incidents_pb2, incidents_pb2_grpc,
+                    notifications_pb2, notifications_pb2_grpc)
 
 from ..domain.config import ServerSettings
 from ..engine import Engine
+from .admin import AdminServicer
 from .alerts import AlertIngestionServicer
 from .incidents import IncidentServicer
 from .notifications import NotificationServicer
@@ -20,6 +22,7 @@ SERVICE_NAMES = (
     incidents_pb2.DESCRIPTOR.services_by_name["IncidentService"].full_name,
     notifications_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name,
 )
+ADMIN_SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 
 
 class ApiServer:
@@ -33,10 +36,14 @@ class ApiServer:
         alerts_pb2_grpc.add_AlertIngestionServicer_to_server(AlertIngestionServicer(engine), self.server)
         incidents_pb2_grpc.add_IncidentServiceServicer_to_server(IncidentServicer(engine), self.server)
         notifications_pb2_grpc.add_NotificationServiceServicer_to_server(NotificationServicer(engine), self.server)
+        services = SERVICE_NAMES
+        if settings.admin_enabled:  # fault injection: only when asked for (UNIMPLEMENTED otherwise)
+            admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(engine), self.server)
+            services = (*SERVICE_NAMES, ADMIN_SERVICE_NAME)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         if settings.reflection:
-            reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            reflection.enable_server_reflection((*services, health.SERVICE_NAME, reflection.SERVICE_NAME),
                                                 self.server)
         address = f"{settings.host}:{settings.grpc_port}"
         self.port = self.server.add_insecure_port(address)

@@ -57,12 +57,15 @@ class ServerProcess:
             self.proc.wait(10)
 
 
-def write_config(path: Path, store: Path, webhook_url: str, extra: str = "") -> Path:
+def write_config(path: Path, store: Path, webhook_url: str, extra: str = "", server: str = "") -> Path:
+    """``extra`` lines go into ``[notifications]`` (new tables may follow them); ``server``
+    lines into ``[server]``."""
     path.write_text(f"""
 [server]
 host = "127.0.0.1"
 grpc_port = 0
 shutdown_grace_secs = 5
+{server}
 
 [state]
 path = "{store}"
