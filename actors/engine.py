@@ -81,6 +81,7 @@ class Engine:
         self._accepting = False
         self._top: pykka.ActorRef | None = None
         self.scheduler: Scheduler | None = None
+        self._stopping = False
         self._probes: dict[str, Channel] = {}
         self._test_lock = threading.Lock()
         self._group_commit = GroupCommit(lambda alerts: self._ask_processor(SubmitAlerts(tuple(alerts))))
@@ -150,6 +151,9 @@ class Engine:
         return ChildSpec(f"pool:{channel}", start_pool)
 
     def _escalated(self, reason: str) -> None:
+        """The actor tree gave up (or its top ended unasked): stop taking work, say why."""
+        if self._stopping:
+            return  # our own stop() ends the tree; that is no failure
         self.failure_reason = reason
         self._accepting = False
         self.failed.set()
@@ -176,6 +180,7 @@ class Engine:
 
     def _teardown(self) -> None:
         """Stop whatever :meth:`start` got running, in reverse order."""
+        self._stopping = True
         if self._top is not None:
             try:
                 self._top.stop(block=True, timeout=30)

@@ -1,9 +1,10 @@
 """Fault injection into named actors, for tests, chaos runs and embedding programs.
 
 An :class:`ActorFaults` is shared by every actor of one engine. Each supervised actor
-consults it before starting and before each message, so a fault lands exactly where a real
-bug would: an injected crash in a told message goes through pykka's failure path (the
-supervisor restarts the actor), a crash in start goes through the on_start path.
+consults it before starting and before each message, so a fault lands where a real bug
+would: an injected crash in a message — told or asked — crashes the actor (an asker gets an
+ActorDeadError, as if the actor had died just before) and its supervisor restarts it; a crash
+in start goes through the on_start path.
 """
 from __future__ import annotations
 

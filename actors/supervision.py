@@ -210,9 +210,14 @@ class Supervisor(SupervisedActor):
         self._schedule_liveness()
 
     def cleanup(self) -> None:
+        """Stop the children; a root supervisor that ends for any reason but escalation
+        (a crash, pykka stopping every actor) tells ``on_escalate`` too, so the program
+        hosting it never runs on half-dead."""
         if self._timer:
             self._timer.cancel()
         self._stop_children(self.children)
+        if self.supervisor is None and not self._escalated:
+            self.on_escalate(f"{self.name} supervisor stopped")
 
     def _schedule_liveness(self) -> None:
         ref = self.actor_ref

@@ -152,3 +152,18 @@ def test_after_a_router_restart_what_a_sender_still_holds_is_not_sent_again(tmp_
     seen = [(r.json()["incident"]["title"], r.json()["event_type"]) for r in rx.requests]
     assert seen == [("title 1", "incident.detected"), ("title 2", "incident.detected"),
                     ("title 2", "incident.detected"), ("title 2", "incident.resolved")]
+
+
+def test_the_engine_notices_when_its_whole_tree_is_stopped_from_outside(tmp_path):
+    with HttpReceiver() as rx, Engine(settings(tmp_path, rx.url)) as engine:
+        pykka.ActorRegistry.stop_all(block=True, timeout=TIMEOUT)
+        assert engine.failed.wait(TIMEOUT)
+        assert "top supervisor stopped" in engine.failure_reason
+        assert not engine.accepting
+
+
+def test_a_normal_stop_is_not_a_failure(tmp_path):
+    with HttpReceiver() as rx:
+        engine = Engine(settings(tmp_path, rx.url)).start()
+        engine.stop(grace_secs=0)
+    assert not engine.failed.is_set()
