@@ -26,7 +26,7 @@ from .faults import ActorFaults
 from .events import DeliverySettled, EventHub
 from .messages import Attempt, RetryResumed, RetryWaiting, Send, Settled
 from .scheduler import Scheduler, TimerHandle
-from .store.sqlite import SqliteStore
+from .store.sqlite import AttemptRecord, SqliteStore
 from .supervision import SupervisedActor, tell_quietly
 
 log = structlog.get_logger(__name__)
@@ -34,6 +34,8 @@ log = structlog.get_logger(__name__)
 ROUTER = "router"
 _FINAL_STATUS = {OutcomeKind.DELIVERED: DeliveryStatus.DELIVERED, OutcomeKind.SKIPPED: DeliveryStatus.SKIPPED,
                  OutcomeKind.FAILED: DeliveryStatus.DEAD}
+#: Finished attempts recorded together at most (while more messages wait in the mailbox).
+SETTLE_BATCH = 64
 _OWED = (DeliveryStatus.QUEUED, DeliveryStatus.IN_FLIGHT, DeliveryStatus.RETRYING)
 
 
@@ -52,8 +54,10 @@ class SenderActor(SupervisedActor):
         self.pacer = TokenBucket(rate_per_sec) if rate_per_sec else None
         self.clock = clock
         self.timers: dict[str, TimerHandle] = {}
+        self._unsettled: list[AttemptRecord] = []
 
     def cleanup(self) -> None:
+        self._settle()
         for timer in self.timers.values():
             timer.cancel()
         self.timers.clear()
@@ -72,6 +76,8 @@ class SenderActor(SupervisedActor):
                 self._paced(message.delivery)
         else:
             return super().receive(message)
+        if len(self._unsettled) >= SETTLE_BATCH or self.actor_inbox.empty():
+            self._settle()  # nothing else waiting: record what finished now
         return None
 
     def _already_handled(self, delivery: Delivery) -> bool:
@@ -80,6 +86,8 @@ class SenderActor(SupervisedActor):
         restarts (the new one re-sends what senders still hold); acting on it would send
         twice and could deliver a trigger again after its resolve."""
         nid = delivery.notification_id
+        if any(record.delivery.notification_id == nid for record in self._unsettled):
+            return True  # finished, not yet recorded: the router re-sent it after a restart
         if nid in self.timers:
             self.directory.tell(ROUTER, RetryWaiting(nid))
             return True
@@ -119,20 +127,37 @@ class SenderActor(SupervisedActor):
             else:
                 status = DeliveryStatus.RETRYING
                 delay = self.policy.delay(delivery.attempt, outcome.retry_after)
-        self.store.record_attempt(delivery, outcome, status, now, duration_ms,
-                                  next_attempt_at=now + delay if status is DeliveryStatus.RETRYING else None)
-        log_fields = dict(actor=self.name, notification_id=delivery.notification_id,
-                          incident_id=delivery.incident_id, channel=delivery.channel,
-                          destination=delivery.destination, attempt=delivery.attempt,
-                          status_code=outcome.status_code, detail=outcome.detail)
-        if status is DeliveryStatus.RETRYING:
-            log.info("delivery_retrying", retry_in_secs=round(delay, 3), **log_fields)
-            state = outcome.state if outcome.state is not None else delivery.state
-            self._later(delivery.next_attempt(state), delay)
+        if status is not DeliveryStatus.RETRYING:
+            self._unsettled.append(AttemptRecord(delivery, outcome, status, now, duration_ms))
+            return  # recorded by _settle once the mailbox is empty or the batch is full
+        self._settle()  # keep the store's order of events
+        self.store.record_attempt(delivery, outcome, status, now, duration_ms, next_attempt_at=now + delay)
+        log.info("delivery_retrying", retry_in_secs=round(delay, 3), **_log_fields(self.name, delivery, outcome))
+        state = outcome.state if outcome.state is not None else delivery.state
+        self._later(delivery.next_attempt(state), delay)
+
+    def _settle(self) -> None:
+        """Record the finished attempts in one transaction, then free their router slots.
+
+        Finished attempts wait here only while more messages are queued (at most
+        SETTLE_BATCH), and are settled in ``cleanup`` too, so only a killed process can lose
+        them: those deliveries are then owed again and repeated with the same id.
+        """
+        if not self._unsettled:
             return
-        if status is DeliveryStatus.DEAD:
-            log.error("delivery_failed", disable_destination=outcome.disable_destination, **log_fields)
-        else:
-            log.debug("delivery_settled", status=status.value, **log_fields)
-        self.directory.tell(ROUTER, Settled(delivery.notification_id))
-        self.hub.publish(DeliverySettled(delivery, outcome, status.value))
+        records, self._unsettled = self._unsettled, []
+        self.store.record_attempts(records)
+        for record in records:
+            fields = _log_fields(self.name, record.delivery, record.outcome)
+            if record.status is DeliveryStatus.DEAD:
+                log.error("delivery_failed", disable_destination=record.outcome.disable_destination, **fields)
+            else:
+                log.debug("delivery_settled", status=record.status.value, **fields)
+            self.directory.tell(ROUTER, Settled(record.delivery.notification_id))
+            self.hub.publish(DeliverySettled(record.delivery, record.outcome, record.status.value))
+
+
+def _log_fields(actor: str, delivery: Delivery, outcome: Outcome) -> dict[str, object]:
+    return dict(actor=actor, notification_id=delivery.notification_id, incident_id=delivery.incident_id,
+                channel=delivery.channel, destination=delivery.destination, attempt=delivery.attempt,
+                status_code=outcome.status_code, detail=outcome.detail)

@@ -15,7 +15,7 @@ import threading
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 from ..domain.changes import (Change, ChannelCounts, IncidentQuery, NotificationRecord)
 from ..domain.errors import IllegalTransition, InvalidArgument, NotFound
@@ -231,33 +231,13 @@ class SqliteStore:
                        at: float, duration_ms: float, next_attempt_at: float | None = None) -> None:
         """Record one attempt and the notification's new status (and channel state, and a
         timeline entry when it was delivered or given up) in one transaction."""
-        done = status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD, DeliveryStatus.SKIPPED)
+        self.record_attempts([AttemptRecord(delivery, outcome, status, at, duration_ms, next_attempt_at)])
+
+    def record_attempts(self, records: Sequence["AttemptRecord"]) -> None:
+        """:meth:`record_attempt` for several attempts, all in one transaction."""
         with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO attempts (notification_id, number, at, outcome, status_code, detail, duration_ms) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (delivery.notification_id, delivery.attempt, at, outcome.kind.value, outcome.status_code,
-                 outcome.detail, duration_ms))
-            conn.execute(
-                "UPDATE notifications SET status = ?, attempts = ?, due_at = ?, updated_at = ?, last_error = ?, "
-                "delivered_at = ? WHERE id = ?",
-                (status.value, delivery.attempt, None if done else next_attempt_at, at,
-                 "" if outcome.kind is OutcomeKind.DELIVERED else outcome.detail,
-                 at if status is DeliveryStatus.DELIVERED else None, delivery.notification_id))
-            if outcome.state is not None:
-                conn.execute(
-                    "INSERT INTO channel_state (channel, destination, incident_id, data) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT DO UPDATE SET data = excluded.data",
-                    (delivery.channel, delivery.destination, delivery.incident_id, _dumps(dict(outcome.state))))
-            if status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD):
-                kind = EventKind.NOTIFICATION_DELIVERED if status is DeliveryStatus.DELIVERED else EventKind.NOTIFICATION_DEAD
-                detail = {"notification_id": delivery.notification_id, "channel": delivery.channel,
-                          "destination": delivery.destination, "event_type": delivery.event_type,
-                          "attempts": delivery.attempt}
-                if status is DeliveryStatus.DEAD:
-                    detail["error"] = outcome.detail
-                conn.execute("INSERT INTO timeline (incident_id, kind, at, actor, detail) VALUES (?, ?, ?, ?, ?)",
-                             (delivery.incident_id, kind.value, at, "notifier", _dumps(detail)))
+            for record in records:
+                _write_attempt(conn, record)
 
     # -- API side ----------------------------------------------------------------------
     def notification(self, notification_id: str) -> NotificationRecord:
@@ -351,6 +331,45 @@ def _encode_seq(seq: int) -> str:
 
 def _decode_seq(token: str) -> int:
     return int(_decode_token(token)[0])
+
+
+class AttemptRecord(NamedTuple):
+    delivery: Delivery
+    outcome: Outcome
+    status: DeliveryStatus
+    at: float
+    duration_ms: float
+    next_attempt_at: float | None = None
+
+
+def _write_attempt(conn: sqlite3.Connection, record: AttemptRecord) -> None:
+    delivery, outcome, status, at, duration_ms, next_attempt_at = record
+    done = status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD, DeliveryStatus.SKIPPED)
+    conn.execute(
+        "INSERT INTO attempts (notification_id, number, at, outcome, status_code, detail, duration_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (delivery.notification_id, delivery.attempt, at, outcome.kind.value, outcome.status_code,
+         outcome.detail, duration_ms))
+    conn.execute(
+        "UPDATE notifications SET status = ?, attempts = ?, due_at = ?, updated_at = ?, last_error = ?, "
+        "delivered_at = ? WHERE id = ?",
+        (status.value, delivery.attempt, None if done else next_attempt_at, at,
+         "" if outcome.kind is OutcomeKind.DELIVERED else outcome.detail,
+         at if status is DeliveryStatus.DELIVERED else None, delivery.notification_id))
+    if outcome.state is not None:
+        conn.execute(
+            "INSERT INTO channel_state (channel, destination, incident_id, data) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET data = excluded.data",
+            (delivery.channel, delivery.destination, delivery.incident_id, _dumps(dict(outcome.state))))
+    if status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD):
+        kind = EventKind.NOTIFICATION_DELIVERED if status is DeliveryStatus.DELIVERED else EventKind.NOTIFICATION_DEAD
+        detail = {"notification_id": delivery.notification_id, "channel": delivery.channel,
+                  "destination": delivery.destination, "event_type": delivery.event_type,
+                  "attempts": delivery.attempt}
+        if status is DeliveryStatus.DEAD:
+            detail["error"] = outcome.detail
+        conn.execute("INSERT INTO timeline (incident_id, kind, at, actor, detail) VALUES (?, ?, ?, ?, ?)",
+                     (delivery.incident_id, kind.value, at, "notifier", _dumps(detail)))
 
 
 class _Txn:
