@@ -100,3 +100,32 @@ def test_sigterm_stops_intake_lets_in_flight_sends_finish_and_exits_zero(tmp_pat
     assert len(rx.requests) == 1
     log = "".join(server.output)
     assert "Traceback" not in log
+
+
+def test_a_second_signal_exits_at_once_and_still_loses_nothing(tmp_path):
+    entered, hang = threading.Event(), threading.Event()
+
+    def respond(request: Recorded) -> Reply:
+        entered.set()
+        hang.wait(TIMEOUT)  # the first send hangs until the test lets go
+        return Reply()
+
+    with HttpReceiver(respond) as rx:
+        server = ServerProcess(write_config(tmp_path / "c.toml", tmp_path / "store.db", rx.url + "/hook"))
+        try:
+            server.start()
+            with client_for(server.port) as client:
+                client.alerts.SubmitAlert(alert(1), timeout=TIMEOUT)
+                assert entered.wait(TIMEOUT)
+                server.proc.send_signal(signal.SIGTERM)
+                statuses = health_pb2_grpc.HealthStub(client.channel).Watch(
+                    health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT)
+                assert any(s.status == health_pb2.HealthCheckResponse.NOT_SERVING for s in statuses)
+            server.proc.send_signal(signal.SIGTERM)  # the first one is being handled: this one is news
+            assert server.wait() == 128 + signal.SIGTERM
+            hang.set()
+            server.start()  # the delivery that was in flight is owed again, with the same id
+            first, again = rx.wait_for(2)
+        finally:
+            server.stop()
+    assert first.json()["notification_id"] == again.json()["notification_id"]

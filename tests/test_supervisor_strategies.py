@@ -1,0 +1,121 @@
+"""The Supervisor on its own: start/stop order, strategies, restart types, intensity."""
+from __future__ import annotations
+
+import threading
+
+import pykka
+import pytest
+
+from actors.directory import ActorDirectory
+from actors.scheduler import Scheduler
+from actors.supervision import ChildSpec, Restart, Strategy, SupervisedActor, Supervisor
+
+TIMEOUT = 10.0
+
+
+class Worker(SupervisedActor):
+    """Records its starts and stops in a shared journal; "crash" raises."""
+
+    def __init__(self, supervisor, name, journal):
+        super().__init__(supervisor, name)
+        self.journal = journal
+
+    def started(self):
+        self.journal.append(("start", self.name))
+
+    def cleanup(self):
+        self.journal.append(("stop", self.name))
+
+    def receive(self, message):
+        if message == "crash":
+            raise RuntimeError("boom")
+        return super().receive(message)
+
+
+@pytest.fixture
+def tree():
+    scheduler = Scheduler()
+    directory = ActorDirectory()
+    journal: list[tuple[str, str]] = []
+    escalated = threading.Event()
+    refs = []
+
+    def make(strategy: Strategy, restarts=(Restart.PERMANENT,) * 3, max_restarts: int = 5):
+        specs = [ChildSpec(name, lambda parent, n: Worker.start(parent, n, journal), restart)
+                 for name, restart in zip(("a", "b", "c"), restarts)]
+        top = Supervisor.start(None, "top", specs, strategy, max_restarts, 30, directory, scheduler,
+                               on_escalate=lambda reason: escalated.set(), liveness_interval=0.05)
+        refs.append(top)
+        wait_until(lambda: len(journal) == 3)
+        return top
+
+    yield make, directory, journal, escalated
+    for ref in refs:
+        if ref.is_alive():
+            ref.stop(block=True, timeout=TIMEOUT)
+    scheduler.stop()
+
+
+def wait_until(predicate) -> None:
+    tick = threading.Event()
+    for _ in range(int(TIMEOUT / 0.01)):
+        if predicate():
+            return
+        tick.wait(0.01)
+    raise AssertionError("condition not reached in time")
+
+
+def crash(directory: ActorDirectory, name: str) -> pykka.ActorRef:
+    old = directory.get(name)
+    old.tell("crash")
+    return old
+
+
+def test_children_start_in_order_and_stop_in_reverse(tree):
+    make, _, journal, _ = tree
+    top = make(Strategy.ONE_FOR_ONE)
+    top.stop(block=True, timeout=TIMEOUT)
+    assert journal == [("start", "a"), ("start", "b"), ("start", "c"),
+                       ("stop", "c"), ("stop", "b"), ("stop", "a")]
+
+
+@pytest.mark.parametrize("strategy, restarted", [
+    (Strategy.ONE_FOR_ONE, ["b"]),
+    (Strategy.ONE_FOR_ALL, ["a", "b", "c"]),
+    (Strategy.REST_FOR_ONE, ["b", "c"]),
+])
+def test_each_strategy_restarts_exactly_its_set_of_children(tree, strategy, restarted):
+    make, directory, journal, _ = tree
+    make(strategy)
+    journal.clear()
+    old = crash(directory, "b")
+    wait_until(lambda: directory.lookup("b") not in (None, old) and
+               sum(1 for event, _ in journal if event == "start") == len(restarted))
+    assert sorted(name for event, name in journal if event == "start") == restarted
+
+
+@pytest.mark.parametrize("restart, crashed_is_restarted, stopped_is_restarted", [
+    (Restart.PERMANENT, True, True),
+    (Restart.TRANSIENT, True, False),
+    (Restart.TEMPORARY, False, False),
+])
+def test_restart_types(tree, restart, crashed_is_restarted, stopped_is_restarted):
+    make, directory, journal, _ = tree
+    make(Strategy.ONE_FOR_ONE, restarts=(restart, restart, Restart.PERMANENT))
+    old_a = crash(directory, "a")
+    old_b = directory.get("b")
+    old_b.stop(block=True, timeout=TIMEOUT)
+    old_c = crash(directory, "c")  # a permanent child: its restart proves the reports were handled
+    wait_until(lambda: directory.lookup("c") not in (None, old_c))
+    assert (directory.lookup("a") not in (None, old_a)) is crashed_is_restarted
+    assert (directory.lookup("b") not in (None, old_b)) is stopped_is_restarted
+
+
+def test_too_many_restarts_stop_every_child_and_escalate(tree):
+    make, directory, journal, escalated = tree
+    make(Strategy.ONE_FOR_ONE, max_restarts=2)
+    for _ in range(3):
+        old = crash(directory, "a")
+        wait_until(lambda: escalated.is_set() or directory.lookup("a") not in (None, old))
+    assert escalated.wait(TIMEOUT)
+    wait_until(lambda: not any(ref.is_alive() for ref in pykka.ActorRegistry.get_all()))
