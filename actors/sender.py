@@ -12,7 +12,7 @@ An exception escaping ``Channel.deliver`` is a bug: it crashes this actor (pykka
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import pykka
 import structlog
@@ -62,6 +62,12 @@ class SenderActor(SupervisedActor):
             timer.cancel()
         self.timers.clear()
         self.channel.close()
+
+    def context_of(self, message: Any) -> Mapping[str, str]:
+        if isinstance(message, (Send, Attempt)):
+            return {"incident_id": message.delivery.incident_id,
+                    "notification_id": message.delivery.notification_id}
+        return {}
 
     def receive(self, message: Any) -> Any:
         if isinstance(message, Send):

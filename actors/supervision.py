@@ -23,7 +23,7 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import pykka
 import structlog
@@ -58,6 +58,8 @@ class ChildExited:
     urn: str
     reason: str
     abnormal: bool
+    #: What the actor was working on (e.g. incident_id, notification_id), for the log line.
+    context: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,7 @@ class SupervisedActor(pykka.ThreadingActor):
         self.name = name
         self.faults = faults or NO_FAULTS
         self._reported = False
+        self._context: Mapping[str, str] = {}
         self._failed = False
 
     def started(self) -> None:
@@ -125,7 +128,12 @@ class SupervisedActor(pykka.ThreadingActor):
         log.warning("unexpected_message", actor=self.name, message=type(message).__name__)
         return None
 
+    def context_of(self, message: Any) -> Mapping[str, str]:
+        """Ids that say what handling ``message`` is about; reported if the actor crashes."""
+        return {}
+
     def on_receive(self, message: Any) -> Any:
+        self._context = self.context_of(message)
         try:
             self.faults.before_message(self.name)
         except InjectedFault as fault:
@@ -166,7 +174,7 @@ class SupervisedActor(pykka.ThreadingActor):
             return
         self._reported = True
         try:
-            self.supervisor.tell(ChildExited(self.name, self.actor_urn, reason, abnormal))
+            self.supervisor.tell(ChildExited(self.name, self.actor_urn, reason, abnormal, self._context))
         except pykka.ActorDeadError:
             pass  # the supervisor is gone too; its parent handles it
 
@@ -278,7 +286,8 @@ class Supervisor(SupervisedActor):
         child = self.children[index]
         self.directory.unregister(child.spec.name, child.ref)  # type: ignore[arg-type]
         child.ref = None
-        log.error("actor_exited", supervisor=self.name, actor=exit.name, reason=exit.reason, abnormal=exit.abnormal)
+        log.error("actor_exited", supervisor=self.name, actor=exit.name, reason=exit.reason, abnormal=exit.abnormal,
+                  **exit.context)
         if child.spec.restart is Restart.TEMPORARY or (child.spec.restart is Restart.TRANSIENT and not exit.abnormal):
             return
         child.last_failure = exit.reason

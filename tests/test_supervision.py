@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 
 import pykka
+import structlog.testing
 import pytest
 
 from actors.domain.errors import ConfigError, Unavailable
@@ -167,3 +168,14 @@ def test_a_normal_stop_is_not_a_failure(tmp_path):
         engine = Engine(settings(tmp_path, rx.url)).start()
         engine.stop(grace_secs=0)
     assert not engine.failed.is_set()
+
+
+def test_a_crash_while_sending_is_logged_with_the_incident_and_notification_ids(tmp_path):
+    with structlog.testing.capture_logs() as logs:
+        with HttpReceiver() as rx, Engine(settings(tmp_path, rx.url)) as engine:
+            engine.faults.crash_next_message("sender:webhook:0")
+            result = engine.submit_alert(alert(1))
+            rx.wait_for(1)
+    (crash,) = [line for line in logs if line["event"] == "actor_exited" and line["abnormal"]]
+    assert crash["incident_id"] == result.incident_id and crash["notification_id"]
+    assert crash["actor"] == "sender:webhook:0" and crash["log_level"] == "error"
