@@ -210,6 +210,7 @@ class Supervisor(SupervisedActor):
         self._stopping_urns: set[str] = set()
         self._timer = None
         self._escalated = False
+        self._suspects: set[str] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
     def started(self) -> None:
@@ -268,10 +269,15 @@ class Supervisor(SupervisedActor):
         return statuses
 
     def _check_liveness(self) -> None:
-        for child in self.children:
-            if child.ref is not None and not child.ref.is_alive():
-                self._child_exited(ChildExited(child.spec.name, child.ref.actor_urn,
-                                               "died without reporting", abnormal=True))
+        """A child found dead twice in a row without having reported is treated as crashed.
+        (Once is not enough: pykka marks an actor dead just before its on_stop/on_failure
+        sends the report, which says whether the exit was normal.)"""
+        dead = {child.ref.actor_urn: child for child in self.children
+                if child.ref is not None and not child.ref.is_alive()}
+        for urn in dead.keys() & self._suspects:
+            child = dead[urn]
+            self._child_exited(ChildExited(child.spec.name, urn, "died without reporting", abnormal=True))
+        self._suspects = set(dead) - self._suspects
         if not self._escalated:
             self._schedule_liveness()
 

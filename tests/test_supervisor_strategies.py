@@ -46,7 +46,7 @@ def tree():
         top = Supervisor.start(None, "top", specs, strategy, max_restarts, 30, directory, scheduler,
                                on_escalate=lambda reason: escalated.set(), liveness_interval=0.05)
         refs.append(top)
-        wait_until(lambda: len(journal) == 3)
+        wait_until(lambda: len(journal) == 3 and all(directory.lookup(name) for name in "abc"))
         return top
 
     yield make, directory, journal, escalated
