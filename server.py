@@ -7,7 +7,8 @@ or SIGINT stops intake (UNAVAILABLE), lets in-flight sends finish within
 ``[server] shutdown_grace_secs``, keeps everything else in the store and exits 0; a second
 signal exits at once (nothing is lost: every acknowledged alert and owed notification is
 already committed). If supervision gives up (restart intensity exceeded), it logs why and
-exits 1. A bad configuration exits 2 with a message naming the key.
+exits 1. A bad configuration exits 2 with a message naming the key; a port it cannot listen
+on exits 3.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from actors.logs import configure_logging
 DEFAULT_CONFIG = Path(__file__).resolve().with_name("config.toml")
 EXIT_CONFIG = 2
 EXIT_SUPERVISION = 1
+EXIT_LISTEN = 3
 
 
 def read_settings(path: str | None) -> Settings:
@@ -47,7 +49,12 @@ def check_config(settings: Settings) -> None:
 def serve(settings: Settings, ready: threading.Event | None = None) -> int:
     log = structlog.get_logger("server")
     engine = Engine(settings).start()
-    api = ApiServer(engine, settings.server)
+    try:
+        api = ApiServer(engine, settings.server)
+    except OSError as error:
+        engine.stop(grace_secs=0)
+        print(f"cannot serve: {error}", file=sys.stderr)
+        return EXIT_LISTEN
     log.info("listening", host=settings.server.host, port=api.port)
     print(f"LLM Incident Manager listening on {settings.server.host}:{api.port}", flush=True)
     stop = threading.Event()

@@ -149,3 +149,9 @@ def test_slack_is_paced_to_one_message_a_second_unless_configured():
     assert settings_from_mapping({"notifications": {"slack": {"min_severity": "P1"}}}).notifications.rate("slack") == 1.0
     assert settings_from_mapping({"notifications": {"slack": {"rate_per_sec": 5}}}).notifications.rate("slack") == 5.0
     assert settings_from_mapping({}).notifications.rate("webhook") is None
+
+
+@pytest.mark.parametrize("path", ["", ":memory:"])
+def test_an_in_memory_store_is_refused(path):
+    with pytest.raises(ConfigError, match="state.path"):
+        settings_from_mapping({"state": {"path": path}})

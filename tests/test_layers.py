@@ -19,6 +19,8 @@ RULES: dict[str, tuple[str, ...]] = {
     "actors.api": ("actors.api", "actors.domain", "actors.engine", "actors.events", "actors.messages",
                    "grpc", "grpc_health", "grpc_reflection", "google.protobuf", "protos", "structlog"),
     "actors.cli": ("actors.cli", "grpc", "google.protobuf", "protos"),
+    # the embedding API: the actors layer plus the gRPC server it may start (via actors.api)
+    "actors.embed": ("actors", "structlog"),
     # the actor classes (actors/*.py): everything but the gRPC edge and the CLI
     "actors": ("actors.domain", "actors.formatting", "actors.channels", "actors.store", "actors",
                "pykka", "structlog"),

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import signal
+import socket
+import subprocess
+import sys
 import threading
 from collections import defaultdict
 
@@ -10,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos import alerts_pb2
 from tests.support.http_receiver import HttpReceiver, Recorded, Reply
-from tests.support.process import ServerProcess, write_config
+from tests.support.process import ROOT, ServerProcess, write_config
 from tests.support.server import TIMEOUT, client_for
 
 BURST = 300
@@ -129,3 +132,14 @@ def test_a_second_signal_exits_at_once_and_still_loses_nothing(tmp_path):
         finally:
             server.stop()
     assert first.json()["notification_id"] == again.json()["notification_id"]
+
+
+def test_a_taken_port_is_a_clear_error_with_its_own_exit_code(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path / "c.toml", tmp_path / "store.db", "http://127.0.0.1:9/hook")
+        config.write_text(config.read_text().replace("grpc_port = 0", f"grpc_port = {port}"))
+        result = subprocess.run([sys.executable, str(ROOT / "server.py"), "--config", str(config)],
+                                capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 3
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr

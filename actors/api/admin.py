@@ -17,7 +17,7 @@ from protos import admin_pb2, admin_pb2_grpc
 
 from ..domain.errors import InvalidArgument, NotFound, Unavailable
 from ..engine import Engine, TransportFault
-from .convert import MAX_NAME, text
+from ..domain.limits import MAX_NAME, text
 from .errors import translate
 
 MAX_TIMES = 10_000

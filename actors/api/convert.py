@@ -5,7 +5,7 @@ import enum
 import json
 import uuid
 from datetime import datetime, timezone
-from typing import Iterable, Mapping, TypeVar
+from typing import TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -13,30 +13,11 @@ from protos import alerts_pb2, incidents_pb2, notifications_pb2
 
 from ..domain.changes import IncidentQuery, NotificationRecord
 from ..domain.errors import InvalidArgument
+from ..domain.limits import DEFAULT_PAGE, MAX_ID, MAX_NAME, MAX_PAGE, MAX_TITLE, string_list, string_map, text
 from ..domain.models import (Alert, Attempt, DeliveryStatus, Incident, IncidentState, IncidentType,
                              ResolutionMethod, Severity, TimelineEvent, utc_now)
 
 E = TypeVar("E", bound=enum.IntEnum)
-
-MAX_ID = 256
-MAX_TITLE = 1000
-MAX_NAME = 256
-MAX_LABELS = 64
-MAX_LABEL_VALUE = 1024
-MAX_PAGE = 500
-DEFAULT_PAGE = 50
-
-
-def text(field: str, value: str, limit: int, required: bool = False) -> str:
-    """Stripped text, or InvalidArgument when required and empty or longer than ``limit``."""
-    value = value.strip()
-    if required and not value:
-        raise InvalidArgument(field, "must not be empty")
-    if len(value.encode("utf-8")) > limit:
-        raise InvalidArgument(field, f"is longer than {limit} bytes")
-    if "\x00" in value:
-        raise InvalidArgument(field, "must not contain NUL characters")
-    return value
 
 
 def enum_value(field: str, enum_type: type[E], number: int, required: bool = True) -> E | None:
@@ -49,22 +30,6 @@ def enum_value(field: str, enum_type: type[E], number: int, required: bool = Tru
         allowed = ", ".join(f"{m.value} ({m.name})" for m in enum_type)
         reason = "is required" if number == 0 else f"has unknown value {number}"
         raise InvalidArgument(field, f"{reason}; allowed: {allowed}") from None
-
-
-def string_map(field: str, values: Mapping[str, str]) -> dict[str, str]:
-    if len(values) > MAX_LABELS:
-        raise InvalidArgument(field, f"has more than {MAX_LABELS} entries")
-    for key, value in values.items():
-        text(f"{field}[{key[:40]}]", key, MAX_NAME, required=True)
-        text(f"{field}[{key[:40]}]", value, MAX_LABEL_VALUE)
-    return dict(values)
-
-
-def string_list(field: str, values: Iterable[str]) -> tuple[str, ...]:
-    items = tuple(text(field, v, MAX_NAME, required=True) for v in values)
-    if len(items) > MAX_LABELS:
-        raise InvalidArgument(field, f"has more than {MAX_LABELS} entries")
-    return items
 
 
 def to_datetime(stamp: Timestamp) -> datetime | None:

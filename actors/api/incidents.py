@@ -12,8 +12,9 @@ from ..domain.models import EventKind, IncidentState, IncidentType, Severity
 from ..engine import Engine
 from ..events import Event, IncidentChanged
 from ..messages import CreateIncident, ResolveIncident, UpdateIncident
-from .convert import (MAX_ID, MAX_NAME, MAX_TITLE, enum_value, incident_query, incident_to_proto,
-                      method_from_proto, page_size, string_list, string_map, text, timeline_to_proto)
+from ..domain.limits import MAX_ID, MAX_NAME, MAX_TITLE, string_list, string_map, text
+from .convert import (enum_value, incident_query, incident_to_proto, method_from_proto, page_size,
+                      timeline_to_proto)
 from .errors import translate, translate_stream
 
 

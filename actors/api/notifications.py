@@ -4,8 +4,8 @@ from __future__ import annotations
 from protos import notifications_pb2, notifications_pb2_grpc
 
 from ..engine import Engine
-from .convert import (MAX_ID, MAX_NAME, attempt_to_proto, delivery_status_from_proto, notification_to_proto,
-                      page_size, text)
+from ..domain.limits import MAX_ID, MAX_NAME, text
+from .convert import attempt_to_proto, delivery_status_from_proto, notification_to_proto, page_size
 from .errors import translate
 
 

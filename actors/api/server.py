@@ -26,7 +26,8 @@ ADMIN_SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_
 
 
 class ApiServer:
-    """A started gRPC server bound to ``port``; ``health`` reports SERVING until :meth:`drain`."""
+    """A started gRPC server bound to ``port``; ``health`` reports SERVING until :meth:`drain`.
+    Raises OSError when it cannot listen on ``[server] host:grpc_port``."""
 
     def __init__(self, engine: Engine, settings: ServerSettings) -> None:
         self.server = grpc.server(
@@ -46,9 +47,12 @@ class ApiServer:
             reflection.enable_server_reflection((*services, health.SERVICE_NAME, reflection.SERVICE_NAME),
                                                 self.server)
         address = f"{settings.host}:{settings.grpc_port}"
-        self.port = self.server.add_insecure_port(address)
+        try:
+            self.port = self.server.add_insecure_port(address)
+        except RuntimeError:  # grpcio raises this when the address is taken or invalid
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen on {address}")
+            raise OSError(f"cannot listen on {address} (in use, or not an address of this machine)")
         self.server.start()
         for name in ("", *SERVICE_NAMES):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)

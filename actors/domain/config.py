@@ -269,6 +269,9 @@ def _check_consistency(settings: Settings) -> None:
                           "required when pagerduty_enabled = true")
     if n.default_webhook_url and not n.default_webhook_url.startswith(("http://", "https://")):
         raise ConfigError("notifications.default_webhook_url", "must be an http:// or https:// URL")
+    if settings.state.path.strip() in ("", ":memory:"):
+        raise ConfigError("state.path", "must be a file: each actor thread opens its own connection, "
+                                        "so an in-memory database would not be shared")
     if not 0 < settings.server.grpc_port < 65536 and settings.server.grpc_port != 0:
         raise ConfigError("server.grpc_port", "must be between 1 and 65535 (0 picks a free port)")
 
