@@ -25,7 +25,7 @@ import pykka
 import structlog
 
 from .channels.base import Channel, receivers_for
-from .channels.faults import ChannelFaults, FaultyChannel, TransportFault  # TransportFault: for the admin API
+from .channels.faults import ChannelFaults, FaultyChannel, TransportFault
 from .channels.registry import build_channel, enabled_channels
 from .directory import ActorDirectory
 from .domain.changes import ChannelCounts, IncidentQuery, NotificationRecord
@@ -45,6 +45,9 @@ from .scheduler import Scheduler
 from .sender import SenderActor
 from .store.sqlite import SqliteStore
 from .supervision import ChildSpec, ChildStatus, GetStatus, Strategy, Supervisor
+
+#: TransportFault is re-exported for the gRPC edge, which may not import actors.channels.
+__all__ = ["ChannelFactory", "Engine", "NotificationStats", "TransportFault"]
 
 log = structlog.get_logger(__name__)
 

@@ -1,7 +1,6 @@
 """admin.AdminService: off unless enabled; names and kinds checked; faults land where asked."""
 from __future__ import annotations
 
-import threading
 
 import grpc
 import pytest
@@ -10,6 +9,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from protos import admin_pb2, admin_pb2_grpc, alerts_pb2, notifications_pb2
 from tests.support.http_receiver import HttpReceiver
 from tests.support.server import TIMEOUT, make_settings, running
+from tests.support.waiting import wait_until
 
 
 def settings(tmp_path, url: str, admin: bool = True):
@@ -43,15 +43,6 @@ def code_of(call, request) -> tuple[grpc.StatusCode, str]:
 
 def actors(stub) -> dict[str, admin_pb2.ActorStatus]:
     return {a.name: a for a in stub.ListActors(admin_pb2.ListActorsRequest(), timeout=TIMEOUT).actors}
-
-
-def wait_until(predicate, timeout: float = TIMEOUT) -> None:
-    tick = threading.Event()
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        tick.wait(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 def test_the_admin_service_is_unimplemented_unless_enabled(tmp_path, rx):

@@ -13,6 +13,7 @@ from actors.messages import ResolveIncident
 from tests.support.http_receiver import HttpReceiver, Recorded, Reply
 from tests.support.server import TIMEOUT, make_settings
 from actors.engine import Engine
+from tests.support.waiting import wait_until
 
 
 def settings(tmp_path, url: str, max_restarts: int = 10):
@@ -27,15 +28,6 @@ def alert(n: int) -> Alert:
 
 def status(engine: Engine, name: str):
     return next(s for s in engine.actor_statuses() if s.name == name)
-
-
-def wait_until(predicate, timeout: float = TIMEOUT) -> None:
-    tick = threading.Event()
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        tick.wait(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 def test_a_sender_that_crashes_on_a_delivery_is_replaced_and_the_delivery_is_recovered(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 from actors.directory import ActorDirectory
 from actors.scheduler import Scheduler
 from actors.supervision import ChildSpec, Restart, Strategy, SupervisedActor, Supervisor
+from tests.support.waiting import wait_until
 
 TIMEOUT = 10.0
 
@@ -54,15 +55,6 @@ def tree():
         if ref.is_alive():
             ref.stop(block=True, timeout=TIMEOUT)
     scheduler.stop()
-
-
-def wait_until(predicate) -> None:
-    tick = threading.Event()
-    for _ in range(int(TIMEOUT / 0.01)):
-        if predicate():
-            return
-        tick.wait(0.01)
-    raise AssertionError("condition not reached in time")
 
 
 def crash(directory: ActorDirectory, name: str) -> pykka.ActorRef:
