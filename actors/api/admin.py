@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import threading
 
+import grpc
+
 from protos import admin_pb2, admin_pb2_grpc
 
 from ..domain.errors import InvalidArgument, NotFound, Unavailable
-from ..engine import Engine, TransportFault
 from ..domain.limits import MAX_NAME, text
+from ..engine import Engine, TransportFault
 from .errors import translate
 
 MAX_TIMES = 10_000
@@ -81,7 +83,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     # -- actor faults ------------------------------------------------------------------
     @translate
-    def InjectActorFault(self, request, context):  # type: ignore[no-untyped-def]
+    def InjectActorFault(self, request: admin_pb2.InjectActorFaultRequest,
+                         context: grpc.ServicerContext) -> admin_pb2.FaultInjected:
         kind = _kind(admin_pb2.ActorFaultKind, request.kind, admin_pb2.ActorFaultKind.values()[1:])
         actor = self._actor(request.actor)
         if kind == admin_pb2.STOP:
@@ -119,7 +122,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     # -- transport faults --------------------------------------------------------------
     @translate
-    def InjectTransportFault(self, request, context):  # type: ignore[no-untyped-def]
+    def InjectTransportFault(self, request: admin_pb2.InjectTransportFaultRequest,
+                             context: grpc.ServicerContext) -> admin_pb2.FaultInjected:
         number = _kind(admin_pb2.TransportFaultKind, request.kind, list(_TRANSPORT_KINDS))
         kind = _TRANSPORT_KINDS[number]
         channel = self._channel(request.channel)
@@ -146,7 +150,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     # -- clearing and inspection -------------------------------------------------------
     @translate
-    def ClearFaults(self, request, context):  # type: ignore[no-untyped-def]
+    def ClearFaults(self, request: admin_pb2.ClearFaultsRequest,
+                    context: grpc.ServicerContext) -> admin_pb2.FaultsCleared:
         actor, channel = request.actor.strip(), request.channel.strip()
         if not actor and not channel:
             self.engine.faults.clear()
@@ -158,13 +163,14 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return admin_pb2.FaultsCleared()
 
     @translate
-    def ListActors(self, request, context):  # type: ignore[no-untyped-def]
+    def ListActors(self, request: admin_pb2.ListActorsRequest, context: grpc.ServicerContext) -> admin_pb2.ActorList:
         return admin_pb2.ActorList(actors=[
             admin_pb2.ActorStatus(name=s.name, alive=s.alive, restarts=s.restarts, last_failure=s.last_failure)
             for s in self.engine.actor_statuses()])
 
     @translate
-    def GetFaultStats(self, request, context):  # type: ignore[no-untyped-def]
+    def GetFaultStats(self, request: admin_pb2.FaultStatsRequest,
+                      context: grpc.ServicerContext) -> admin_pb2.FaultStats:
         with self._lock:
             stopped = self._stopped
         return admin_pb2.FaultStats(injected_crashes=self.engine.faults.injected_crashes,

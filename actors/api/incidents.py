@@ -8,11 +8,11 @@ import grpc
 from protos import incidents_pb2, incidents_pb2_grpc
 
 from ..domain.errors import InvalidArgument, Unavailable
+from ..domain.limits import MAX_ID, MAX_NAME, MAX_TITLE, string_list, string_map, text
 from ..domain.models import EventKind, IncidentState, IncidentType, Severity
 from ..engine import Engine
 from ..events import Event, IncidentChanged
 from ..messages import CreateIncident, ResolveIncident, UpdateIncident
-from ..domain.limits import MAX_ID, MAX_NAME, MAX_TITLE, string_list, string_map, text
 from .convert import (enum_value, incident_query, incident_to_proto, method_from_proto, page_size,
                       timeline_to_proto)
 from .errors import translate, translate_stream
@@ -27,7 +27,8 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
         return text("id", value, MAX_ID, required=True)
 
     @translate
-    def CreateIncident(self, request, context):  # type: ignore[no-untyped-def]
+    def CreateIncident(self, request: incidents_pb2.CreateIncidentRequest,
+                       context: grpc.ServicerContext) -> incidents_pb2.Incident:
         return incident_to_proto(self.engine.create_incident(CreateIncident(
             title=text("title", request.title, MAX_TITLE, required=True),
             description=text("description", request.description, self.max_text),
@@ -40,18 +41,21 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
             actor=text("actor", request.actor, MAX_NAME) or "api")))
 
     @translate
-    def GetIncident(self, request, context):  # type: ignore[no-untyped-def]
+    def GetIncident(self, request: incidents_pb2.GetIncidentRequest,
+                    context: grpc.ServicerContext) -> incidents_pb2.Incident:
         return incident_to_proto(self.engine.incident(self._id(request.id)))
 
     @translate
-    def ListIncidents(self, request, context):  # type: ignore[no-untyped-def]
+    def ListIncidents(self, request: incidents_pb2.ListIncidentsRequest,
+                      context: grpc.ServicerContext) -> incidents_pb2.ListIncidentsResponse:
         incidents, token = self.engine.incidents(incident_query(request), page_size(request.page_size),
                                                  request.page_token)
         return incidents_pb2.ListIncidentsResponse(incidents=[incident_to_proto(i) for i in incidents],
                                                    next_page_token=token)
 
     @translate
-    def UpdateIncident(self, request, context):  # type: ignore[no-untyped-def]
+    def UpdateIncident(self, request: incidents_pb2.UpdateIncidentRequest,
+                       context: grpc.ServicerContext) -> incidents_pb2.Incident:
         return incident_to_proto(self.engine.update_incident(UpdateIncident(
             incident_id=self._id(request.id),
             actor=text("actor", request.actor, MAX_NAME) or "api",
@@ -63,13 +67,15 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
             labels=string_map("labels", request.labels.values) if request.HasField("labels") else None)))
 
     @translate
-    def TransitionIncident(self, request, context):  # type: ignore[no-untyped-def]
+    def TransitionIncident(self, request: incidents_pb2.TransitionIncidentRequest,
+                           context: grpc.ServicerContext) -> incidents_pb2.Incident:
         return incident_to_proto(self.engine.transition(
             self._id(request.id), enum_value("to_state", IncidentState, request.to_state),  # type: ignore[arg-type]
             text("actor", request.actor, MAX_NAME) or "api", text("note", request.note, self.max_text)))
 
     @translate
-    def ResolveIncident(self, request, context):  # type: ignore[no-untyped-def]
+    def ResolveIncident(self, request: incidents_pb2.ResolveIncidentRequest,
+                        context: grpc.ServicerContext) -> incidents_pb2.Incident:
         return incident_to_proto(self.engine.resolve(ResolveIncident(
             incident_id=self._id(request.id),
             resolved_by=text("resolved_by", request.resolved_by, MAX_NAME) or "api",
@@ -78,17 +84,20 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
             root_cause=text("root_cause", request.root_cause, self.max_text))))
 
     @translate
-    def AddNote(self, request, context):  # type: ignore[no-untyped-def]
+    def AddNote(self, request: incidents_pb2.AddNoteRequest,
+                context: grpc.ServicerContext) -> incidents_pb2.TimelineEntry:
         return timeline_to_proto(self.engine.add_note(
             self._id(request.id), text("author", request.author, MAX_NAME) or "api",
             text("text", request.text, self.max_text, required=True)))
 
     @translate
-    def GetTimeline(self, request, context):  # type: ignore[no-untyped-def]
+    def GetTimeline(self, request: incidents_pb2.GetTimelineRequest,
+                    context: grpc.ServicerContext) -> incidents_pb2.Timeline:
         return incidents_pb2.Timeline(entries=[timeline_to_proto(e) for e in self.engine.timeline(self._id(request.id))])
 
     @translate_stream
-    def WatchIncidents(self, request, context) -> Iterator[incidents_pb2.IncidentEvent]:  # type: ignore[no-untyped-def]
+    def WatchIncidents(self, request: incidents_pb2.WatchIncidentsRequest,
+                       context: grpc.ServicerContext) -> Iterator[incidents_pb2.IncidentEvent]:
         """Stream incident events matching the filter until the client cancels. A watcher that
         falls too far behind is ended with RESOURCE_EXHAUSTED rather than slowing the engine."""
         states = {enum_value("states", IncidentState, s) for s in request.states}

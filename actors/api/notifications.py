@@ -1,10 +1,12 @@
 """notifications.NotificationService: delivery stats, history, dead letters, test sends."""
 from __future__ import annotations
 
+import grpc
+
 from protos import notifications_pb2, notifications_pb2_grpc
 
-from ..engine import Engine
 from ..domain.limits import MAX_ID, MAX_NAME, text
+from ..engine import Engine
 from .convert import attempt_to_proto, delivery_status_from_proto, notification_to_proto, page_size
 from .errors import translate
 
@@ -14,7 +16,8 @@ class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
         self.engine = engine
 
     @translate
-    def GetStats(self, request, context):  # type: ignore[no-untyped-def]
+    def GetStats(self, request: notifications_pb2.StatsRequest,
+                 context: grpc.ServicerContext) -> notifications_pb2.Stats:
         stats = self.engine.stats()
         channels = []
         for counts in stats.channels:
@@ -30,7 +33,8 @@ class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
         return notifications_pb2.Stats(channels=channels, actors=actors)
 
     @translate
-    def ListNotifications(self, request, context):  # type: ignore[no-untyped-def]
+    def ListNotifications(self, request: notifications_pb2.ListNotificationsRequest,
+                          context: grpc.ServicerContext) -> notifications_pb2.ListNotificationsResponse:
         records, token = self.engine.notifications(
             text("incident_id", request.incident_id, MAX_ID), text("channel", request.channel, MAX_NAME),
             delivery_status_from_proto(request.status), page_size(request.page_size), request.page_token)
@@ -38,17 +42,20 @@ class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
             notifications=[notification_to_proto(r) for r in records], next_page_token=token)
 
     @translate
-    def GetNotification(self, request, context):  # type: ignore[no-untyped-def]
+    def GetNotification(self, request: notifications_pb2.GetNotificationRequest,
+                        context: grpc.ServicerContext) -> notifications_pb2.NotificationDetail:
         record, attempts = self.engine.notification(text("id", request.id, MAX_ID, required=True))
         return notifications_pb2.NotificationDetail(notification=notification_to_proto(record),
                                                     attempts=[attempt_to_proto(a) for a in attempts])
 
     @translate
-    def RequeueNotification(self, request, context):  # type: ignore[no-untyped-def]
+    def RequeueNotification(self, request: notifications_pb2.RequeueRequest,
+                            context: grpc.ServicerContext) -> notifications_pb2.Notification:
         return notification_to_proto(self.engine.requeue(text("id", request.id, MAX_ID, required=True)))
 
     @translate
-    def SendTestNotification(self, request, context):  # type: ignore[no-untyped-def]
+    def SendTestNotification(self, request: notifications_pb2.TestNotificationRequest,
+                             context: grpc.ServicerContext) -> notifications_pb2.TestNotificationResult:
         channel = text("channel", request.channel, MAX_NAME, required=True)
         destination, outcome = self.engine.send_test(channel, text("destination", request.destination, MAX_NAME))
         return notifications_pb2.TestNotificationResult(
