@@ -305,6 +305,8 @@ class Supervisor(SupervisedActor):
         self._stop_children([c for c in affected if c is not child])
         for other in affected:
             other.restarts += 1
+            if other is not child:
+                other.last_failure = f"restarted with {exit.name} ({self.strategy.value}): {exit.reason}"
             try:
                 self._start(other)
             except Exception as exc:  # start itself failing is a restart failure: escalate

@@ -63,6 +63,7 @@ def test_an_actor_stopped_from_outside_is_restarted_with_a_new_ref(tmp_path):
         rx.wait_for(1)
         assert status(engine, "router").restarts == 1
         assert status(engine, "processor").restarts == 1  # rest_for_one: it holds the router's name
+        assert status(engine, "processor").last_failure.startswith("restarted with router (rest_for_one)")
 
 
 def test_a_crashed_processor_answers_unavailable_then_recovers(tmp_path):
