@@ -71,6 +71,10 @@ class RouterActor(SupervisedActor):
 
     def started(self) -> None:
         self.store.release()  # a new router knows of nothing in flight: everything owed is due
+        given_up = self.store.give_up_unrouted(set(self.destinations), self.clock())
+        if given_up:
+            log.warning("deliveries_given_up", actor=self.name, count=given_up,
+                        reason="their channel or destination is no longer configured")
         self._request_pull()
         self._schedule_poll()
 

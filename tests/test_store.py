@@ -105,3 +105,14 @@ def test_the_store_survives_a_reopen_with_everything_owed(tmp_path):
     assert len(again.lease_due("webhook", "default", (utc_now() + timedelta(seconds=1)).timestamp(), 10)) == 1
     assert sqlite3.connect(tmp_path / "s.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     again.close()
+
+
+def test_owed_deliveries_of_a_destination_no_longer_configured_are_given_up_visibly(store):
+    slack = Receiver("slack", "default")
+    event = PendingEvent(EventKind.CREATED, utc_now(), "t", {}, "incident.detected", (HOOK, slack))
+    store.apply([Change(incident(), True, (event,))])
+    assert store.give_up_unrouted({("webhook", "default")}, utc_now().timestamp()) == 1
+    (dead,), _ = store.list_notifications(status="dead")
+    assert dead.channel == "slack" and "no longer configured" in dead.last_error
+    assert store.timeline("i-1")[-1].kind is EventKind.NOTIFICATION_DEAD
+    assert len(store.lease_due("webhook", "default", utc_now().timestamp() + 1, 10)) == 1  # still owed

@@ -216,15 +216,29 @@ class SqliteStore:
                 conn.executemany("UPDATE notifications SET leased = 0 WHERE id = ?",
                                  [(nid,) for nid in notification_ids])
 
-    def next_due_at(self) -> float | None:
-        """The earliest due time of any owed delivery (None when nothing is owed)."""
-        row = self._connection().execute(
-            "SELECT MIN(due_at) FROM notifications WHERE due_at IS NOT NULL").fetchone()
-        return row[0]
-
-    def destinations_with_work(self) -> list[tuple[str, str]]:
-        return [tuple(r) for r in self._connection().execute(  # type: ignore[misc]
-            "SELECT DISTINCT channel, destination FROM notifications WHERE due_at IS NOT NULL")]
+    def give_up_unrouted(self, configured: set[tuple[str, str]], now: float) -> int:
+        """Mark dead every owed delivery whose (channel, destination) is no longer configured,
+        with the reason and a timeline entry each, so nothing waits forever unseen. Returns how
+        many were given up; they can be re-queued once the channel is configured again."""
+        given_up = 0
+        with self._transaction() as conn:
+            owed = conn.execute("SELECT DISTINCT channel, destination FROM notifications "
+                                "WHERE due_at IS NOT NULL").fetchall()
+            for channel, destination in owed:
+                if (channel, destination) in configured:
+                    continue
+                reason = f"{channel} destination {destination!r} is no longer configured"
+                conn.execute(
+                    "INSERT INTO timeline (incident_id, kind, at, actor, detail) "
+                    "SELECT incident_id, ?, ?, 'notifier', json_object('notification_id', id, 'channel', channel, "
+                    "'destination', destination, 'event_type', event_type, 'attempts', attempts, 'error', ?) "
+                    "FROM notifications WHERE channel = ? AND destination = ? AND due_at IS NOT NULL",
+                    (EventKind.NOTIFICATION_DEAD.value, now, reason, channel, destination))
+                given_up += conn.execute(
+                    "UPDATE notifications SET status = 'dead', due_at = NULL, leased = 0, updated_at = ?, "
+                    "last_error = ? WHERE channel = ? AND destination = ? AND due_at IS NOT NULL",
+                    (now, reason, channel, destination)).rowcount
+        return given_up
 
     # -- sender side -------------------------------------------------------------------
     def record_attempt(self, delivery: Delivery, outcome: Outcome, status: DeliveryStatus,
