@@ -45,7 +45,3 @@ class ActorDirectory:
         except pykka.ActorDeadError:
             return False
         return True
-
-    def names(self) -> list[str]:
-        with self._lock:
-            return list(self._refs)

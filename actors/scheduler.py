@@ -47,10 +47,6 @@ class Scheduler:
             self._wakeup.notify()
         return handle
 
-    def pending(self) -> int:
-        with self._wakeup:
-            return sum(1 for _, _, handle in self._heap if not handle.cancelled)
-
     def stop(self) -> None:
         """Stop the thread; callbacks not yet due never run."""
         with self._wakeup:

@@ -71,26 +71,38 @@ def test_kill_minus_nine_mid_burst_loses_no_owed_notification(tmp_path):
     assert all(len(ids) == 1 for ids in ids_per_incident.values())
 
 
-def test_sigterm_stops_intake_lets_in_flight_sends_finish_and_exits_zero(tmp_path):
-    entered, release = threading.Event(), threading.Event()
+class HeldFirstSend:
+    """A receiver responder whose answers wait until ``release`` is set; ``entered`` is set
+    as soon as the first send arrives."""
 
-    def respond(request: Recorded) -> Reply:
-        entered.set()
-        release.wait(TIMEOUT)
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, request: Recorded) -> Reply:
+        self.entered.set()
+        self.release.wait(TIMEOUT)
         return Reply()
 
-    with HttpReceiver(respond) as rx:
+
+def sigterm_while_sending(server: ServerProcess, client, held: HeldFirstSend) -> None:
+    """With a send in flight, SIGTERM the server and wait until it reports NOT_SERVING."""
+    client.alerts.SubmitAlert(alert(1), timeout=TIMEOUT)
+    assert held.entered.wait(TIMEOUT)
+    server.proc.send_signal(signal.SIGTERM)
+    statuses = health_pb2_grpc.HealthStub(client.channel).Watch(
+        health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT)
+    assert any(s.status == health_pb2.HealthCheckResponse.NOT_SERVING for s in statuses)
+
+
+def test_sigterm_stops_intake_lets_in_flight_sends_finish_and_exits_zero(tmp_path):
+    held = HeldFirstSend()
+    with HttpReceiver(held) as rx:
         server = ServerProcess(write_config(tmp_path / "c.toml", tmp_path / "store.db", rx.url + "/hook"))
         try:
             server.start()
             with client_for(server.port) as client:
-                client.alerts.SubmitAlert(alert(1), timeout=TIMEOUT)
-                assert entered.wait(TIMEOUT)
-                server.proc.send_signal(signal.SIGTERM)
-                health = health_pb2_grpc.HealthStub(client.channel)
-                statuses = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT)
-                assert any(s.status == health_pb2.HealthCheckResponse.NOT_SERVING for s in statuses)
-                threading.Timer(0.5, release.set).start()
+                sigterm_while_sending(server, client, held)
+                threading.Timer(0.5, held.release.set).start()
                 try:
                     client.alerts.SubmitAlert(alert(2), timeout=TIMEOUT)
                     rejected = None
@@ -101,32 +113,20 @@ def test_sigterm_stops_intake_lets_in_flight_sends_finish_and_exits_zero(tmp_pat
             server.stop()
     assert rejected == grpc.StatusCode.UNAVAILABLE
     assert len(rx.requests) == 1
-    log = "".join(server.output)
-    assert "Traceback" not in log
+    assert "Traceback" not in "".join(server.output)
 
 
 def test_a_second_signal_exits_at_once_and_still_loses_nothing(tmp_path):
-    entered, hang = threading.Event(), threading.Event()
-
-    def respond(request: Recorded) -> Reply:
-        entered.set()
-        hang.wait(TIMEOUT)  # the first send hangs until the test lets go
-        return Reply()
-
-    with HttpReceiver(respond) as rx:
+    held = HeldFirstSend()
+    with HttpReceiver(held) as rx:
         server = ServerProcess(write_config(tmp_path / "c.toml", tmp_path / "store.db", rx.url + "/hook"))
         try:
             server.start()
             with client_for(server.port) as client:
-                client.alerts.SubmitAlert(alert(1), timeout=TIMEOUT)
-                assert entered.wait(TIMEOUT)
-                server.proc.send_signal(signal.SIGTERM)
-                statuses = health_pb2_grpc.HealthStub(client.channel).Watch(
-                    health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT)
-                assert any(s.status == health_pb2.HealthCheckResponse.NOT_SERVING for s in statuses)
+                sigterm_while_sending(server, client, held)
             server.proc.send_signal(signal.SIGTERM)  # the first one is being handled: this one is news
             assert server.wait() == 128 + signal.SIGTERM
-            hang.set()
+            held.release.set()
             server.start()  # the delivery that was in flight is owed again, with the same id
             first, again = rx.wait_for(2)
         finally:

@@ -87,11 +87,6 @@ def classify_status(status: int, body_hint: str = "", retry_after: str | None = 
     return Outcome.failed(detail, status, disable_destination=status == 410)
 
 
-def classify_response(response: requests.Response, secrets: Iterable[str | None] = ()) -> Outcome:
-    return classify_status(response.status_code, response.text, response.headers.get("Retry-After"),
-                           secrets)
-
-
 def classify_exception(exc: requests.RequestException, secrets: Iterable[str | None] = ()) -> Outcome:
     """Network trouble is always worth a retry; the text is redacted (URLs are credentials)."""
     kind = "timeout" if isinstance(exc, requests.Timeout) else (
