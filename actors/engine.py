@@ -5,12 +5,18 @@ plain blocking methods (no asyncio); each raises a DomainError subclass for expe
 failures: InvalidArgument, NotFound, IllegalTransition, Overloaded (intake over its
 bound), Unavailable (starting, draining or restarting).
 
-Tree (rest_for_one at the top, started in this order, stopped in reverse)::
+Tree (one_for_one at every level, started in this order, stopped in reverse)::
 
-    top ─┬─ pool:webhook (one_for_one) ─ sender:webhook:0 … N
+    top ─┬─ pool:webhook ─ sender:webhook:0 … N
          ├─ pool:slack / pool:email / pool:pagerduty (when enabled)
          ├─ router
          └─ processor
+
+one_for_one because no part keeps state another needs: each recovers from the store on its
+own. A restarted router starts a new lease epoch (every owed row is free to it, and senders
+drop what they already hold); a restarted sender or pool has what it held released by the
+router; a restarted processor reloads its indexes. So a channel's trouble never costs another
+channel its retry timers, and a router crash never interrupts intake.
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ import pykka
 import structlog
 
 from .channels.base import Channel, receivers_for
-from .channels.faults import ChannelFaults, FaultyChannel, TransportFault
+from .channels.faults import ChannelFaults, TransportFault
 from .channels.registry import build_channel, enabled_channels
 from .directory import ActorDirectory
 from .domain.changes import ChannelCounts, IncidentQuery, NotificationRecord
@@ -39,10 +45,12 @@ from .faults import ActorFaults
 from .intake import GroupCommit
 from .messages import (AddNote, AlertResult, CreateIncident, Drain, InFlightCounts, ResolveIncident,
                        SenderRestarted, SubmitAlerts, TransitionIncident, UpdateIncident, Wake)
+from .lease import RouterLease
 from .processor import ProcessorActor
 from .router import RouterActor, sender_name
 from .scheduler import Scheduler
 from .sender import SenderActor
+from .store.lock import StoreLock
 from .store.sqlite import SqliteStore
 from .supervision import ChildSpec, ChildStatus, GetStatus, Strategy, Supervisor
 
@@ -71,8 +79,8 @@ class Engine:
         self.settings = settings
         self.environ = dict(os.environ if environ is None else environ)
         self.channel_faults = ChannelFaults()
-        build = channel_factory or (lambda name: build_channel(name, settings.notifications, self.environ))
-        self.channel_factory: ChannelFactory = lambda name: FaultyChannel(build(name), self.channel_faults)
+        self.channel_factory: ChannelFactory = channel_factory or (
+            lambda name: build_channel(name, settings.notifications, self.environ))
         self.ask_timeout = ask_timeout
         self.clock = clock
         self.hub = EventHub()
@@ -83,6 +91,8 @@ class Engine:
         self._intake = threading.BoundedSemaphore(settings.processing.intake_limit)
         self._accepting = False
         self._top: pykka.ActorRef | None = None
+        self._store_lock: StoreLock | None = None
+        self.lease = RouterLease()
         self.scheduler: Scheduler | None = None
         self._stopping = False
         self._probes: dict[str, Channel] = {}
@@ -91,9 +101,16 @@ class Engine:
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> "Engine":
-        """Open the store, build every enabled channel (a missing secret raises ConfigError
-        here), and start the actor tree. Raises if any of that fails; nothing is left running."""
-        self.store = SqliteStore(self.settings.state.path, self.settings.state.synchronous)
+        """Lock and open the store, build every enabled channel (a missing secret raises
+        ConfigError here), and start the actor tree. Raises StoreInUse when another server holds
+        the store (before anything of it is read), or whatever else failed; nothing is left
+        running."""
+        self._store_lock = StoreLock(self.settings.state.path)
+        try:
+            self.store = SqliteStore(self.settings.state.path, self.settings.state.synchronous)
+        except BaseException:
+            self._store_lock.release()
+            raise
         try:
             self._start_tree()
         except BaseException:
@@ -114,13 +131,14 @@ class Engine:
         specs = [self._pool_spec(name, policy) for name in self._probes]
         specs.append(ChildSpec("router", lambda parent, name: RouterActor.start(
             parent, name, self.store, self.receivers, {c: n.pool_size(c) for c in self._probes},
-            self.directory, self.scheduler, n.queue_size, n.per_destination_limit, faults=self.faults)))
+            self.directory, self.scheduler, self.lease, n.queue_size, n.per_destination_limit,
+            faults=self.faults)))
         specs.append(ChildSpec("processor", lambda parent, name: ProcessorActor.start(
             parent, name, self.store, self.settings.processing, self.receivers, self.directory, self.hub,
-            self.clock, faults=self.faults)))
-        self._top = Supervisor.start(None, "top", specs, Strategy.REST_FOR_ONE, sup.max_restarts,
+            self.lease, self.clock, faults=self.faults)))
+        self._top = Supervisor.start(None, "top", specs, Strategy.ONE_FOR_ONE, sup.max_restarts,
                                      sup.within_secs, self.directory, self.scheduler,
-                                     on_escalate=self._escalated)
+                                     on_restart=self._restarted, on_escalate=self._escalated)
         self._wait_until_running(expected=2 + sum(1 + n.pool_size(c) for c in self._probes))
 
     def _wait_until_running(self, expected: int, timeout: float = 30.0) -> None:
@@ -142,7 +160,8 @@ class Engine:
 
         def start_sender(parent: pykka.ActorRef, name: str) -> pykka.ActorRef:
             return SenderActor.start(parent, name, self.channel_factory(channel), self.store, self.directory,
-                                     self.scheduler, self.hub, policy, member_rate, faults=self.faults)
+                                     self.scheduler, self.hub, policy, self.channel_faults, member_rate,
+                                     faults=self.faults)
 
         members = [ChildSpec(sender_name(channel, i), start_sender) for i in range(size)]
         sup = self.settings.supervision
@@ -150,8 +169,13 @@ class Engine:
         def start_pool(parent: pykka.ActorRef, name: str) -> pykka.ActorRef:
             return Supervisor.start(parent, name, members, Strategy.ONE_FOR_ONE, sup.max_restarts,
                                     sup.within_secs, self.directory, self.scheduler,
-                                    on_restart=lambda sender: self.directory.tell("router", SenderRestarted(sender)))
+                                    on_restart=self._restarted)
         return ChildSpec(f"pool:{channel}", start_pool)
+
+    def _restarted(self, name: str) -> None:
+        """A sender or a whole pool was replaced: the router lets go of what it held."""
+        if name.startswith(("sender:", "pool:")):
+            self.directory.tell("router", SenderRestarted(name))
 
     def _escalated(self, reason: str) -> None:
         """The actor tree gave up (or its top ended unasked): stop taking work, say why."""
@@ -197,6 +221,9 @@ class Engine:
         for channel in self._probes.values():
             channel.close()
         self.store.close()
+        if self._store_lock is not None:
+            self._store_lock.release()
+            self._store_lock = None
 
     def __enter__(self) -> "Engine":
         return self.start()

@@ -28,9 +28,9 @@ class ActorFaults:
 
     def __init__(self) -> None:
         self._plans: dict[str, _Plan] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        self._clears = 0
         self._injected = 0
-        self._delay = threading.Event()  # never set: waited on to delay without a bare sleep
 
     def crash_next_message(self, actor: str, times: int = 1) -> None:
         """The actor raises on its next ``times`` messages (one crash per instance)."""
@@ -48,11 +48,14 @@ class ActorFaults:
             self._plans.setdefault(actor, _Plan()).delay_ms = milliseconds
 
     def clear(self, actor: str | None = None) -> None:
+        """Drop the plans (all, or one actor's); a message being delayed right now goes on."""
         with self._lock:
             if actor is None:
                 self._plans.clear()
             else:
                 self._plans.pop(actor, None)
+            self._clears += 1
+            self._lock.notify_all()
 
     @property
     def injected_crashes(self) -> int:
@@ -69,16 +72,22 @@ class ActorFaults:
         raise InjectedFault(f"injected crash in start of {actor}")
 
     def before_message(self, actor: str) -> None:
+        """Apply the actor's plan to the message it is about to handle. Costs one dict lookup
+        (no lock) for an actor without a plan."""
+        if actor not in self._plans:
+            return
         with self._lock:
             plan = self._plans.get(actor)
             if plan is None:
                 return
+            clears = self._clears
             delay = plan.delay_ms
             crash = plan.crash_next > 0
             if crash:
                 plan.crash_next -= 1
                 self._injected += 1
         if delay:
-            self._delay.wait(delay / 1000.0)
+            with self._lock:
+                self._lock.wait_for(lambda: self._clears != clears, timeout=delay / 1000.0)
         if crash:
             raise InjectedFault(f"injected crash in {actor}")

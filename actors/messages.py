@@ -73,37 +73,56 @@ class AddNote:
 
 # -- router ------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
+class Owed:
+    """(Processor to router) deliveries just committed, leased to the router's epoch ``lease``:
+    dispatch them from memory, without reading them back."""
+
+    deliveries: tuple[Delivery, ...]
+    lease: str
+
+
+@dataclass(frozen=True, slots=True)
 class Wake:
-    """New deliveries are owed; pull from the store when there is room."""
+    """Deliveries became free in the store (e.g. a re-queued one): pull when there is room."""
 
 
 @dataclass(frozen=True, slots=True)
 class Pull:
-    """(Router to itself) pull due deliveries now."""
+    """(Router to itself) pull due deliveries from the store now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """(Scheduler to router, every poll interval) pull what came due, then schedule the next."""
 
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """A delivery is finished (delivered, skipped or dead): its slot is free."""
+    """A delivery is finished (delivered, skipped or dead) or was not the sender's to make:
+    its slot is free."""
 
     notification_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class RetryWaiting:
-    """A delivery's sender holds it on a retry timer: it no longer uses a sending slot."""
+class TimerSet:
+    """A sender holds this delivery on a timer (retry backoff or pacing): it no longer uses a
+    sending slot, though it still counts for its destination."""
 
     notification_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class RetryResumed:
+class TimerFired:
+    """The delivery's timer fired: it is being sent again and uses a sending slot."""
+
     notification_id: str
 
 
 @dataclass(frozen=True, slots=True)
 class SenderRestarted:
-    """The named sender was replaced: what it held is owed again (recovered from the store)."""
+    """The named sender (or every sender of pool ``pool:<channel>``) was replaced: what it held
+    is owed again (recovered from the store)."""
 
     sender: str
 
@@ -121,11 +140,14 @@ class Drain:
 # -- sender ------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Send:
+    """Attempt this delivery. Its ``lease`` names the sending router's epoch; a sender that
+    already holds the delivery on a timer takes the new lease and drops the Send."""
+
     delivery: Delivery
 
 
 @dataclass(frozen=True, slots=True)
-class Attempt:
+class TimerDue:
     """(Sender to itself, from a timer) attempt this delivery now. ``paced`` says the timer
     was the pacing wait, whose send slot is already reserved; a retry must be paced anew."""
 

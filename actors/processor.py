@@ -4,7 +4,9 @@ It validates nothing about the wire (the API did) but everything about the domai
 idempotency, fingerprint deduplication, the state machine, routing. Each command is one
 store transaction holding the incident change, its timeline events and the outbox rows it
 owes; only after the commit does the reply go back. Being the only writer makes the
-dedup check-and-save atomic.
+dedup check-and-save atomic, and lets it keep bounded indexes of recent alert ids and active
+fingerprints in memory (the store answers only what they cannot). The deliveries a commit
+owes go to the router with the news, so nobody reads them back.
 
 Commands arrive by ``ask``: a DomainError raised here travels back in the caller's future
 and the actor keeps running (pykka semantics); only a bug in a *told* message crashes it.
@@ -23,26 +25,32 @@ from .domain.changes import Change, PendingEvent
 from .domain.config import ProcessingSettings
 from .domain.dedup import fingerprint, joins_incident
 from .domain.errors import IllegalTransition
+from .domain.indexes import ActiveIncidents, RecentAlerts
 from .domain.models import (Alert, EventKind, Incident, IncidentState, Resolution,
                              ResolutionMethod, TimelineEvent, utc_now)
 from .domain.routing import Receiver, route
 from .domain.state_machine import check_transition
 from .faults import ActorFaults
 from .events import EventHub, IncidentChanged
-from .messages import (AddNote, AlertResult, CreateIncident, ResolveIncident, SubmitAlerts,
-                       TransitionIncident, UpdateIncident, Wake)
+from .lease import RouterLease
+from .messages import (AddNote, AlertResult, CreateIncident, Owed, ResolveIncident, SubmitAlerts,
+                       TransitionIncident, UpdateIncident)
 from .store.sqlite import SqliteStore
 from .supervision import SupervisedActor
 
 log = structlog.get_logger(__name__)
 
 ROUTER = "router"
+#: Alert ids remembered for idempotency without a store read (the store answers older ones).
+RECENT_ALERT_IDS = 50_000
+#: Active incidents indexed by fingerprint; beyond this, misses are checked in the store.
+ACTIVE_INCIDENTS = 20_000
 
 
 class ProcessorActor(SupervisedActor):
     def __init__(self, supervisor: pykka.ActorRef | None, name: str, store: SqliteStore,
                  settings: ProcessingSettings, receivers: tuple[Receiver, ...],
-                 directory: ActorDirectory, hub: EventHub,
+                 directory: ActorDirectory, hub: EventHub, lease: RouterLease,
                  clock: Callable[[], datetime] = utc_now, faults: ActorFaults | None = None) -> None:
         super().__init__(supervisor, name, faults)
         self.store = store
@@ -50,7 +58,14 @@ class ProcessorActor(SupervisedActor):
         self.receivers = receivers
         self.directory = directory
         self.hub = hub
+        self.lease = lease
         self.clock = clock
+        self.recent_alerts = RecentAlerts(RECENT_ALERT_IDS)
+        self.active = ActiveIncidents(ACTIVE_INCIDENTS)
+
+    def started(self) -> None:
+        active = self.store.active_incidents(ACTIVE_INCIDENTS + 1)
+        self.active.load(active, complete=len(active) <= ACTIVE_INCIDENTS)
 
     def receive(self, message: Any) -> Any:
         handler = self._handlers.get(type(message))
@@ -63,13 +78,14 @@ class ProcessorActor(SupervisedActor):
         pending: dict[str, Incident] = {}      # fingerprint → incident changed in this batch
         seen: dict[str, str] = {}              # alert_id → incident id, within this batch
         now = self.clock()
+        recorded = self._recorded_alerts([alert.alert_id for alert in command.alerts])
         for alert in command.alerts:
-            known = seen.get(alert.alert_id) or self.store.incident_for_alert(alert.alert_id)
+            known = seen.get(alert.alert_id) or recorded.get(alert.alert_id)
             if known:
                 results.append(AlertResult(alert.alert_id, known, duplicate=True, new_incident=False))
                 continue
             fp = fingerprint(alert)
-            current = pending.get(fp) or self.store.active_incident(fp)
+            current = pending.get(fp) or self._active_incident(fp)
             if joins_incident(current, now, self.settings.deduplication_window_secs,
                               self.settings.deduplication_enabled):
                 assert current is not None
@@ -82,6 +98,26 @@ class ProcessorActor(SupervisedActor):
             results.append(AlertResult(alert.alert_id, change.incident.id, False, change.is_new))
         self._commit(changes)
         return results
+
+    def _recorded_alerts(self, alert_ids: list[str]) -> dict[str, str]:
+        """alert_id → incident for the ids recorded before: from memory, the rest in one query."""
+        recorded, unknown = {}, []
+        for alert_id in alert_ids:
+            incident_id = self.recent_alerts.get(alert_id)
+            if incident_id is None:
+                unknown.append(alert_id)
+            else:
+                recorded[alert_id] = incident_id
+        if unknown:
+            recorded.update(self.store.incidents_for_alerts(unknown))
+        return recorded
+
+    def _active_incident(self, fp: str) -> Incident | None:
+        incident, known = self.active.lookup(fp)
+        if not known:
+            incident = self.store.active_incident(fp)
+            self.active.found(fp, incident)
+        return incident
 
     def _join(self, incident: Incident, alert: Alert, now: datetime) -> Change:
         updated = incident.evolve(alert_count=incident.alert_count + 1, last_alert_at=now, updated_at=now)
@@ -181,13 +217,18 @@ class ProcessorActor(SupervisedActor):
     def _commit(self, changes: list[Change]) -> list[list[TimelineEvent]]:
         if not changes:
             return []
-        written = self.store.apply(changes)
-        if any(event.receivers for change in changes for event in change.events):
-            self.directory.tell(ROUTER, Wake())
-        for change, events in zip(changes, written):
+        lease = self.lease.token
+        applied = self.store.apply(changes, lease)
+        for change in changes:
+            self.active.put(change.incident)
+            if change.alert is not None:
+                self.recent_alerts.add(change.alert.alert_id, change.incident.id)
+        if applied.deliveries:  # a router that is restarting finds them in the store instead
+            self.directory.tell(ROUTER, Owed(tuple(applied.deliveries), lease))
+        for change, events in zip(changes, applied.events):
             for event in events:
                 self.hub.publish(IncidentChanged(change.incident, event))
-        return written
+        return applied.events
 
     _handlers: dict[type, Callable[["ProcessorActor", Any], Any]] = {
         SubmitAlerts: _submit_alerts,

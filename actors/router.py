@@ -1,36 +1,50 @@
-"""RouterActor: moves owed deliveries from the store's outbox to the sender pools.
+"""RouterActor: moves owed deliveries to the sender pools, from memory when it can.
 
-It holds at most ``max_in_flight`` deliveries being sent, and at most
-``per_destination_limit`` per destination (counting those its senders hold on retry
-timers), so a dead destination cannot take every slot and memory stays bounded whatever
-the backlog on disk. The store query hands out only the oldest owed delivery per
-(incident, destination), so a resolve never overtakes its trigger. A delivery always goes
-to the same pool member (stable hash of the incident), keeping per-incident order there too.
+The processor hands it every delivery it commits (:class:`Owed`, already leased to this
+router's epoch), so on the hot path nothing is read back from the store. The router sends at
+most ``max_in_flight`` at once and at most ``per_destination_limit`` per destination (counting
+those its senders hold on timers), so a dead destination cannot take every slot; the rest wait
+in memory, up to ``PARKED_PER_SLOT × max_in_flight`` of them, and beyond that on disk. Only
+one delivery per (incident, destination) is out at a time, so a resolve never overtakes its
+trigger. A delivery always goes to the same pool member (stable hash of the incident).
 
-The router keeps nothing that is not also in the store: if it or a sender dies, the
-deliveries it tracked are simply owed again and pulled on the next pass.
+A destination is served from the store instead — pulled in order with ``lease_due`` — while
+the store may hold deliveries for it that no live router holds: after a start (recovery),
+after a sender was replaced, after a re-queue, or once memory overflowed. It goes back to
+memory when the store has nothing free left for it.
+
+The router keeps nothing that is not also in the store: if it dies, the next epoch finds every
+owed row free (its lease names the old epoch) and pulls it; senders drop a re-sent delivery
+they already hold or have just finished.
 """
 from __future__ import annotations
 
 import time
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import pykka
 import structlog
 
 from .directory import ActorDirectory
+from .domain.models import Delivery
 from .domain.routing import Receiver
 from .faults import ActorFaults
-from .messages import (Drain, InFlightCounts, Pull, RetryResumed, RetryWaiting, Send, SenderRestarted,
-                       Settled, Wake)
+from .lease import RouterLease
+from .messages import (Drain, InFlightCounts, Owed, Poll, Pull, Send, SenderRestarted, Settled, TimerFired,
+                       TimerSet, Wake)
 from .scheduler import Scheduler, TimerHandle
 from .store.sqlite import SqliteStore
-from .supervision import SupervisedActor
+from .supervision import SupervisedActor, tell_quietly
 
 log = structlog.get_logger(__name__)
+
+#: Owed deliveries kept in memory per sending slot (``max_in_flight``) before they wait on disk.
+PARKED_PER_SLOT = 10
+
+Destination = tuple[str, str]
 
 
 def sender_name(channel: str, index: int) -> str:
@@ -39,38 +53,45 @@ def sender_name(channel: str, index: int) -> str:
 
 @dataclass(slots=True)
 class _Tracked:
-    channel: str
-    destination: str
+    destination: Destination
+    incident_id: str
     sender: str
-    waiting: bool = False
+    on_timer: bool = False
 
 
 class RouterActor(SupervisedActor):
     def __init__(self, supervisor: pykka.ActorRef | None, name: str, store: SqliteStore,
                  receivers: tuple[Receiver, ...], pool_sizes: dict[str, int], directory: ActorDirectory,
-                 scheduler: Scheduler, max_in_flight: int, per_destination_limit: int,
+                 scheduler: Scheduler, lease: RouterLease, max_in_flight: int, per_destination_limit: int,
                  poll_interval: float = 1.0, clock: Callable[[], float] = time.time,
                  faults: ActorFaults | None = None) -> None:
         super().__init__(supervisor, name, faults)
         self.store = store
-        self.destinations = sorted({(r.channel, r.destination) for r in receivers})
+        self.destinations: list[Destination] = sorted({(r.channel, r.destination) for r in receivers})
         self.pool_sizes = pool_sizes
         self.directory = directory
         self.scheduler = scheduler
+        self.lease = lease
         self.max_in_flight = max_in_flight
         self.per_destination_limit = per_destination_limit
+        self.max_parked = PARKED_PER_SLOT * max_in_flight
         self.poll_interval = poll_interval
         self.pull_batch = max(1, min(per_destination_limit, max_in_flight) // 4)
         self.clock = clock
+        self.token = ""
         self.tracked: dict[str, _Tracked] = {}
-        self.per_destination: Counter[tuple[str, str]] = Counter()
+        self.per_destination: Counter[Destination] = Counter()
+        self.busy: set[tuple[str, Destination]] = set()   # (incident, destination) with one out
         self.sending = 0
+        self.parked: dict[Destination, deque[Delivery]] = {key: deque() for key in self.destinations}
+        self.parked_count = 0
+        self.from_store: set[Destination] = set(self.destinations)
         self._pull_requested = False
         self._draining = False
         self._poll_timer: TimerHandle | None = None
 
     def started(self) -> None:
-        self.store.release()  # a new router knows of nothing in flight: everything owed is due
+        self.token = self.lease.new_epoch()  # every row leased by an earlier epoch is free to us
         given_up = self.store.give_up_unrouted(set(self.destinations), self.clock())
         if given_up:
             log.warning("deliveries_given_up", actor=self.name, count=given_up,
@@ -84,28 +105,31 @@ class RouterActor(SupervisedActor):
 
     def _schedule_poll(self) -> None:
         ref = self.actor_ref
+        self._poll_timer = self.scheduler.call_later(self.poll_interval, lambda: tell_quietly(ref, Poll()))
 
-        def poll() -> None:
-            try:
-                ref.tell(Pull())
-            except pykka.ActorDeadError:
-                return
-            self._schedule_poll()
-        self._poll_timer = self.scheduler.call_later(self.poll_interval, poll)
+    def context_of(self, message: Any) -> dict[str, str]:
+        if isinstance(message, (Settled, TimerSet, TimerFired)):
+            return {"notification_id": message.notification_id}
+        return {}
 
     def receive(self, message: Any) -> Any:
-        if isinstance(message, Wake):
-            self._request_pull()
+        if isinstance(message, Owed):
+            self._owed(message)
+        elif isinstance(message, Settled):
+            self._settled(message.notification_id)
+        elif isinstance(message, TimerSet):
+            self._set_on_timer(message.notification_id, True)
+        elif isinstance(message, TimerFired):
+            self._set_on_timer(message.notification_id, False)
         elif isinstance(message, Pull):
             self._pull_requested = False
             self._pull()
-        elif isinstance(message, Settled):
-            self._forget(message.notification_id)
+        elif isinstance(message, Poll):
+            self._pull()
+            self._schedule_poll()
+        elif isinstance(message, Wake):
+            self.from_store.update(self.destinations)
             self._request_pull()
-        elif isinstance(message, RetryWaiting):
-            self._set_waiting(message.notification_id, True)
-        elif isinstance(message, RetryResumed):
-            self._set_waiting(message.notification_id, False)
         elif isinstance(message, SenderRestarted):
             self._recover(message.sender)
         elif isinstance(message, InFlightCounts):
@@ -117,6 +141,73 @@ class RouterActor(SupervisedActor):
             return super().receive(message)
         return None
 
+    # -- deliveries from the processor ---------------------------------------------------
+    def _owed(self, message: Owed) -> None:
+        if message.lease != self.token:  # leased to an epoch before ours: free in the store
+            self._to_store({(d.channel, d.destination) for d in message.deliveries})
+            return
+        to_release: list[str] = []
+        touched: set[Destination] = set()
+        for delivery in message.deliveries:
+            key = (delivery.channel, delivery.destination)
+            if key in self.from_store or key not in self.parked:
+                to_release.append(delivery.notification_id)
+            elif self.parked_count >= self.max_parked:
+                to_release.append(delivery.notification_id)
+                self._to_store([key], release=to_release)
+            else:
+                self.parked[key].append(delivery)
+                self.parked_count += 1
+                touched.add(key)
+        if to_release:
+            self.store.release(to_release)
+            self._request_pull()
+        for key in touched:
+            self._dispatch(key)
+
+    def _to_store(self, keys: Iterable[Destination], release: list[str] | None = None) -> None:
+        """Serve these destinations from the store from now on; what waited for them in memory
+        is let go of in the store (appended to ``release``, or released now)."""
+        freed: list[str] = []
+        for key in keys:
+            self.from_store.add(key)
+            queue = self.parked.get(key)
+            while queue:
+                freed.append(queue.popleft().notification_id)
+                self.parked_count -= 1
+        if release is not None:
+            release.extend(freed)
+        else:
+            if freed:
+                self.store.release(freed)
+            self._request_pull()
+
+    def _dispatch(self, key: Destination) -> None:
+        """Send what waits in memory for ``key`` while there is room, oldest first, skipping
+        incidents that already have a delivery out (their later ones keep waiting, in order)."""
+        queue = self.parked[key]
+        room = self._room(key)
+        if not queue or room <= 0 or self._draining:
+            return
+        kept: deque[Delivery] = deque()
+        blocked: set[str] = set()
+        while queue and room > 0:
+            delivery = queue.popleft()
+            if delivery.incident_id in blocked or (delivery.incident_id, key) in self.busy:
+                blocked.add(delivery.incident_id)
+                kept.append(delivery)
+                continue
+            self.parked_count -= 1
+            if not self._send(delivery):
+                self.store.release([delivery.notification_id])
+                queue.extendleft(reversed(kept))
+                self._to_store([key])
+                return
+            room -= 1
+        kept.extend(queue)
+        self.parked[key] = kept
+
+    # -- deliveries from the store --------------------------------------------------------
     def _request_pull(self) -> None:
         if not self._pull_requested and not self._draining:
             self._pull_requested = True
@@ -126,48 +217,81 @@ class RouterActor(SupervisedActor):
         if self._draining:
             return
         now = self.clock()
-        for channel, destination in self.destinations:
-            key = (channel, destination)
-            room = min(self.per_destination_limit - self.per_destination[key], self.max_in_flight - self.sending)
-            if room < self.pull_batch and self.per_destination[key] > 0:
+        for key in sorted(self.from_store):
+            room = self._room(key)
+            if room <= 0 or (room < self.pull_batch and self.per_destination[key] > 0):
                 continue  # wait for a worthwhile batch of free slots: fewer, larger queries
-            for delivery in self.store.lease_due(channel, destination, now, room):
-                name = sender_name(channel, zlib.crc32(delivery.incident_id.encode()) % self.pool_sizes[channel])
-                if not self.directory.tell(name, Send(delivery)):
+            leased = self.store.lease_due(key[0], key[1], now, room, self.token)
+            for delivery in leased:
+                if not self._send(delivery):
                     self.store.release([delivery.notification_id])  # its sender is restarting
-                    continue
-                self.tracked[delivery.notification_id] = _Tracked(channel, destination, name)
-                self.per_destination[key] += 1
-                self.sending += 1
+            if len(leased) < room and not self.store.has_free_owed(key[0], key[1], self.token):
+                self.from_store.discard(key)  # everything owed to it is ours now: back to memory
 
-    def _forget(self, notification_id: str) -> None:
-        tracked = self.tracked.pop(notification_id, None)
+    # -- sending and tracking --------------------------------------------------------------
+    def _room(self, key: Destination) -> int:
+        return min(self.per_destination_limit - self.per_destination[key], self.max_in_flight - self.sending)
+
+    def _send(self, delivery: Delivery) -> bool:
+        channel = delivery.channel
+        name = sender_name(channel, zlib.crc32(delivery.incident_id.encode()) % self.pool_sizes[channel])
+        if not self.directory.tell(name, Send(delivery)):
+            return False
+        key = (channel, delivery.destination)
+        self.tracked[delivery.notification_id] = _Tracked(key, delivery.incident_id, name)
+        self.busy.add((delivery.incident_id, key))
+        self.per_destination[key] += 1
+        self.sending += 1
+        return True
+
+    def _settled(self, notification_id: str) -> None:
+        tracked = self._forget(notification_id)
         if tracked is None:
             return
-        self.per_destination[(tracked.channel, tracked.destination)] -= 1
-        if not tracked.waiting:
-            self.sending -= 1
+        key = tracked.destination
+        if key in self.from_store:
+            self._request_pull()
+        else:
+            self._dispatch(key)
 
-    def _set_waiting(self, notification_id: str, waiting: bool) -> None:
+    def _forget(self, notification_id: str) -> _Tracked | None:
+        tracked = self.tracked.pop(notification_id, None)
+        if tracked is None:
+            return None
+        self.per_destination[tracked.destination] -= 1
+        self.busy.discard((tracked.incident_id, tracked.destination))
+        if not tracked.on_timer:
+            self.sending -= 1
+        return tracked
+
+    def _set_on_timer(self, notification_id: str, on_timer: bool) -> None:
         tracked = self.tracked.get(notification_id)
-        if tracked is None or tracked.waiting == waiting:
+        if tracked is None or tracked.on_timer == on_timer:
             return
-        tracked.waiting = waiting
-        self.sending += -1 if waiting else 1
-        if waiting:
+        tracked.on_timer = on_timer
+        self.sending += -1 if on_timer else 1
+        if on_timer:  # a sending slot came free
+            for key in self.destinations:
+                if key not in self.from_store:
+                    self._dispatch(key)
             self._request_pull()
 
     def _recover(self, sender: str) -> None:
-        lost = [nid for nid, t in self.tracked.items() if t.sender == sender]
+        """``sender`` (or every member of pool ``pool:<channel>``) was replaced: what it held is
+        free again in the store, and its destinations are served from there until recovered."""
+        members = f"sender:{sender.removeprefix('pool:')}:" if sender.startswith("pool:") else None
+        lost = [nid for nid, t in self.tracked.items()
+                if t.sender == sender or (members is not None and t.sender.startswith(members))]
+        keys = {self.tracked[nid].destination for nid in lost}
         for nid in lost:
             self._forget(nid)
         self.store.release(lost)
         log.warning("deliveries_recovered", actor=self.name, sender=sender, count=len(lost))
-        self._request_pull()
+        self._to_store(keys)
 
     def _counts(self) -> dict[str, tuple[int, int]]:
         counts: dict[str, list[int]] = {}
         for tracked in self.tracked.values():
-            entry = counts.setdefault(tracked.channel, [0, 0])
-            entry[1 if tracked.waiting else 0] += 1
+            entry = counts.setdefault(tracked.destination[0], [0, 0])
+            entry[1 if tracked.on_timer else 0] += 1
         return {channel: (c[0], c[1]) for channel, c in counts.items()}

@@ -1,10 +1,16 @@
-"""SenderActor: one pool member of one channel. Attempts deliveries and holds their retry timers.
+"""SenderActor: one pool member of one channel. Attempts deliveries and holds their timers.
 
-For each delivery it paces (token bucket), calls the channel once, records the attempt and
-the new status in the store, then either tells the router the delivery is settled or keeps
-a retry timer that later tells this actor to try again: it never sleeps, so its mailbox
-keeps moving. Timers die with the actor (cancelled in ``cleanup``); the store still says
-the delivery is owed, so the router hands it out again after a restart.
+For each delivery it paces (token bucket), calls the channel once, and either settles it or
+keeps a retry timer that later tells this actor to try again: it never sleeps, so its
+mailbox keeps moving. Finished attempts are recorded in one transaction per burst — at most
+``SETTLE_BATCH`` of them, none older than ``settle_window`` — and only then is the router
+told the slot is free. Timers die with the actor (cancelled in ``cleanup``); the store still
+says the delivery is owed (with its due time), so the router hands it out again.
+
+Nothing is read back per send: the delivery arrives whole (``Send``), and a router that
+restarted may re-send what this sender already holds or has just finished — those are
+recognised in memory and dropped. The store records an attempt only if it is the next one of
+a delivery still owed, so a sender that lost a delivery to another changes nothing.
 
 An exception escaping ``Channel.deliver`` is a bug: it crashes this actor (pykka calls
 ``on_failure``) and the pool supervisor starts a fresh one.
@@ -12,19 +18,22 @@ An exception escaping ``Channel.deliver`` is a bug: it crashes this actor (pykka
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
+from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 import pykka
 import structlog
 
 from .channels.base import Channel
+from .channels.faults import ChannelFaults, injected_delivery
 from .directory import ActorDirectory
 from .domain.models import Delivery, DeliveryStatus, Outcome, OutcomeKind
 from .domain.ratelimit import TokenBucket
 from .domain.retry import RetryPolicy
 from .faults import ActorFaults
 from .events import DeliverySettled, EventHub
-from .messages import Attempt, RetryResumed, RetryWaiting, Send, Settled
+from .messages import Send, Settled, TimerDue, TimerFired, TimerSet
 from .scheduler import Scheduler, TimerHandle
 from .store.sqlite import AttemptRecord, SqliteStore
 from .supervision import SupervisedActor, tell_quietly
@@ -34,16 +43,21 @@ log = structlog.get_logger(__name__)
 ROUTER = "router"
 _FINAL_STATUS = {OutcomeKind.DELIVERED: DeliveryStatus.DELIVERED, OutcomeKind.SKIPPED: DeliveryStatus.SKIPPED,
                  OutcomeKind.FAILED: DeliveryStatus.DEAD}
-#: Finished attempts recorded together at most (while more messages wait in the mailbox).
-SETTLE_BATCH = 64
-_OWED = (DeliveryStatus.QUEUED, DeliveryStatus.IN_FLIGHT, DeliveryStatus.RETRYING)
+#: Finished attempts recorded together at most.
+SETTLE_BATCH = 16
+#: The longest a finished attempt waits to be recorded (seconds): bounds what a killed process
+#: can have sent without recording it, and so what it repeats after a restart.
+SETTLE_WINDOW = 0.005
+#: Recently settled deliveries remembered, to drop a re-send from a restarted router.
+RECENTLY_SETTLED = 10_000
 
 
 class SenderActor(SupervisedActor):
     def __init__(self, supervisor: pykka.ActorRef | None, name: str, channel: Channel,
                  store: SqliteStore, directory: ActorDirectory, scheduler: Scheduler, hub: EventHub,
-                 policy: RetryPolicy, rate_per_sec: float | None = None,
-                 clock: Callable[[], float] = time.time, faults: ActorFaults | None = None) -> None:
+                 policy: RetryPolicy, transport_faults: ChannelFaults, rate_per_sec: float | None = None,
+                 settle_window: float = SETTLE_WINDOW, clock: Callable[[], float] = time.time,
+                 faults: ActorFaults | None = None) -> None:
         super().__init__(supervisor, name, faults)
         self.channel = channel
         self.store = store
@@ -51,59 +65,62 @@ class SenderActor(SupervisedActor):
         self.scheduler = scheduler
         self.hub = hub
         self.policy = policy
+        self.transport_faults = transport_faults
         self.pacer = TokenBucket(rate_per_sec) if rate_per_sec else None
+        self.settle_window = settle_window
         self.clock = clock
-        self.timers: dict[str, TimerHandle] = {}
+        self.timers: dict[str, tuple[TimerHandle, Delivery]] = {}
         self._unsettled: list[AttemptRecord] = []
+        self._unsettled_ids: set[str] = set()
+        self._oldest_unsettled = 0.0
+        self._recently_settled: OrderedDict[str, int] = OrderedDict()  # id → last attempt settled
 
     def cleanup(self) -> None:
         self._settle()
-        for timer in self.timers.values():
+        for timer, _ in self.timers.values():
             timer.cancel()
         self.timers.clear()
         self.channel.close()
 
     def context_of(self, message: Any) -> Mapping[str, str]:
-        if isinstance(message, (Send, Attempt)):
+        if isinstance(message, (Send, TimerDue)):
             return {"incident_id": message.delivery.incident_id,
                     "notification_id": message.delivery.notification_id}
         return {}
 
     def receive(self, message: Any) -> Any:
         if isinstance(message, Send):
-            if not self._already_handled(message.delivery):
+            if not self._already_held(message.delivery):
                 self._paced(message.delivery)
-        elif isinstance(message, Attempt):
+        elif isinstance(message, TimerDue):
             self.timers.pop(message.delivery.notification_id, None)
-            self.directory.tell(ROUTER, RetryResumed(message.delivery.notification_id))
+            self.directory.tell(ROUTER, TimerFired(message.delivery.notification_id))
             if message.paced:
                 self._attempt(message.delivery)
             else:
                 self._paced(message.delivery)
         else:
             return super().receive(message)
-        if len(self._unsettled) >= SETTLE_BATCH or self.actor_inbox.empty():
-            self._settle()  # nothing else waiting: record what finished now
+        if self._unsettled and (len(self._unsettled) >= SETTLE_BATCH or self.actor_inbox.empty()
+                                or time.monotonic() - self._oldest_unsettled >= self.settle_window):
+            self._settle()
         return None
 
-    def _already_handled(self, delivery: Delivery) -> bool:
-        """True for a Send to ignore: this sender already holds the delivery on a timer, or
-        the store shows an attempt since the router pulled it. Both happen after the router
-        restarts (the new one re-sends what senders still hold); acting on it would send
-        twice and could deliver a trigger again after its resolve."""
+    def _already_held(self, delivery: Delivery) -> bool:
+        """True for a Send to drop: a restarted router re-sent a delivery this sender holds on a
+        timer (it takes the new router's lease), has finished, or finished a moment ago."""
         nid = delivery.notification_id
-        if any(record.delivery.notification_id == nid for record in self._unsettled):
-            return True  # finished, not yet recorded: the router re-sent it after a restart
         if nid in self.timers:
-            self.directory.tell(ROUTER, RetryWaiting(nid))
+            timer, held = self.timers[nid]
+            self.timers[nid] = (timer, replace(held, lease=delivery.lease))
+            self.directory.tell(ROUTER, TimerSet(nid))
             return True
-        record = self.store.notification(nid)
-        if record.status in _OWED and record.attempts < delivery.attempt:
-            return False
-        self.directory.tell(ROUTER, Settled(nid))  # frees the router's slot (before any new lease)
-        if record.status in _OWED:  # attempted by an instance that died: nobody holds it now,
-            self.store.release([nid])  # so let the router lease it afresh
-        return True
+        if nid in self._unsettled_ids:
+            return True  # settling it tells the router
+        if self._recently_settled.get(nid, 0) >= delivery.attempt:  # a re-queue makes a later attempt
+            self.directory.tell(ROUTER, Settled(nid))
+            return True
+        return False
 
     def _paced(self, delivery: Delivery) -> None:
         wait = self.pacer.reserve(time.monotonic()) if self.pacer else 0.0
@@ -114,17 +131,22 @@ class SenderActor(SupervisedActor):
 
     def _later(self, delivery: Delivery, delay: float, paced: bool = False) -> None:
         ref = self.actor_ref
-        self.timers[delivery.notification_id] = self.scheduler.call_later(
-            delay, lambda: tell_quietly(ref, Attempt(delivery, paced)))
-        self.directory.tell(ROUTER, RetryWaiting(delivery.notification_id))
+        timer = self.scheduler.call_later(delay, lambda: tell_quietly(ref, TimerDue(delivery, paced)))
+        self.timers[delivery.notification_id] = (timer, delivery)
+        self.directory.tell(ROUTER, TimerSet(delivery.notification_id))
 
     def _attempt(self, delivery: Delivery) -> None:
+        if self._unsettled and time.monotonic() - self._oldest_unsettled >= self.settle_window:
+            self._settle()  # before a send that may take long, so nothing waits past the window
+        if self.channel.needs_state:
+            delivery = replace(delivery, state=self.store.channel_state(
+                delivery.channel, delivery.destination, delivery.incident_id))
         started = time.perf_counter()
-        outcome = self.channel.deliver(delivery)
+        outcome = self._deliver(delivery)
         duration_ms = (time.perf_counter() - started) * 1000.0
         now = self.clock()
         status = _FINAL_STATUS.get(outcome.kind)
-        delay = 0.0
+        next_attempt_at = None
         if status is None:  # a retry outcome
             if self.policy.gives_up_after(delivery.attempt):
                 status = DeliveryStatus.DEAD
@@ -133,34 +155,58 @@ class SenderActor(SupervisedActor):
             else:
                 status = DeliveryStatus.RETRYING
                 delay = self.policy.delay(delivery.attempt, outcome.retry_after)
-        if status is not DeliveryStatus.RETRYING:
-            self._unsettled.append(AttemptRecord(delivery, outcome, status, now, duration_ms))
-            return  # recorded by _settle once the mailbox is empty or the batch is full
-        self._settle()  # keep the store's order of events
-        self.store.record_attempt(delivery, outcome, status, now, duration_ms, next_attempt_at=now + delay)
-        log.info("delivery_retrying", retry_in_secs=round(delay, 3), **_log_fields(self.name, delivery, outcome))
-        state = outcome.state if outcome.state is not None else delivery.state
-        self._later(delivery.next_attempt(state), delay)
+                next_attempt_at = now + delay
+                log.info("delivery_retrying", retry_in_secs=round(delay, 3),
+                         **_log_fields(self.name, delivery, outcome))
+                state = outcome.state if outcome.state is not None else delivery.state
+                self._later(delivery.next_attempt(state), delay)
+        if not self._unsettled:
+            self._oldest_unsettled = time.monotonic()
+        self._unsettled.append(AttemptRecord(delivery, outcome, status, now, duration_ms, next_attempt_at))
+        self._unsettled_ids.add(delivery.notification_id)
+
+    def _deliver(self, delivery: Delivery) -> Outcome:
+        """The channel's outcome, or an injected one while transport faults are planned."""
+        if self.transport_faults.armed:
+            fault = self.transport_faults.take(self.channel.name)
+            if fault is not None:
+                return injected_delivery(fault, self.channel, delivery, self.transport_faults)
+        return self.channel.deliver(delivery)
 
     def _settle(self) -> None:
         """Record the finished attempts in one transaction, then free their router slots.
 
-        Finished attempts wait here only while more messages are queued (at most
-        SETTLE_BATCH), and are settled in ``cleanup`` too, so only a killed process can lose
-        them: those deliveries are then owed again and repeated with the same id.
+        Finished attempts wait here at most ``settle_window`` (and are settled in ``cleanup``
+        too), so only a killed process can lose them: those deliveries are then owed again and
+        repeated with the same id.
         """
         if not self._unsettled:
             return
         records, self._unsettled = self._unsettled, []
-        self.store.record_attempts(records)
-        for record in records:
+        self._unsettled_ids.clear()
+        for record, recorded in zip(records, self.store.record_attempts(records)):
+            nid = record.delivery.notification_id
             fields = _log_fields(self.name, record.delivery, record.outcome)
-            if record.status is DeliveryStatus.DEAD:
+            if not recorded:  # another sender had it, or it was settled already
+                log.warning("attempt_not_recorded", reason="the delivery is no longer this sender's", **fields)
+                held = self.timers.pop(nid, None)
+                if held:
+                    held[0].cancel()
+            elif record.status is DeliveryStatus.RETRYING:
+                continue  # still held: its timer is running
+            elif record.status is DeliveryStatus.DEAD:
                 log.error("delivery_failed", disable_destination=record.outcome.disable_destination, **fields)
             else:
                 log.debug("delivery_settled", status=record.status.value, **fields)
-            self.directory.tell(ROUTER, Settled(record.delivery.notification_id))
-            self.hub.publish(DeliverySettled(record.delivery, record.outcome, record.status.value))
+            self._remember_settled(nid, record.delivery.attempt)
+            self.directory.tell(ROUTER, Settled(nid))
+            if recorded:
+                self.hub.publish(DeliverySettled(record.delivery, record.outcome, record.status.value))
+
+    def _remember_settled(self, notification_id: str, attempt: int) -> None:
+        self._recently_settled[notification_id] = attempt
+        if len(self._recently_settled) > RECENTLY_SETTLED:
+            self._recently_settled.popitem(last=False)
 
 
 def _log_fields(actor: str, delivery: Delivery, outcome: Outcome) -> dict[str, object]:

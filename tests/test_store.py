@@ -1,4 +1,5 @@
-"""The SQLite store: one transaction per change, leases, order per (incident, destination)."""
+"""The SQLite store: one transaction per change, named leases, order per (incident, destination),
+fenced attempts, one copy of each snapshot, and the migration from the first schema."""
 from __future__ import annotations
 
 import sqlite3
@@ -7,14 +8,26 @@ from datetime import timedelta
 
 import pytest
 
-from actors.domain.changes import Change, PendingEvent
+from actors.domain.changes import Change, IncidentQuery, PendingEvent
 from actors.domain.errors import IllegalTransition, NotFound
 from actors.domain.models import (DeliveryStatus, EventKind, Incident, IncidentState, IncidentType, Outcome,
                                   Severity, utc_now)
 from actors.domain.routing import Receiver
-from actors.store.sqlite import SqliteStore
+from actors.store.migrations import VERSION
+from actors.store.sqlite import AttemptRecord, SqliteStore
 
 HOOK = Receiver("webhook", "default")
+OURS, EARLIER = "server-a:2", "server-a:1"
+
+
+def lease(store: SqliteStore, at: float, token: str = OURS, limit: int = 10):
+    return store.lease_due("webhook", "default", at, limit, token)
+
+
+def record(store: SqliteStore, delivery, outcome: Outcome, status: DeliveryStatus, at: float,
+           next_attempt_at: float | None = None) -> bool:
+    (recorded,) = store.record_attempts([AttemptRecord(delivery, outcome, status, at, 1.0, next_attempt_at)])
+    return recorded
 
 
 @pytest.fixture
@@ -39,8 +52,108 @@ def test_an_incident_its_event_and_its_outbox_row_are_written_together(store):
     store.apply([lifecycle_change(incident())])
     assert store.incident("i-1").title == "title"
     assert [e.kind for e in store.timeline("i-1")] == [EventKind.CREATED]
-    (delivery,) = store.lease_due("webhook", "default", utc_now().timestamp() + 1, 10)
+    (delivery,) = lease(store, utc_now().timestamp() + 1)  # written without a lease: free to take
     assert (delivery.event_type, delivery.incident.state) == ("incident.detected", IncidentState.DETECTED)
+
+
+def test_apply_hands_back_the_deliveries_it_owes_leased_to_the_router_it_names(store):
+    applied = store.apply([lifecycle_change(incident())], lease=OURS)
+    (delivery,) = applied.deliveries
+    assert (delivery.lease, delivery.attempt, delivery.incident.id) == (OURS, 1, "i-1")
+    assert [e.kind for e in applied.events[0]] == [EventKind.CREATED]
+    now = utc_now().timestamp() + 1
+    assert lease(store, now) == []  # ours already: nothing to pull back
+    (again,) = lease(store, now, token="server-a:3")  # a later epoch takes what an earlier one held
+    assert again.notification_id == delivery.notification_id and again.snapshot == delivery.snapshot
+
+
+def test_each_snapshot_is_stored_once_and_the_incident_reads_through_it(store):
+    store.apply([lifecycle_change(incident())], lease=OURS)
+    conn = sqlite3.connect(store.path)
+    data, event_id = conn.execute("SELECT data, event_id FROM incidents").fetchone()
+    (snapshot,) = conn.execute("SELECT snapshot FROM timeline WHERE id = ?", (event_id,)).fetchone()
+    assert data is None and snapshot.startswith('{"id":"i-1"')
+    assert store.incident("i-1").title == "title"
+    joined = incident().evolve(alert_count=2)  # a change that notifies nobody keeps its own copy
+    store.apply([Change(joined, False, (PendingEvent(EventKind.ALERT_JOINED, utc_now(), "t", {}),))])
+    assert conn.execute("SELECT data IS NOT NULL, event_id FROM incidents").fetchone() == (1, None)
+    assert store.incident("i-1").alert_count == 2 and store.list_incidents(IncidentQuery(), 10)[0][0].alert_count == 2
+
+
+def test_an_attempt_is_recorded_only_as_the_next_one_of_a_delivery_still_owed(store):
+    (delivery,) = store.apply([lifecycle_change(incident())], lease=OURS).deliveries
+    now = utc_now().timestamp()
+    assert record(store, delivery, Outcome.delivered("HTTP 200", 200), DeliveryStatus.DELIVERED, now)
+    # the same attempt again (a stale sender, or a repeat after a router restart) changes nothing
+    assert not record(store, delivery, Outcome.failed("HTTP 400", 400), DeliveryStatus.DEAD, now)
+    assert store.notification(delivery.notification_id).status is DeliveryStatus.DELIVERED
+    assert len(store.attempts(delivery.notification_id)) == 1
+    kinds = [e.kind for e in store.timeline("i-1")]
+    assert kinds.count(EventKind.NOTIFICATION_DELIVERED) == 1 and EventKind.NOTIFICATION_DEAD not in kinds
+
+
+def test_settling_clears_the_lease_and_a_retry_keeps_it(store):
+    (delivery,) = store.apply([lifecycle_change(incident())], lease=OURS).deliveries
+    now = utc_now().timestamp()
+    conn = sqlite3.connect(store.path)
+    assert record(store, delivery, Outcome.retry("HTTP 503", 503), DeliveryStatus.RETRYING, now, now + 60)
+    assert conn.execute("SELECT lease FROM notifications").fetchone() == (OURS,)
+    assert record(store, delivery.next_attempt(), Outcome.delivered(), DeliveryStatus.DELIVERED, now)
+    assert conn.execute("SELECT lease, due_at FROM notifications").fetchone() == (None, None)
+
+
+def test_nothing_due_means_no_write_transaction(store):
+    store.apply([lifecycle_change(incident())], lease=OURS)
+    statements: list[str] = []
+    store._connection().set_trace_callback(statements.append)
+    assert lease(store, utc_now().timestamp() + 1) == []
+    assert not any(s.startswith(("BEGIN", "UPDATE")) for s in statements), statements
+
+
+def test_a_store_of_the_first_schema_is_migrated_keeping_what_is_owed(tmp_path):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(V1_SCHEMA)
+    snap = '{"id":"i-1","fingerprint":"fp","title":"old","description":"","severity":"P1","type":"DATA",' \
+           '"state":"DETECTED","source":"src","created_at":"2024-01-01T00:00:00.000Z",' \
+           '"updated_at":"2024-01-01T00:00:00.000Z","last_alert_at":"2024-01-01T00:00:00.000Z","alert_count":1,' \
+           '"labels":{},"affected_services":[],"assignees":[],"resolution":null}'
+    conn.execute("INSERT INTO incidents VALUES ('i-1', 'fp', 1, 1, 2, 'src', 1.0, ?)", (snap,))
+    conn.execute("INSERT INTO timeline VALUES (1, 'i-1', 'created', 1.0, 'src', '{}', ?)", (snap,))
+    conn.execute("INSERT INTO notifications (id, incident_id, timeline_id, channel, destination, event_type, "
+                 "occurred_at, status, due_at, leased, created_at, updated_at) "
+                 "VALUES ('n-1', 'i-1', 1, 'webhook', 'default', 'incident.detected', 1.0, 'queued', 1.0, 1, 1.0, 1.0)")
+    conn.close()
+    store = SqliteStore(path)
+    try:
+        assert store.incident("i-1").title == "old"
+        (owed,) = lease(store, 2.0)  # the old lease flag held nothing of a live router
+        assert owed.notification_id == "n-1"
+        assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == VERSION
+    finally:
+        store.close()
+
+
+V1_SCHEMA = """
+CREATE TABLE incidents (id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, active INTEGER NOT NULL,
+    state INTEGER NOT NULL, severity INTEGER NOT NULL, source TEXT NOT NULL, created_at REAL NOT NULL,
+    data TEXT NOT NULL);
+CREATE TABLE alerts (alert_id TEXT PRIMARY KEY, incident_id TEXT NOT NULL, received_at REAL NOT NULL,
+    data TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE timeline (id INTEGER PRIMARY KEY, incident_id TEXT NOT NULL, kind TEXT NOT NULL, at REAL NOT NULL,
+    actor TEXT NOT NULL, detail TEXT NOT NULL, snapshot TEXT);
+CREATE TABLE notifications (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, incident_id TEXT NOT NULL,
+    timeline_id INTEGER NOT NULL, channel TEXT NOT NULL, destination TEXT NOT NULL, event_type TEXT NOT NULL,
+    occurred_at REAL NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, due_at REAL,
+    leased INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, updated_at REAL NOT NULL, delivered_at REAL,
+    last_error TEXT NOT NULL DEFAULT '');
+CREATE INDEX notifications_due ON notifications (channel, destination, due_at, seq)
+    WHERE due_at IS NOT NULL AND leased = 0;
+CREATE TABLE attempts (id INTEGER PRIMARY KEY, notification_id TEXT NOT NULL, number INTEGER NOT NULL,
+    at REAL NOT NULL, outcome TEXT NOT NULL, status_code INTEGER, detail TEXT NOT NULL, duration_ms REAL NOT NULL);
+CREATE TABLE channel_state (channel TEXT NOT NULL, destination TEXT NOT NULL, incident_id TEXT NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (channel, destination, incident_id)) WITHOUT ROWID;
+"""
 
 
 def test_a_failing_change_rolls_back_the_whole_transaction(store):
@@ -57,44 +170,45 @@ def test_a_later_event_waits_until_the_earlier_one_for_the_same_incident_is_sett
     store.apply([lifecycle_change(incident())])
     store.apply([lifecycle_change(incident(state=IncidentState.RESOLVED), is_new=False)])
     now = utc_now().timestamp() + 1
-    (first,) = store.lease_due("webhook", "default", now, 10)
-    assert store.lease_due("webhook", "default", now, 10) == []  # leased, and the resolve must wait
-    store.record_attempt(first, Outcome.retry("HTTP 503", 503), DeliveryStatus.RETRYING, now, 1.0, now + 60)
-    assert store.lease_due("webhook", "default", now + 120, 10) == []  # still owed: order holds
-    store.record_attempt(first, Outcome.delivered("HTTP 200", 200), DeliveryStatus.DELIVERED, now, 1.0)
-    (second,) = store.lease_due("webhook", "default", now, 10)
+    (first,) = lease(store, now)
+    assert lease(store, now) == []  # leased, and the resolve must wait
+    record(store, first, Outcome.retry("HTTP 503", 503), DeliveryStatus.RETRYING, now, now + 60)
+    assert lease(store, now + 120) == []  # still owed: order holds
+    record(store, first.next_attempt(), Outcome.delivered("HTTP 200", 200), DeliveryStatus.DELIVERED, now)
+    (second,) = lease(store, now)
     assert second.event_type == "incident.resolved"
 
 
-def test_released_leases_are_handed_out_again(store):
+def test_released_leases_are_handed_out_again_and_a_free_row_is_seen(store):
     store.apply([lifecycle_change(incident())])
     now = utc_now().timestamp() + 1
-    (leased,) = store.lease_due("webhook", "default", now, 10)
+    assert store.has_free_owed("webhook", "default", OURS)
+    (leased,) = lease(store, now)
+    assert not store.has_free_owed("webhook", "default", OURS)
+    assert lease(store, now) == []
     store.release([leased.notification_id])
-    assert [d.notification_id for d in store.lease_due("webhook", "default", now, 10)] == [leased.notification_id]
-    store.release()
-    assert len(store.lease_due("webhook", "default", now, 10)) == 1
+    assert [d.notification_id for d in lease(store, now)] == [leased.notification_id]
 
 
 def test_only_dead_notifications_can_be_requeued(store):
     store.apply([lifecycle_change(incident())])
     now = utc_now().timestamp() + 1
-    (delivery,) = store.lease_due("webhook", "default", now, 10)
+    (delivery,) = lease(store, now)
     with pytest.raises(IllegalTransition):
         store.requeue(delivery.notification_id, now)
-    store.record_attempt(delivery, Outcome.failed("HTTP 400", 400), DeliveryStatus.DEAD, now, 1.0)
+    record(store, delivery, Outcome.failed("HTTP 400", 400), DeliveryStatus.DEAD, now)
     assert store.requeue(delivery.notification_id, now).status is DeliveryStatus.QUEUED
-    assert len(store.lease_due("webhook", "default", now, 10)) == 1
+    (again,) = lease(store, now)
+    assert again.attempt == 2
 
 
-def test_channel_state_is_stored_with_an_attempt_and_served_with_the_next_delivery(store):
+def test_channel_state_is_stored_with_an_attempt(store):
     store.apply([lifecycle_change(incident())])
-    store.apply([lifecycle_change(incident(state=IncidentState.TRIAGED), is_new=False)])
     now = utc_now().timestamp() + 1
-    (first,) = store.lease_due("webhook", "default", now, 10)
-    store.record_attempt(first, Outcome.delivered(state={"ts": "1.2"}), DeliveryStatus.DELIVERED, now, 1.0)
-    (second,) = store.lease_due("webhook", "default", now, 10)
-    assert second.state == {"ts": "1.2"}
+    (first,) = lease(store, now)
+    assert store.channel_state("webhook", "default", "i-1") == {}
+    record(store, first, Outcome.delivered(state={"ts": "1.2"}), DeliveryStatus.DELIVERED, now)
+    assert store.channel_state("webhook", "default", "i-1") == {"ts": "1.2"}
 
 
 def test_the_store_survives_a_reopen_with_everything_owed(tmp_path):
@@ -102,7 +216,7 @@ def test_the_store_survives_a_reopen_with_everything_owed(tmp_path):
     first.apply([lifecycle_change(incident())])
     first.close()
     again = SqliteStore(tmp_path / "s.db")
-    assert len(again.lease_due("webhook", "default", (utc_now() + timedelta(seconds=1)).timestamp(), 10)) == 1
+    assert len(lease(again, (utc_now() + timedelta(seconds=1)).timestamp())) == 1
     assert sqlite3.connect(tmp_path / "s.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     again.close()
 
@@ -115,4 +229,4 @@ def test_owed_deliveries_of_a_destination_no_longer_configured_are_given_up_visi
     (dead,), _ = store.list_notifications(status="dead")
     assert dead.channel == "slack" and "no longer configured" in dead.last_error
     assert store.timeline("i-1")[-1].kind is EventKind.NOTIFICATION_DEAD
-    assert len(store.lease_due("webhook", "default", utc_now().timestamp() + 1, 10)) == 1  # still owed
+    assert len(lease(store, utc_now().timestamp() + 1)) == 1  # still owed

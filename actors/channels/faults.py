@@ -1,7 +1,7 @@
 """Transport fault injection: make a channel's next sends fail the way a real peer would.
 
-:class:`ChannelFaults` holds, per channel, a queue of planned failures; :class:`FaultyChannel`
-wraps a real channel and consumes one plan per ``deliver``. The injected outcome is what
+:class:`ChannelFaults` holds, per channel, a queue of planned failures; a sender consults it
+before each send, only while some plan exists (:attr:`ChannelFaults.armed`). The injected outcome is what
 the real classifier makes of that failure (an HTTP status goes through the shared HTTP
 classifier, an SMTP code through the email classifier), so retry, dead-letter and
 Retry-After handling are exercised exactly as in production.
@@ -42,55 +42,59 @@ class TransportFault:
 
 
 class ChannelFaults:
-    """Thread-safe plans: ``fail_next(channel, n, fault)`` queues n faults for that channel."""
+    """Thread-safe plans: ``fail_next(channel, n, fault)`` queues n faults for that channel.
+
+    :attr:`armed` is a plain attribute read without the lock, so a sender pays nothing per send
+    while no fault is planned."""
 
     def __init__(self) -> None:
         self._plans: dict[str, deque[TransportFault]] = {}
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._clears = 0
         self.injected = 0
+        self.armed = False
 
     def fail_next(self, channel: str, times: int, fault: TransportFault) -> None:
-        with self._lock:
+        with self._changed:
             self._plans.setdefault(channel, deque()).extend([fault] * times)
+            self.armed = True
 
     def clear(self, channel: str | None = None) -> None:
-        with self._lock:
+        """Drop the plans (all, or one channel's); a slow send stalled right now goes on at once."""
+        with self._changed:
             if channel is None:
                 self._plans.clear()
             else:
                 self._plans.pop(channel, None)
+            self.armed = any(self._plans.values())
+            self._clears += 1
+            self._changed.notify_all()
 
     def take(self, channel: str) -> TransportFault | None:
-        with self._lock:
+        with self._changed:
             plan = self._plans.get(channel)
             if not plan:
                 return None
             self.injected += 1
-            return plan.popleft()
+            fault = plan.popleft()
+            self.armed = any(self._plans.values())
+            return fault
+
+    def stall(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the faults are cleared meanwhile."""
+        with self._changed:
+            clears = self._clears
+            self._changed.wait_for(lambda: self._clears != clears, timeout=seconds)
 
 
-class FaultyChannel:
-    """A channel that first consults :class:`ChannelFaults`, then delegates to the real one."""
-
-    def __init__(self, inner: Channel, faults: ChannelFaults) -> None:
-        self.inner = inner
-        self.faults = faults
-        self.name = inner.name
-        self.destinations = inner.destinations
-        self.needs_state = inner.needs_state
-        self._stall = threading.Event()  # never set; waited on to stall a slow send
-
-    def deliver(self, delivery: Delivery) -> Outcome:
-        fault = self.faults.take(self.name)
-        if fault is None:
-            return self.inner.deliver(delivery)
-        if fault.kind == "slow":
-            self._stall.wait(fault.delay_ms / 1000.0)
-            return self.inner.deliver(delivery)
-        return injected_outcome(fault)
-
-    def close(self) -> None:
-        self.inner.close()
+def injected_delivery(fault: TransportFault, channel: Channel, delivery: Delivery,
+                      faults: ChannelFaults) -> Outcome:
+    """What a send with this fault comes to: a slow one stalls, then really goes out; any
+    other is the outcome a real transport reports for that failure."""
+    if fault.kind == "slow":
+        faults.stall(fault.delay_ms / 1000.0)
+        return channel.deliver(delivery)
+    return injected_outcome(fault)
 
 
 def injected_outcome(fault: TransportFault) -> Outcome:
@@ -102,4 +106,3 @@ def injected_outcome(fault: TransportFault) -> Outcome:
     if fault.kind == "http_status":
         return classify_status(fault.code, "injected", fault.retry_after)
     return classify_error(smtplib.SMTPResponseException(fault.code, b"injected"))
-

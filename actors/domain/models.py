@@ -6,6 +6,7 @@ without copying. Nothing here does I/O.
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -220,6 +221,12 @@ class Incident:
         )
 
 
+def snapshot_json(incident: Incident) -> str:
+    """The incident's snapshot as compact, ASCII-only JSON: the one serialisation of an event's
+    snapshot, stored once and embedded as-is in webhook bodies (never fails on odd text)."""
+    return json.dumps(incident.to_dict(), separators=(",", ":"), ensure_ascii=True)
+
+
 class EventKind(str, enum.Enum):
     """Kinds of timeline entries."""
 
@@ -258,9 +265,11 @@ class DeliveryStatus(str, enum.Enum):
 class Delivery:
     """One owed notification: an event rendered for one (channel, destination).
 
-    ``incident`` is the snapshot taken when the event happened, never the current state.
+    ``incident`` is the snapshot taken when the event happened, never the current state, and
+    ``snapshot`` its JSON text as stored (empty when the delivery was built without the store).
     ``state`` is what the channel stored earlier for this incident and destination (Slack
     thread, email root Message-ID, PagerDuty trigger), empty when nothing was stored.
+    ``lease`` names the router that handed it out (see actors/store/schema.sql).
     """
 
     notification_id: str
@@ -273,6 +282,8 @@ class Delivery:
     attempt: int = 1
     state: Mapping[str, Any] = field(default_factory=dict)
     is_test: bool = False
+    snapshot: str = ""
+    lease: str = ""
 
     def next_attempt(self, state: Mapping[str, Any] | None = None) -> "Delivery":
         return replace(self, attempt=self.attempt + 1, state=self.state if state is None else state)

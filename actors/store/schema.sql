@@ -1,4 +1,5 @@
--- LLM Incident Manager store (SQLite). Times are Unix seconds (REAL, UTC).
+-- LLM Incident Manager store (SQLite), schema version 2. Times are Unix seconds (REAL, UTC).
+-- actors/store/migrations.py brings older files to this version.
 CREATE TABLE IF NOT EXISTS incidents (
     id          TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
@@ -7,7 +8,10 @@ CREATE TABLE IF NOT EXISTS incidents (
     severity    INTEGER NOT NULL,
     source      TEXT NOT NULL,
     created_at  REAL NOT NULL,
-    data        TEXT NOT NULL
+    -- The incident as it stands now: its own JSON, or NULL when it is exactly the snapshot of
+    -- timeline row event_id (the last event that notified), so each snapshot is stored once.
+    data        TEXT,
+    event_id    INTEGER
 );
 CREATE INDEX IF NOT EXISTS incidents_active_fingerprint ON incidents (fingerprint) WHERE active = 1;
 CREATE INDEX IF NOT EXISTS incidents_created ON incidents (created_at DESC, id DESC);
@@ -26,12 +30,13 @@ CREATE TABLE IF NOT EXISTS timeline (
     at          REAL NOT NULL,
     actor       TEXT NOT NULL,
     detail      TEXT NOT NULL,
-    snapshot    TEXT            -- incident as it was right after this event (for rendering)
+    snapshot    TEXT            -- incident as it was right after this event (events that notify)
 );
 CREATE INDEX IF NOT EXISTS timeline_incident ON timeline (incident_id, id);
 
--- The outbox: one row per (event, receiver). due_at is set while the row is owed; leased is 1
--- while the router has handed the row to a sender (cleared when the router starts afresh).
+-- The outbox: one row per (event, receiver). due_at is set while the row is owed. lease names
+-- the router that holds the row ("<server instance>:<router epoch>"); a row whose lease names
+-- anyone but the current router is free to take. Settling a row clears its lease.
 CREATE TABLE IF NOT EXISTS notifications (
     seq          INTEGER PRIMARY KEY,
     id           TEXT NOT NULL UNIQUE,
@@ -44,14 +49,14 @@ CREATE TABLE IF NOT EXISTS notifications (
     status       TEXT NOT NULL,
     attempts     INTEGER NOT NULL DEFAULT 0,
     due_at       REAL,
-    leased       INTEGER NOT NULL DEFAULT 0,
+    lease        TEXT,
     created_at   REAL NOT NULL,
     updated_at   REAL NOT NULL,
     delivered_at REAL,
     last_error   TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX IF NOT EXISTS notifications_due
-    ON notifications (channel, destination, due_at, seq) WHERE due_at IS NOT NULL AND leased = 0;
+CREATE INDEX IF NOT EXISTS notifications_owed
+    ON notifications (channel, destination, due_at, seq) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS notifications_order
     ON notifications (incident_id, channel, destination, seq) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS notifications_incident ON notifications (incident_id, seq);

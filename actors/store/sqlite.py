@@ -5,6 +5,11 @@ lock); WAL mode so readers never block the writer. With ``synchronous=normal`` a
 durable against the process being killed (``kill -9``); ``full`` adds an fsync per commit for
 power-loss durability. Every write method is one transaction: it either fully happens or,
 on error, is rolled back and the sqlite3 error propagates to the caller.
+
+The hot path writes each alert's changes in one transaction and each burst of finished
+attempts in another, and reads nothing in between: :meth:`SqliteStore.apply` returns the
+deliveries it created (already leased to the current router), so the store is read on the
+delivery path only to recover, or when the router's in-memory window is full.
 """
 from __future__ import annotations
 
@@ -20,10 +25,12 @@ from typing import Any, Iterable, NamedTuple, Sequence
 from ..domain.changes import (Change, ChannelCounts, IncidentQuery, NotificationRecord)
 from ..domain.errors import IllegalTransition, InvalidArgument, NotFound
 from ..domain.models import (Attempt, Delivery, DeliveryStatus, EventKind, Incident, Outcome,
-                             OutcomeKind, TimelineEvent)
+                             OutcomeKind, TimelineEvent, snapshot_json)
+from .migrations import migrate
 
-SCHEMA = (Path(__file__).with_name("schema.sql")).read_text(encoding="utf-8")
-PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.RETRYING.value)
+#: The incident as it stands: its own JSON, or the snapshot of the event it points at.
+_INCIDENT_DATA = "coalesce(i.data, t.snapshot)"
+_INCIDENT_FROM = "incidents i LEFT JOIN timeline t ON t.id = i.event_id"
 
 
 def _ts(moment: datetime) -> float:
@@ -38,8 +45,20 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+class Applied(NamedTuple):
+    """What :meth:`SqliteStore.apply` wrote: the timeline events per change (with ids) and the
+    deliveries those events owe, in commit order."""
+
+    events: list[list[TimelineEvent]]
+    deliveries: list[Delivery]
+
+
 class SqliteStore:
-    """The store. Safe to call from any thread; each thread gets its own connection."""
+    """The store. Safe to call from any thread; each thread gets its own connection.
+
+    Opening migrates an older file to the current schema (actors/store/migrations.py);
+    raises sqlite3.DatabaseError for a file that is not a store.
+    """
 
     def __init__(self, path: str | Path, synchronous: str = "normal") -> None:
         self.path = str(path)
@@ -52,7 +71,7 @@ class SqliteStore:
         # One writer at a time, queued on a Python lock: SQLite's own busy handler would make
         # contending writers sleep in steps of up to 100 ms.
         self._write_lock = threading.Lock()
-        self._connection().executescript(SCHEMA)
+        migrate(self._connection())
 
     # -- connections -------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -80,92 +99,71 @@ class SqliteStore:
         self._local = threading.local()
 
     # -- processor side ----------------------------------------------------------------
-    def incident_for_alert(self, alert_id: str) -> str | None:
-        row = self._connection().execute(
-            "SELECT incident_id FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
-        return row[0] if row else None
+    def incidents_for_alerts(self, alert_ids: Sequence[str]) -> dict[str, str]:
+        """alert_id → incident id for those of ``alert_ids`` recorded before (one query)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(alert_ids), 500):  # SQLite's limit on bound parameters
+            chunk = alert_ids[start:start + 500]
+            found.update(self._connection().execute(
+                f"SELECT alert_id, incident_id FROM alerts WHERE alert_id IN ({','.join('?' * len(chunk))})",
+                chunk).fetchall())
+        return found
 
     def active_incident(self, fingerprint: str) -> Incident | None:
+        """The newest active incident with this fingerprint, if any."""
         row = self._connection().execute(
-            "SELECT data FROM incidents WHERE fingerprint = ? AND active = 1 "
-            "ORDER BY created_at DESC LIMIT 1", (fingerprint,)).fetchone()
+            f"SELECT {_INCIDENT_DATA} FROM {_INCIDENT_FROM} WHERE i.fingerprint = ? AND i.active = 1 "
+            "ORDER BY i.created_at DESC LIMIT 1", (fingerprint,)).fetchone()
         return Incident.from_dict(json.loads(row[0])) if row else None
+
+    def active_incidents(self, limit: int) -> list[Incident]:
+        """Up to ``limit`` active incidents, oldest first (so the newest per fingerprint comes last)."""
+        rows = self._connection().execute(
+            f"SELECT {_INCIDENT_DATA} FROM {_INCIDENT_FROM} WHERE i.active = 1 ORDER BY i.created_at LIMIT ?",
+            (limit,)).fetchall()
+        return [Incident.from_dict(json.loads(row[0])) for row in rows]
 
     def incident(self, incident_id: str) -> Incident:
         """The incident; raises NotFound if there is none with this id."""
         row = self._connection().execute(
-            "SELECT data FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+            f"SELECT {_INCIDENT_DATA} FROM {_INCIDENT_FROM} WHERE i.id = ?", (incident_id,)).fetchone()
         if row is None:
             raise NotFound(f"incident {incident_id!r} not found")
         return Incident.from_dict(json.loads(row[0]))
 
-    def apply(self, changes: Sequence[Change]) -> list[list[TimelineEvent]]:
+    def apply(self, changes: Sequence[Change], lease: str = "") -> Applied:
         """Write every change, its timeline events and the notifications they owe, in one
-        transaction. Returns the written timeline events per change (with ids)."""
-        written: list[list[TimelineEvent]] = []
+        transaction. The new notifications are leased to ``lease`` (the current router), which
+        gets them as :attr:`Applied.deliveries` instead of reading them back."""
         with self._transaction() as conn:
-            for change in changes:
-                written.append(self._write_change(conn, change))
-        return written
-
-    def _write_change(self, conn: sqlite3.Connection, change: Change) -> list[TimelineEvent]:
-        incident = change.incident
-        snapshot = incident.to_dict()
-        snapshot_text = _dumps(snapshot)
-        conn.execute(
-            "INSERT INTO incidents (id, fingerprint, active, state, severity, source, created_at, data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET active = excluded.active, "
-            "state = excluded.state, severity = excluded.severity, data = excluded.data",
-            (incident.id, incident.fingerprint, int(incident.state.is_active), int(incident.state),
-             int(incident.severity), incident.source, _ts(incident.created_at), snapshot_text))
-        if change.alert is not None:
-            conn.execute("INSERT INTO alerts (alert_id, incident_id, received_at, data) VALUES (?, ?, ?, ?)",
-                         (change.alert.alert_id, incident.id, _ts(incident.updated_at),
-                          _dumps(change.alert.to_dict())))
-        events = []
-        for event in change.events:
-            notifies = bool(event.event_type and event.receivers)
-            cursor = conn.execute(
-                "INSERT INTO timeline (incident_id, kind, at, actor, detail, snapshot) VALUES (?, ?, ?, ?, ?, ?)",
-                (incident.id, event.kind.value, _ts(event.at), event.actor, _dumps(dict(event.detail)),
-                 snapshot_text if notifies else None))
-            timeline_id = cursor.lastrowid
-            events.append(TimelineEvent(incident.id, event.kind, event.at, event.actor, event.detail, timeline_id))
-            if notifies:
-                at = _ts(event.at)
-                conn.executemany(
-                    "INSERT INTO notifications (id, incident_id, timeline_id, channel, destination, event_type, "
-                    "occurred_at, status, due_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
-                    [(str(uuid.uuid4()), incident.id, timeline_id, r.channel, r.destination, event.event_type,
-                      at, at, at, at) for r in event.receivers])
-        return events
+            return _write_changes(conn, changes, lease)
 
     def list_incidents(self, query: IncidentQuery, page_size: int, page_token: str = "") -> tuple[list[Incident], str]:
         """A page of incidents, newest first, and the token of the next page ('' at the end)."""
         where, params = [], []  # type: list[str], list[Any]
         if query.states:
-            where.append(f"state IN ({','.join('?' * len(query.states))})")
+            where.append(f"i.state IN ({','.join('?' * len(query.states))})")
             params += query.states
         if query.severities:
-            where.append(f"severity IN ({','.join('?' * len(query.severities))})")
+            where.append(f"i.severity IN ({','.join('?' * len(query.severities))})")
             params += query.severities
         if query.source:
-            where.append("source = ?")
+            where.append("i.source = ?")
             params.append(query.source)
         if query.created_after:
-            where.append("created_at >= ?")
+            where.append("i.created_at >= ?")
             params.append(_ts(query.created_after))
         if query.created_before:
-            where.append("created_at < ?")
+            where.append("i.created_at < ?")
             params.append(_ts(query.created_before))
         if page_token:
             created, last_id = _decode_token(page_token)
-            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            where.append("(i.created_at < ? OR (i.created_at = ? AND i.id < ?))")
             params += [created, created, last_id]
-        sql = "SELECT data, created_at, id FROM incidents"
+        sql = f"SELECT {_INCIDENT_DATA}, i.created_at, i.id FROM {_INCIDENT_FROM}"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        sql += " ORDER BY i.created_at DESC, i.id DESC LIMIT ?"
         rows = self._connection().execute(sql, (*params, page_size + 1)).fetchall()
         incidents = [Incident.from_dict(json.loads(row[0])) for row in rows[:page_size]]
         token = _encode_token(rows[page_size - 1][1], rows[page_size - 1][2]) if len(rows) > page_size else ""
@@ -180,41 +178,48 @@ class SqliteStore:
                 for tid, kind, at, actor, detail in rows]
 
     # -- router side -------------------------------------------------------------------
-    def lease_due(self, channel: str, destination: str, now: float, limit: int) -> list[Delivery]:
-        """Lease owed, unleased deliveries for one destination, due by ``now``, oldest first,
-        skipping any whose (incident, destination) has an earlier delivery still owed (so
-        order is kept). Leased rows are not handed out again until released."""
-        with self._transaction() as conn:
-            rows = conn.execute(
-            "SELECT n.id, n.incident_id, n.event_type, n.occurred_at, n.attempts, t.snapshot, s.data "
+    def lease_due(self, channel: str, destination: str, now: float, limit: int, lease: str) -> list[Delivery]:
+        """Lease to ``lease`` up to ``limit`` owed deliveries of one destination that are due by
+        ``now`` and free (held by no lease, or by an earlier router's), oldest first, skipping
+        any whose (incident, destination) has an earlier delivery still owed, so order is kept.
+        Opens a write transaction only when something is due."""
+        rows = self._connection().execute(
+            "SELECT n.id, n.incident_id, n.event_type, n.occurred_at, n.attempts, t.snapshot "
             "FROM notifications n JOIN timeline t ON t.id = n.timeline_id "
-            "LEFT JOIN channel_state s ON s.channel = n.channel AND s.destination = n.destination "
-            "  AND s.incident_id = n.incident_id "
-            "WHERE n.channel = ? AND n.destination = ? AND n.due_at IS NOT NULL AND n.leased = 0 "
-            "AND n.due_at <= ? "
+            "WHERE n.channel = ? AND n.destination = ? AND n.due_at IS NOT NULL AND n.due_at <= ? "
+            "AND (n.lease IS NULL OR n.lease != ?) "
             "AND NOT EXISTS (SELECT 1 FROM notifications p WHERE p.incident_id = n.incident_id "
             "  AND p.channel = n.channel AND p.destination = n.destination "
             "  AND p.due_at IS NOT NULL AND p.seq < n.seq) "
             "ORDER BY n.due_at, n.seq LIMIT ?",
-            (channel, destination, now, limit)).fetchall()
-            conn.executemany("UPDATE notifications SET leased = 1 WHERE id = ?", [(row[0],) for row in rows])
+            (channel, destination, now, lease, limit)).fetchall()
+        if not rows:
+            return []
         deliveries = []
-        for nid, incident_id, event_type, occurred_at, attempts, snapshot, state in rows:
-            deliveries.append(Delivery(
-                notification_id=nid, incident_id=incident_id, channel=channel, destination=destination,
-                event_type=event_type, occurred_at=_dt(occurred_at),  # type: ignore[arg-type]
-                incident=Incident.from_dict(json.loads(snapshot)), attempt=attempts + 1,
-                state=json.loads(state) if state else {}))
+        with self._transaction() as conn:
+            for nid, incident_id, event_type, occurred_at, attempts, snapshot in rows:
+                taken = conn.execute("UPDATE notifications SET lease = ? WHERE id = ? AND due_at IS NOT NULL "
+                                     "AND (lease IS NULL OR lease != ?)", (lease, nid, lease)).rowcount
+                if taken:
+                    deliveries.append(Delivery(
+                        notification_id=nid, incident_id=incident_id, channel=channel, destination=destination,
+                        event_type=event_type, occurred_at=_dt(occurred_at),  # type: ignore[arg-type]
+                        incident=Incident.from_dict(json.loads(snapshot)), attempt=attempts + 1,
+                        snapshot=snapshot, lease=lease))
         return deliveries
 
-    def release(self, notification_ids: Iterable[str] | None = None) -> None:
-        """Make leased deliveries available again: the given ones, or every one (None)."""
+    def has_free_owed(self, channel: str, destination: str, lease: str) -> bool:
+        """True while some delivery owed to this destination, due or not, is held by no lease
+        or by an earlier router's (so the router must keep pulling to keep order)."""
+        return self._connection().execute(
+            "SELECT 1 FROM notifications WHERE channel = ? AND destination = ? AND due_at IS NOT NULL "
+            "AND (lease IS NULL OR lease != ?) LIMIT 1", (channel, destination, lease)).fetchone() is not None
+
+    def release(self, notification_ids: Iterable[str]) -> None:
+        """Make leased deliveries free again (their router let go of them)."""
         with self._transaction() as conn:
-            if notification_ids is None:
-                conn.execute("UPDATE notifications SET leased = 0 WHERE leased = 1")
-            else:
-                conn.executemany("UPDATE notifications SET leased = 0 WHERE id = ?",
-                                 [(nid,) for nid in notification_ids])
+            conn.executemany("UPDATE notifications SET lease = NULL WHERE id = ? AND lease IS NOT NULL",
+                             [(nid,) for nid in notification_ids])
 
     def give_up_unrouted(self, configured: set[tuple[str, str]], now: float) -> int:
         """Mark dead every owed delivery whose (channel, destination) is no longer configured,
@@ -235,23 +240,29 @@ class SqliteStore:
                     "FROM notifications WHERE channel = ? AND destination = ? AND due_at IS NOT NULL",
                     (EventKind.NOTIFICATION_DEAD.value, now, reason, channel, destination))
                 given_up += conn.execute(
-                    "UPDATE notifications SET status = 'dead', due_at = NULL, leased = 0, updated_at = ?, "
+                    "UPDATE notifications SET status = 'dead', due_at = NULL, lease = NULL, updated_at = ?, "
                     "last_error = ? WHERE channel = ? AND destination = ? AND due_at IS NOT NULL",
                     (now, reason, channel, destination)).rowcount
         return given_up
 
     # -- sender side -------------------------------------------------------------------
-    def record_attempt(self, delivery: Delivery, outcome: Outcome, status: DeliveryStatus,
-                       at: float, duration_ms: float, next_attempt_at: float | None = None) -> None:
-        """Record one attempt and the notification's new status (and channel state, and a
-        timeline entry when it was delivered or given up) in one transaction."""
-        self.record_attempts([AttemptRecord(delivery, outcome, status, at, duration_ms, next_attempt_at)])
+    def channel_state(self, channel: str, destination: str, incident_id: str) -> dict[str, Any]:
+        """What the channel stored for this incident and destination ({} when nothing)."""
+        row = self._connection().execute(
+            "SELECT data FROM channel_state WHERE channel = ? AND destination = ? AND incident_id = ?",
+            (channel, destination, incident_id)).fetchone()
+        return json.loads(row[0]) if row else {}
 
-    def record_attempts(self, records: Sequence["AttemptRecord"]) -> None:
-        """:meth:`record_attempt` for several attempts, all in one transaction."""
+    def record_attempts(self, records: Sequence["AttemptRecord"]) -> list[bool]:
+        """Record finished attempts, all in one transaction: each attempt, its notification's new
+        status (and channel state, and a timeline entry when it was delivered or given up).
+
+        An attempt is recorded only if it is the next one of a notification still owed
+        (``attempts`` is one less than its number): a stale sender that lost the delivery to
+        another, or a repeat of one already settled, changes nothing. Returns, per record,
+        whether it was recorded."""
         with self._transaction() as conn:
-            for record in records:
-                _write_attempt(conn, record)
+            return [_write_attempt(conn, record) for record in records]
 
     # -- API side ----------------------------------------------------------------------
     def notification(self, notification_id: str) -> NotificationRecord:
@@ -291,7 +302,7 @@ class SqliteStore:
                 raise NotFound(f"notification {notification_id!r} not found")
             if row[0] != DeliveryStatus.DEAD.value:
                 raise IllegalTransition(f"notification {notification_id!r} is {row[0]}; only dead ones can be re-queued")
-            conn.execute("UPDATE notifications SET status = 'queued', due_at = ?, updated_at = ?, leased = 0 "
+            conn.execute("UPDATE notifications SET status = 'queued', due_at = ?, updated_at = ?, lease = NULL "
                          "WHERE id = ?",
                          (now, now, notification_id))
         return self.notification(notification_id)
@@ -356,20 +367,77 @@ class AttemptRecord(NamedTuple):
     next_attempt_at: float | None = None
 
 
-def _write_attempt(conn: sqlite3.Connection, record: AttemptRecord) -> None:
+def _write_changes(conn: sqlite3.Connection, changes: Sequence[Change], lease: str) -> Applied:
+    """The rows of ``changes`` in one pass, a statement per table: timeline ids are assigned
+    here (the write lock is held, so the next id is known) and each incident row is written
+    once, as it stands after its last change in the batch."""
+    next_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM timeline").fetchone()[0]
+    timeline_rows: list[tuple[Any, ...]] = []
+    alert_rows: list[tuple[Any, ...]] = []
+    notification_rows: list[tuple[Any, ...]] = []
+    latest: dict[str, tuple[Incident, str | None, int | None]] = {}  # id → (incident, snapshot, its event)
+    applied = Applied([], [])
+    for change in changes:
+        incident = change.incident
+        snapshot, snapshot_event = None, None
+        events = []
+        for event in change.events:
+            timeline_id, next_id = next_id, next_id + 1
+            at = _ts(event.at)
+            notifies = bool(event.event_type and event.receivers)
+            if notifies:
+                snapshot = snapshot if snapshot is not None else snapshot_json(incident)
+                snapshot_event = timeline_id
+            timeline_rows.append((timeline_id, incident.id, event.kind.value, at, event.actor,
+                                  _dumps(dict(event.detail)), snapshot if notifies else None))
+            events.append(TimelineEvent(incident.id, event.kind, event.at, event.actor, event.detail, timeline_id))
+            for receiver in event.receivers if notifies else ():
+                nid = str(uuid.uuid4())
+                notification_rows.append((nid, incident.id, timeline_id, receiver.channel, receiver.destination,
+                                          event.event_type, at, at, lease or None, at, at))
+                applied.deliveries.append(Delivery(
+                    nid, incident.id, receiver.channel, receiver.destination, event.event_type,  # type: ignore[arg-type]
+                    event.at, incident, snapshot=snapshot, lease=lease))  # type: ignore[arg-type]
+        latest[incident.id] = (incident, snapshot, snapshot_event)
+        if change.alert is not None:
+            alert_rows.append((change.alert.alert_id, incident.id, _ts(incident.updated_at),
+                               _dumps(change.alert.to_dict())))
+        applied.events.append(events)
+    conn.executemany("INSERT INTO timeline (id, incident_id, kind, at, actor, detail, snapshot) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)", timeline_rows)
+    conn.executemany(
+        "INSERT INTO incidents (id, fingerprint, active, state, severity, source, created_at, data, event_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET active = excluded.active, "
+        "state = excluded.state, severity = excluded.severity, data = excluded.data, event_id = excluded.event_id",
+        [(i.id, i.fingerprint, int(i.state.is_active), int(i.state), int(i.severity), i.source, _ts(i.created_at),
+          None if snapshot is not None else snapshot_json(i), event)
+         for i, snapshot, event in latest.values()])
+    conn.executemany("INSERT INTO alerts (alert_id, incident_id, received_at, data) VALUES (?, ?, ?, ?)",
+                     alert_rows)
+    conn.executemany(
+        "INSERT INTO notifications (id, incident_id, timeline_id, channel, destination, event_type, "
+        "occurred_at, status, due_at, lease, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)", notification_rows)
+    return applied
+
+
+def _write_attempt(conn: sqlite3.Connection, record: AttemptRecord) -> bool:
     delivery, outcome, status, at, duration_ms, next_attempt_at = record
     done = status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD, DeliveryStatus.SKIPPED)
+    recorded = conn.execute(
+        "UPDATE notifications SET status = ?, attempts = ?, due_at = ?, lease = ?, updated_at = ?, last_error = ?, "
+        "delivered_at = ? WHERE id = ? AND attempts = ? AND due_at IS NOT NULL",
+        (status.value, delivery.attempt, None if done else next_attempt_at, None if done else delivery.lease or None,
+         at, "" if outcome.kind is OutcomeKind.DELIVERED else outcome.detail,
+         at if status is DeliveryStatus.DELIVERED else None, delivery.notification_id,
+         delivery.attempt - 1)).rowcount
+    if not recorded:
+        return False
     conn.execute(
         "INSERT INTO attempts (notification_id, number, at, outcome, status_code, detail, duration_ms) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (delivery.notification_id, delivery.attempt, at, outcome.kind.value, outcome.status_code,
          outcome.detail, duration_ms))
-    conn.execute(
-        "UPDATE notifications SET status = ?, attempts = ?, due_at = ?, updated_at = ?, last_error = ?, "
-        "delivered_at = ? WHERE id = ?",
-        (status.value, delivery.attempt, None if done else next_attempt_at, at,
-         "" if outcome.kind is OutcomeKind.DELIVERED else outcome.detail,
-         at if status is DeliveryStatus.DELIVERED else None, delivery.notification_id))
     if outcome.state is not None:
         conn.execute(
             "INSERT INTO channel_state (channel, destination, incident_id, data) VALUES (?, ?, ?, ?) "
@@ -384,6 +452,7 @@ def _write_attempt(conn: sqlite3.Connection, record: AttemptRecord) -> None:
             detail["error"] = outcome.detail
         conn.execute("INSERT INTO timeline (incident_id, kind, at, actor, detail) VALUES (?, ?, ?, ?, ?)",
                      (delivery.incident_id, kind.value, at, "notifier", _dumps(detail)))
+    return True
 
 
 class _Txn:

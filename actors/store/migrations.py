@@ -1,0 +1,49 @@
+"""Schema versions of the SQLite store, and the steps between them.
+
+``PRAGMA user_version`` says which version a file has: 0 is a new file or one written before
+versions were kept (version 1: a ``leased`` flag instead of a named lease, every incident
+snapshot stored twice). :func:`migrate` brings a file to :data:`VERSION` in one transaction;
+if a step fails, the transaction is rolled back and the file is left as it was.
+"""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+VERSION = 2
+SCHEMA = (Path(__file__).with_name("schema.sql")).read_text(encoding="utf-8")
+
+#: Version 1 → 2: named leases (the old flag is dropped: whatever it held is simply owed) and
+#: incident rows that point at their last notifying event's snapshot instead of copying it.
+_V1_TO_V2 = """
+DROP INDEX IF EXISTS notifications_due;
+ALTER TABLE notifications ADD COLUMN lease TEXT;
+ALTER TABLE notifications DROP COLUMN leased;
+CREATE TABLE incidents_v2 (
+    id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, active INTEGER NOT NULL, state INTEGER NOT NULL,
+    severity INTEGER NOT NULL, source TEXT NOT NULL, created_at REAL NOT NULL, data TEXT, event_id INTEGER);
+INSERT INTO incidents_v2 (id, fingerprint, active, state, severity, source, created_at, data)
+    SELECT id, fingerprint, active, state, severity, source, created_at, data FROM incidents;
+DROP TABLE incidents;
+ALTER TABLE incidents_v2 RENAME TO incidents;
+"""
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the store behind ``conn`` (autocommit mode) to :data:`VERSION`; returns the version
+    it had. Raises sqlite3.DatabaseError for a file that is not a store of ours."""
+    found = conn.execute("PRAGMA user_version").fetchone()[0]
+    if found >= VERSION:
+        return found
+    steps = _V1_TO_V2 if _has_column(conn, "notifications", "leased") else ""
+    try:  # one script, one transaction (executescript would commit an outer one first)
+        conn.executescript(f"BEGIN IMMEDIATE;\n{steps}\n{SCHEMA}\nPRAGMA user_version = {VERSION};\nCOMMIT;")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return found
+
+
+def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row[1] == column for row in conn.execute(f"PRAGMA table_info({table})"))
