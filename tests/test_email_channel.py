@@ -182,7 +182,7 @@ def test_a_server_without_starttls_gets_nothing_in_plaintext(
     outcome = channel_for(server, certificates).deliver(delivery())
     assert outcome.kind is OutcomeKind.FAILED
     assert "STARTTLS" in outcome.detail
-    assert server.commands == ["EHLO"] and not server.auth_attempts and not server.messages
+    assert server.commands == ["EHLO", "QUIT"] and not server.auth_attempts and not server.messages
 
 
 def test_implicit_tls_against_a_plaintext_server_fails(
