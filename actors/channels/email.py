@@ -248,7 +248,7 @@ class _Earlier:
 
 
 def _earlier(delivery: Delivery) -> _Earlier | None:
-    """What earlier attempts of this very notification left, or None on a first attempt.
+    """What earlier attempts of this very notification left pending, or None if nothing.
 
     State written before ``accepted_recipients`` existed counts as nobody having it.
     """
