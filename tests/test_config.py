@@ -84,6 +84,11 @@ def test_the_production_example_uses_starttls_on_587():
     assert settings_from_mapping({"notifications": {"smtp_use_tls": False}}).notifications.tls_mode == "none"
 
 
+@pytest.mark.parametrize("name", ["mail.example.com", "[192.0.2.7]", "[IPv6:2001:db8::7]"])
+def test_the_ehlo_name_may_be_a_fully_qualified_name_or_an_address_literal(name):
+    assert settings_from_mapping({"notifications": {"smtp_helo_name": name}}).notifications.smtp_helo_name == name
+
+
 def test_the_repository_config_loads_and_matches_the_documented_defaults():
     settings = load_settings(ROOT / "config.toml")
     assert settings.server.grpc_port == 9000
@@ -99,6 +104,9 @@ def test_the_repository_config_loads_and_matches_the_documented_defaults():
     ({"state": {"synchronous": "sometimes"}}, "state.synchronous"),
     ({"notifications": {"slack": {"min_severity": "P9"}}}, "notifications.slack.min_severity"),
     ({"notifications": {"email_enabled": True}}, "notifications.smtp_server"),
+    ({"notifications": {"smtp_helo_name": "localhost"}}, "notifications.smtp_helo_name"),
+    ({"notifications": {"smtp_helo_name": "mail.example.com\r\nMAIL FROM:<x>"}}, "notifications.smtp_helo_name"),
+    ({"notifications": {"smtp_helo_name": "[300.1.1.1]"}}, "notifications.smtp_helo_name"),
     ({"nonsense": {}}, "nonsense"),
 ])
 def test_invalid_settings_raise_an_error_naming_the_key(data, key):

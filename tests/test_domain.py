@@ -6,8 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from actors.domain.dedup import fingerprint, joins_incident
+from actors.domain.dedup import fingerprint, fingerprints, joins_incident, legacy_fingerprint
 from actors.domain.errors import IllegalTransition
+from actors.domain.hostnames import address_literal, is_address_literal, is_fully_qualified, is_helo_name
 from actors.domain.models import Alert, Incident, IncidentState as S, IncidentType, Severity, utc_now
 from actors.domain.ratelimit import TokenBucket
 from actors.domain.retry import RetryPolicy
@@ -49,6 +50,49 @@ def test_fingerprint_ignores_service_order_and_labels_but_not_title():
     assert fingerprint(make_alert(affected_services=("db", "api"), labels={"pod": "x"})) == base
     assert fingerprint(make_alert(title="Other")) != base
     assert fingerprint(make_alert(type=IncidentType.DATA)) != base
+
+
+@pytest.mark.parametrize("one, other", [
+    (dict(title="Disk\x1fdb", affected_services=()), dict(title="Disk", affected_services=("db",))),
+    (dict(affected_services=("api\x1fdb",)), dict(affected_services=("api", "db"))),
+    (dict(source="sentinel\x1fPERFORMANCE", title="x"), dict(source="sentinel", title="PERFORMANCE\x1fx")),
+], ids=["title-services", "within-services", "source-title"])
+def test_no_field_content_can_make_two_different_alerts_share_a_fingerprint(one, other):
+    first, second = make_alert(**one), make_alert(**other)
+    assert legacy_fingerprint(first) == legacy_fingerprint(second)  # the flaw the v2 form removes
+    assert fingerprint(first) != fingerprint(second)
+
+
+def test_fingerprints_give_the_current_form_first_and_the_legacy_form_unchanged():
+    alert = make_alert()
+    current, legacy = fingerprints(alert)
+    assert current == fingerprint(alert) and current.startswith("v2:") and legacy == legacy_fingerprint(alert)
+    # the values stored for incidents opened before v2 (computed with that version's code)
+    assert legacy == "6892925864a8ea9ad4cbfb569292daa4b4e629c090ad6a190ce84e7ccdc6982f"
+    assert legacy_fingerprint(make_alert(title="Disk \u00e9 full", source="prom", affected_services=(),
+                                         type=IncidentType.INFRASTRUCTURE)) == \
+        "3e38925a7ae76884c6c7a0dab4358ddf9a2b2cc9dfaf074093535d2c8c5e4f8f"
+
+
+@pytest.mark.parametrize("name, qualified", [
+    ("mail.example.com", True), ("alerts-7.eu.example.net", True),
+    ("localhost", False), ("localhost.localdomain", False), ("buildbox.localdomain", False),
+    ("app.localhost", False), ("buildbox", False), ("127.0.0.1", False), ("bad_name.example.com", False),
+    ("-x.example.com", False), ("mail.example.com.", False), ("", False),
+])
+def test_only_a_fully_qualified_non_local_name_counts_as_fully_qualified(name, qualified):
+    assert is_fully_qualified(name) is qualified
+
+
+def test_address_literals_follow_rfc_5321():
+    assert address_literal("192.0.2.7") == "[192.0.2.7]"
+    assert address_literal("fe80::1%eth0") == "[IPv6:fe80::1]"
+    assert is_address_literal("[192.0.2.7]") and is_address_literal("[IPv6:2001:db8::7]")
+    assert not is_address_literal("[2001:db8::7]") and not is_address_literal("[IPv6:192.0.2.7]")
+    assert not is_address_literal("192.0.2.7") and not is_address_literal("[localhost]")
+    assert is_helo_name("[127.0.0.1]") and is_helo_name("mail.example.com") and not is_helo_name("localhost")
+    with pytest.raises(ValueError):
+        address_literal("localhost")
 
 
 def test_an_alert_joins_while_the_last_alert_is_within_the_window_even_if_creation_is_older():

@@ -15,10 +15,13 @@ from structlog.testing import capture_logs
 from actors.channels.email import EmailChannel, build
 from actors.domain.config import ChannelTuning, NotificationSettings
 from actors.domain.errors import ConfigError
-from actors.domain.models import (Delivery, Incident, IncidentState, IncidentType, OutcomeKind,
-                                  Severity)
+from actors.domain.models import (Alert, Delivery, DeliveryStatus, EventKind, Incident, IncidentState,
+                                  IncidentType, OutcomeKind, Severity)
+from actors.engine import Engine
+from tests.support.server import make_settings
 from tests.support.smtp_server import (PASSWORD, USERNAME, Certificates, Script, SmtpServer,
-                                       make_certificates)
+                                       TlsGoodbyeServer, make_certificates)
+from tests.support.waiting import wait_until
 
 SENDER = "incidents@example.com"
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.org"
@@ -43,7 +46,8 @@ def start_server(certificates: Certificates) -> Iterator[StartServer]:
         yield start
 
 
-def settings_for(server: SmtpServer, certificates: Certificates, **changes: Any) -> NotificationSettings:
+def settings_for(server: SmtpServer | TlsGoodbyeServer, certificates: Certificates,
+                 **changes: Any) -> NotificationSettings:
     settings = NotificationSettings(
         email_enabled=True, smtp_server=server.host, smtp_port=server.port,
         smtp_tls_mode="starttls", smtp_ca_file=certificates.ca_file,
@@ -53,7 +57,8 @@ def settings_for(server: SmtpServer, certificates: Certificates, **changes: Any)
     return dataclasses.replace(settings, **changes)
 
 
-def channel_for(server: SmtpServer, certificates: Certificates, **changes: Any) -> EmailChannel:
+def channel_for(server: SmtpServer | TlsGoodbyeServer, certificates: Certificates,
+                **changes: Any) -> EmailChannel:
     return build(settings_for(server, certificates, **changes), ENV)
 
 
@@ -182,7 +187,7 @@ def test_a_server_without_starttls_gets_nothing_in_plaintext(
     outcome = channel_for(server, certificates).deliver(delivery())
     assert outcome.kind is OutcomeKind.FAILED
     assert "STARTTLS" in outcome.detail
-    assert server.commands == ["EHLO"] and not server.auth_attempts and not server.messages
+    assert server.commands == ["EHLO", "QUIT"] and not server.auth_attempts and not server.messages
 
 
 def test_implicit_tls_against_a_plaintext_server_fails(
@@ -256,6 +261,51 @@ def test_a_title_with_an_injected_header_fails_before_any_connection(
     assert server.connections == 0 and not server.messages
 
 
+# --- SMTP etiquette (RFC 5321) --------------------------------------------------------------
+
+@pytest.mark.parametrize("script", [
+    Script(),
+    Script(data="554 5.6.0 Transaction failed"),
+    Script(rcpt_all="550 5.1.1 No such user"),
+    Script(auth="535 5.7.8 Authentication credentials invalid"),
+    Script(mail="451 4.3.0 Try again later"),
+], ids=["delivered", "554-data", "550-all-rcpt", "535-auth", "451-mail"])
+def test_every_session_ends_with_quit(start_server: StartServer, certificates: Certificates,
+                                      script: Script) -> None:
+    server = start_server(script)
+    channel_for(server, certificates).deliver(delivery())
+    assert server.commands[-1] == "QUIT" and server.commands.count("QUIT") == 1, server.commands
+
+
+def test_a_refusing_greeting_is_answered_with_quit_and_tls_is_closed_with_close_notify(
+        certificates: Certificates) -> None:
+    with TlsGoodbyeServer(certificates) as server:
+        outcome = channel_for(server, certificates, smtp_tls_mode="implicit").deliver(delivery())
+        server.wait()
+    assert (outcome.kind, outcome.status_code) == (OutcomeKind.FAILED, 554), outcome.detail
+    assert server.said_quit and server.closed_tls, server.error
+
+
+@pytest.mark.parametrize("host_fqdn", ["localhost", "localhost.localdomain", "buildbox"])
+def test_without_a_fully_qualified_host_name_ehlo_gives_the_address_literal(
+        start_server: StartServer, certificates: Certificates, monkeypatch: pytest.MonkeyPatch,
+        host_fqdn: str) -> None:
+    monkeypatch.setattr(socket, "getfqdn", lambda *args: host_fqdn)
+    server = start_server()
+    assert channel_for(server, certificates).deliver(delivery()).kind is OutcomeKind.DELIVERED
+    assert server.helo_names == ["[127.0.0.1]"] * 2  # before and after STARTTLS
+
+
+def test_ehlo_gives_the_hosts_fully_qualified_name_or_the_configured_one(
+        start_server: StartServer, certificates: Certificates, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "getfqdn", lambda *args: "alerts-7.eu.example.net")
+    server = start_server()
+    channel_for(server, certificates).deliver(delivery())
+    channel_for(server, certificates, smtp_helo_name="relay.example.org").deliver(delivery("n-2"))
+    assert server.helo_names == ["alerts-7.eu.example.net"] * 2 + ["relay.example.org"] * 2
+    assert len(server.wait_for(2)) == 2
+
+
 # --- partial recipient refusal --------------------------------------------------------------
 
 def test_a_recipient_refused_with_450_is_retried_alone_with_the_same_message(
@@ -292,13 +342,69 @@ def test_a_recipient_refused_for_good_does_not_stop_delivery_to_the_others(
 
 def test_a_retried_recipient_refused_for_good_leaves_the_notification_delivered(
         start_server: StartServer, certificates: Certificates) -> None:
-    server = start_server(Script(rcpt={BOB: "450 4.2.1 Mailbox busy"}))
-    channel = channel_for(server, certificates)
+    server = start_server()
+    server.play(Script(rcpt={BOB: "451 4.3.0 Try again later"}), Script(rcpt={BOB: "550 5.1.1 No such user"}))
+    channel = channel_for(server, certificates, email_to=(ALICE, BOB))
     first = channel.deliver(delivery())
-    server.script = Script(rcpt={BOB: "550 5.1.1 No such user"})
+    assert first.kind is OutcomeKind.RETRY and first.state is not None
+    assert first.state["accepted_recipients"] == [ALICE] and first.state["pending_recipients"] == [BOB]
     second = channel.deliver(delivery().next_attempt(first.state))
-    assert second.kind is OutcomeKind.DELIVERED and BOB in second.detail and "550" in second.detail
-    assert second.state is not None and "pending_recipients" not in second.state
+
+    assert (second.kind, second.status_code) == (OutcomeKind.DELIVERED, 250), second.detail
+    assert BOB in second.detail and "550" in second.detail and f"accepted earlier for {ALICE}" in second.detail
+    (received,) = server.wait_for(1)
+    assert second.state == {"root_message_id": received.message["Message-ID"], "root_notification_id": "n-1"}
+
+
+def test_a_mail_every_recipient_refused_first_for_now_then_for_good_is_failed_and_never_the_root(
+        start_server: StartServer, certificates: Certificates) -> None:
+    server = start_server()
+    server.play(Script(rcpt_all="451 4.3.0 Try again later"), Script(rcpt_all="550 5.1.1 No such user"),
+                Script())
+    channel = channel_for(server, certificates, email_to=(ALICE, BOB))
+    first = channel.deliver(delivery())
+    assert (first.kind, first.status_code) == (OutcomeKind.RETRY, 451), first.detail
+    assert first.state == {"pending_notification_id": "n-1", "pending_recipients": [ALICE, BOB],
+                           "accepted_recipients": []}
+    second = channel.deliver(delivery().next_attempt(first.state))
+
+    assert (second.kind, second.status_code) == (OutcomeKind.FAILED, 550), second.detail
+    assert "nobody has the message" in second.detail and "0 of 2" in second.detail
+    assert second.state == {} and not server.messages
+    # so the incident's next mail starts the thread itself
+    follow_up = channel.deliver(delivery("n-2", dict(second.state), state=IncidentState.INVESTIGATING))
+    assert follow_up.kind is OutcomeKind.DELIVERED, follow_up.detail
+    (received,) = server.wait_for(1)
+    assert received.message["In-Reply-To"] is None
+    assert follow_up.state == {"root_message_id": received.message["Message-ID"], "root_notification_id": "n-2"}
+
+
+@pytest.mark.parametrize("failure", [
+    Script(data="554 5.6.0 Transaction failed"),
+    Script(auth="535 5.7.8 Authentication credentials invalid"),
+], ids=["554-data", "535-auth"])
+def test_a_permanent_error_retrying_a_mail_nobody_accepted_yet_fails_it(
+        start_server: StartServer, certificates: Certificates, failure: Script) -> None:
+    server = start_server()
+    server.play(Script(rcpt_all="450 4.2.1 Mailbox busy"), failure)
+    channel = channel_for(server, certificates, email_to=(ALICE, BOB))
+    first = channel.deliver(delivery())
+    second = channel.deliver(delivery().next_attempt(first.state))
+    assert second.kind is OutcomeKind.FAILED, second.detail
+    assert "nobody has the message" in second.detail
+    assert second.state == {} and not server.messages
+
+
+def test_a_permanent_error_retrying_a_mail_someone_accepted_leaves_it_delivered(
+        start_server: StartServer, certificates: Certificates) -> None:
+    server = start_server()
+    server.play(Script(rcpt={BOB: "450 4.2.1 Mailbox busy"}), Script(data="554 5.6.0 Transaction failed"))
+    channel = channel_for(server, certificates, email_to=(ALICE, BOB))
+    first = channel.deliver(delivery())
+    second = channel.deliver(delivery().next_attempt(first.state))
+    assert second.kind is OutcomeKind.DELIVERED, second.detail
+    assert "554" in second.detail and f"accepted earlier for {ALICE}" in second.detail
+    assert second.state is not None and second.state["root_notification_id"] == "n-1"
 
 
 def test_pending_recipients_of_another_notification_are_ignored(
@@ -307,6 +413,34 @@ def test_pending_recipients_of_another_notification_are_ignored(
     stale = {"pending_notification_id": "n-0", "pending_recipients": [BOB]}
     assert channel_for(server, certificates).deliver(delivery("n-1", stale)).kind is OutcomeKind.DELIVERED
     assert server.wait_for(1)[0].rcpt_tos == RECIPIENTS
+
+
+def test_through_the_engine_a_mail_nobody_accepted_is_dead_and_the_next_one_starts_the_thread(
+        start_server: StartServer, certificates: Certificates, tmp_path: Path) -> None:
+    server = start_server()
+    server.play(Script(rcpt_all="451 4.3.0 Try again later"), Script(rcpt_all="550 5.1.1 No such user"),
+                Script())
+    smtp = {"email_enabled": True, "smtp_server": server.host, "smtp_port": server.port,
+            "smtp_ca_file": certificates.ca_file, "smtp_username_env": "SMTP_USER",
+            "smtp_password_env": "SMTP_PASS", "email_from": SENDER, "email_to": [ALICE, BOB],
+            "retry_backoff_secs": 0.01}
+    with Engine(make_settings(tmp_path, notifications=smtp), environ=ENV) as engine:
+        incident_id = engine.submit_alert(Alert("a-1", "sentinel", "Disk full", "", Severity.P1,
+                                                IncidentType.INFRASTRUCTURE)).incident_id
+        wait_until(lambda: engine.notifications(incident_id)[0][0].status is DeliveryStatus.DEAD)
+        first_id = engine.notifications(incident_id)[0][0].id
+        attempts = engine.notification(first_id)[1]
+        engine.transition(incident_id, IncidentState.INVESTIGATING, "ana")
+        (received,) = server.wait_for(1)
+        wait_until(lambda: [r.status for r in engine.notifications(incident_id)[0]]
+                   == [DeliveryStatus.DEAD, DeliveryStatus.DELIVERED])
+        kinds = [event.kind for event in engine.timeline(incident_id)]
+
+    assert [(a.outcome, a.status_code) for a in attempts] == [(OutcomeKind.RETRY, 451), (OutcomeKind.FAILED, 550)]
+    assert kinds.count(EventKind.NOTIFICATION_DEAD) == 1 and kinds.count(EventKind.NOTIFICATION_DELIVERED) == 1
+    assert kinds.index(EventKind.NOTIFICATION_DEAD) < kinds.index(EventKind.NOTIFICATION_DELIVERED)
+    assert received.message["In-Reply-To"] is None and "investigating" in received.message.get_body(
+        ("plain",)).get_content().lower()
 
 
 # --- configuration and secrets ---------------------------------------------------------------

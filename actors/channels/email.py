@@ -1,7 +1,11 @@
 """Email channel: SMTP (smtplib) with TLS that is required, never optional.
 
 One connection per delivery: connect, TLS, EHLO, AUTH (only when a user name is
-configured), send, QUIT. The TLS mode is explicit (``settings.tls_mode``):
+configured), send, QUIT. The session ends with QUIT on every path on which the server still
+listens, failures included, and a TLS session then ends with a close_notify (RFC 5321
+§4.1.1.10; servers log a connection just dropped). EHLO gives ``smtp_helo_name``, else this
+host's fully qualified name, else the address literal of the local end (``[192.0.2.7]``),
+never ``localhost``. The TLS mode is explicit (``settings.tls_mode``):
 
 * ``starttls``: plain connect, EHLO, STARTTLS, EHLO. A server that does not offer STARTTLS
   gets nothing: the delivery fails for good, there is no plaintext fallback (RFC 8314).
@@ -18,19 +22,21 @@ Outcomes:
 * TLS certificate or handshake errors, a missing STARTTLS or AUTH extension → failed.
 * A header value with CR, LF or NUL (e.g. an injected ``Bcc:`` in a title) → failed before
   any connection is made.
-* Some recipients refused, others accepted: the message went to the accepted ones. The
-  ones refused with 4yz are retried *alone*: the outcome is a retry whose state carries
-  ``pending_notification_id`` and ``pending_recipients``; the next attempt of that same
-  notification resends the same message (same Message-ID) to those addresses only.
-  Recipients refused with 5yz are dropped. When at least one recipient got the message
-  (in this attempt or an earlier one) and nobody is left to retry, the outcome is
-  *delivered*, with a detail naming the permanently refused recipients; when every
-  recipient was refused permanently, it is *failed*.
+* Recipients refused with 4yz are retried *alone*: the outcome is a retry whose state
+  carries ``pending_notification_id``, ``pending_recipients`` and ``accepted_recipients``
+  (who has the message so far, over all attempts); the next attempt of that same
+  notification resends the same message (same Message-ID) to the pending addresses only.
+  Recipients refused with 5yz are dropped.
+* Delivered means that at least one recipient's server accepted the message, on this
+  attempt or an earlier one. Once nobody is left to retry (the rest refused with 5yz, or a
+  permanent error ended the retry), the outcome is *delivered* if anyone accepted it, with
+  a detail naming who was refused, and *failed* otherwise.
 * A 421 on RCPT closes the connection before DATA, so nobody got the message: retry all.
 
 State, stored per incident: ``root_message_id`` and ``root_notification_id`` once the
-incident's first mail reached someone (follow-ups reply to it), plus the pending keys
-above while recipients are owed a retry. Test notifications never read or write state.
+incident's first mail reached someone (follow-ups reply to it; a mail nobody accepted never
+becomes the root), plus the pending keys above while recipients are owed a retry. Test
+notifications never read or write state.
 
 The password never appears in details or logs: server text is redacted with it (and its
 base64 forms, as sent in AUTH) before use.
@@ -41,6 +47,7 @@ import base64
 import smtplib
 import socket
 import ssl
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Mapping, Sequence
 
@@ -48,15 +55,20 @@ import structlog
 
 from ..domain.config import NotificationSettings, Secret, read_secret
 from ..domain.errors import ConfigError
+from ..domain.hostnames import address_literal, is_fully_qualified
 from ..domain.models import Delivery, Outcome, OutcomeKind
 from ..formatting import email as fmt
 from .redact import redact
 
 PENDING_NOTIFICATION_ID = "pending_notification_id"
 PENDING_RECIPIENTS = "pending_recipients"
+ACCEPTED_RECIPIENTS = "accepted_recipients"
 #: "Service not available, closing transmission channel": may answer any command.
 SERVICE_CLOSING = 421
 MAX_REPLY_CHARS = 200
+#: The EHLO name until the connection's local address is known; not None, with which smtplib
+#: would look this host's name up itself.
+_EHLO_NAME_SET_ON_CONNECT = ""
 
 Refusals = Mapping[str, tuple[int, bytes | str]]
 
@@ -71,7 +83,7 @@ class EmailChannel:
 
     def __init__(self, *, host: str, port: int, tls_mode: str, context: ssl.SSLContext | None,
                  username: str | None, password: str | None, sender: str, sender_name: str | None,
-                 recipients: tuple[str, ...], timeout_secs: float, local_hostname: str) -> None:
+                 recipients: tuple[str, ...], timeout_secs: float, helo_name: str | None) -> None:
         self._host = host
         self._port = port
         self._tls_mode = tls_mode
@@ -82,7 +94,7 @@ class EmailChannel:
         self._sender_name = sender_name
         self._recipients = recipients
         self._timeout = timeout_secs
-        self._local_hostname = local_hostname
+        self._helo_name = helo_name
         self._secrets = _secret_forms(username, password)
         self.destinations: tuple[str, ...] = ("default",) if recipients else ()
 
@@ -107,8 +119,11 @@ class EmailChannel:
         thread = fmt.thread_for(delivery, fmt.domain_of(self._sender))
         envelope = self._envelope_recipients(delivery)
         if not envelope:
-            return Outcome.delivered("the recipients still owed this message are no longer configured",
-                                     state=_thread_state(delivery, thread, reached=True))
+            earlier = _earlier(delivery)
+            accepted = earlier.accepted if earlier else ()
+            return _finish(delivery, thread, accepted, None,
+                           "the recipients still owed this message are no longer configured"
+                           f"{_who_has_it(accepted)}")
         try:
             refused: Refusals = self._send(message, envelope)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -124,46 +139,56 @@ class EmailChannel:
 
     def _envelope_recipients(self, delivery: Delivery) -> list[str]:
         """Everyone, or only the recipients an earlier attempt of this notification still owes."""
-        pending = _pending(delivery)
-        if pending is None:
+        earlier = _earlier(delivery)
+        if earlier is None:
             return list(self._recipients)
-        return [address for address in pending if address in self._recipients]
+        return [address for address in earlier.owed if address in self._recipients]
 
     def _send(self, message: EmailMessage, recipients: Sequence[str]) -> Refusals:
-        """Connect, secure, log in and send; returns the recipients refused while others got it.
+        """One session: connect, secure, log in, send, and end it (:func:`_end_session`)
+        whatever happened. Returns the recipients refused while others got the message.
 
         Raises smtplib/ssl/socket errors (all OSError) for the caller to classify.
         """
-        smtp = self._connect()
+        smtp = self._client()
         try:
-            refused = smtp.send_message(message, from_addr=self._sender, to_addrs=list(recipients))
-            _quit_quietly(smtp)
-            return refused
+            self._open(smtp)
+            return smtp.send_message(message, from_addr=self._sender, to_addrs=list(recipients))
         finally:
-            smtp.close()
+            _end_session(smtp)
 
-    def _connect(self) -> smtplib.SMTP:
-        """An open, secured and authenticated session; closed again if any step fails."""
+    def _client(self) -> smtplib.SMTP:
+        """A client for one session, not connected yet (so that a refusing greeting can
+        still be answered with QUIT, which smtplib's connecting constructor makes impossible)."""
         if self._tls_mode == "implicit":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(self._host, self._port, self._local_hostname,
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(local_hostname=_EHLO_NAME_SET_ON_CONNECT,
                                                   timeout=self._timeout, context=self._context)
         else:
-            smtp = smtplib.SMTP(self._host, self._port, self._local_hostname, timeout=self._timeout)
-        try:
-            smtp.ehlo_or_helo_if_needed()
-            if self._tls_mode == "starttls":
-                if not smtp.has_extn("starttls"):
-                    raise smtplib.SMTPNotSupportedError(
-                        "the server does not offer STARTTLS; not sending without TLS "
-                        "(smtp_tls_mode = \"starttls\")")
-                smtp.starttls(context=self._context)
-                smtp.ehlo_or_helo_if_needed()
-            if self._username:
-                smtp.login(self._username, self._password or "")
-        except BaseException:
-            smtp.close()
-            raise
+            smtp = smtplib.SMTP(local_hostname=_EHLO_NAME_SET_ON_CONNECT, timeout=self._timeout)
+        smtp._host = self._host  # the TLS server name; smtplib sets it only when its constructor connects
         return smtp
+
+    def _open(self, smtp: smtplib.SMTP) -> None:
+        """Connect, check the greeting, EHLO, STARTTLS (as configured), EHLO again, AUTH.
+
+        Raises SMTPConnectError for a greeting other than 220, SMTPNotSupportedError when
+        STARTTLS is required but not offered, and whatever smtplib/ssl raise for the rest.
+        """
+        code, reply = smtp.connect(self._host, self._port)
+        assert smtp.sock is not None  # connect() either connected or raised
+        smtp.local_hostname = self._helo_name or address_literal(smtp.sock.getsockname()[0])
+        if code != 220:
+            raise smtplib.SMTPConnectError(code, reply)
+        smtp.ehlo_or_helo_if_needed()
+        if self._tls_mode == "starttls":
+            if not smtp.has_extn("starttls"):
+                raise smtplib.SMTPNotSupportedError(
+                    "the server does not offer STARTTLS; not sending without TLS "
+                    "(smtp_tls_mode = \"starttls\")")
+            smtp.starttls(context=self._context)
+            smtp.ehlo_or_helo_if_needed()
+        if self._username:
+            smtp.login(self._username, self._password or "")
 
     # --- outcomes ---------------------------------------------------------------------------
 
@@ -176,49 +201,81 @@ class EmailChannel:
         """The outcome of a send that reached the server's RCPT stage (see the module doc)."""
         temporary = [address for address in attempted
                      if address in refused and 400 <= refused[address][0] < 500]
-        accepted = [address for address in attempted if address not in refused]
-        earlier = _pending(delivery) is not None
-        detail = f"accepted for {len(accepted)} of {len(attempted)} recipients"
+        accepted_now = [address for address in attempted if address not in refused]
+        earlier = _earlier(delivery)
+        detail = f"accepted for {len(accepted_now)} of {len(attempted)} recipients"
         if refused:
             detail += f"; refused: {self._refusals(refused)}"
-        if earlier:
+        if earlier is not None:
             detail = f"retry of recipients refused earlier: {detail}"
         first_code = next((reply[0] for reply in refused.values()), 250)
         retry_code = refused[temporary[0]][0] if temporary else first_code
         if delivery.is_test:
-            if accepted:
+            if accepted_now:
                 return Outcome.delivered(f"test message {detail}", 250)
             if temporary:
                 return Outcome.retry(f"test message {detail}", retry_code)
             return Outcome.failed(f"test message {detail}", first_code)
-        state = _thread_state(delivery, thread, reached=bool(accepted) or earlier)
+        accepted = [*(earlier.accepted if earlier else ()), *accepted_now]
         if temporary:
-            state[PENDING_NOTIFICATION_ID] = delivery.notification_id
-            state[PENDING_RECIPIENTS] = temporary
+            state = _thread_state(delivery, thread, reached=bool(accepted))
+            state.update({PENDING_NOTIFICATION_ID: delivery.notification_id,
+                          PENDING_RECIPIENTS: temporary, ACCEPTED_RECIPIENTS: accepted})
             return Outcome.retry(f"{detail}; retrying the {len(temporary)} refused temporarily",
                                  retry_code, state=state)
-        if accepted or earlier:
-            return Outcome.delivered(detail, 250, state=state)
-        return Outcome.failed(detail, first_code)
+        return _finish(delivery, thread, accepted, first_code,
+                       detail + (_who_has_it(earlier.accepted) if earlier else ""))
 
     @staticmethod
     def _after_error(delivery: Delivery, thread: fmt.Thread, outcome: Outcome) -> Outcome:
-        """A permanent error while retrying recipients refused earlier: the others already
-        have the message, so the notification counts as delivered (the detail says who not)."""
-        pending = _pending(delivery)
-        if outcome.kind is not OutcomeKind.FAILED or pending is None:
+        """The outcome of a send that raised. A retry stays a retry, and the state of
+        earlier attempts stays as stored. A permanent error while retrying recipients refused
+        earlier ends the notification: delivered only if someone accepted it earlier."""
+        earlier = _earlier(delivery)
+        if outcome.kind is not OutcomeKind.FAILED or earlier is None:
             return outcome
-        return Outcome.delivered(
-            f"delivered earlier to the other recipients; retry for {', '.join(pending)} "
-            f"failed for good: {outcome.detail}", outcome.status_code,
-            state=_thread_state(delivery, thread, reached=True))
+        return _finish(delivery, thread, earlier.accepted, outcome.status_code,
+                       f"retry for {', '.join(earlier.owed)} failed for good: {outcome.detail}"
+                       f"{_who_has_it(earlier.accepted)}")
 
 
-def _pending(delivery: Delivery) -> list[str] | None:
-    """Recipients an earlier attempt of this very notification left to retry, or None."""
-    if delivery.is_test or delivery.state.get(PENDING_NOTIFICATION_ID) != delivery.notification_id:
+@dataclass(frozen=True)
+class _Earlier:
+    """What earlier attempts of one notification left: who is still owed it, who has it."""
+
+    owed: tuple[str, ...]
+    accepted: tuple[str, ...]
+
+
+def _earlier(delivery: Delivery) -> _Earlier | None:
+    """What earlier attempts of this very notification left pending, or None if nothing.
+
+    State written before ``accepted_recipients`` existed counts as nobody having it.
+    """
+    state = delivery.state
+    if delivery.is_test or state.get(PENDING_NOTIFICATION_ID) != delivery.notification_id:
         return None
-    return [str(address) for address in delivery.state.get(PENDING_RECIPIENTS) or ()]
+    return _Earlier(owed=tuple(str(address) for address in state.get(PENDING_RECIPIENTS) or ()),
+                    accepted=tuple(str(address) for address in state.get(ACCEPTED_RECIPIENTS) or ()))
+
+
+def _who_has_it(accepted: Sequence[str]) -> str:
+    """The end of a detail saying who had the message from earlier attempts."""
+    if not accepted:
+        return "; nobody has the message"
+    return f"; accepted earlier for {', '.join(accepted)}"
+
+
+def _finish(delivery: Delivery, thread: fmt.Thread, accepted: Sequence[str],
+            failure_code: int | None, detail: str) -> Outcome:
+    """The last word on a notification nobody is left to retry: *delivered* (status 250)
+    when anyone accepted it, on this attempt or an earlier one, else *failed* with
+    ``failure_code``. The stored state keeps the thread keys only, and this mail becomes
+    the thread root only when delivered."""
+    state = _thread_state(delivery, thread, reached=bool(accepted))
+    if accepted:
+        return Outcome.delivered(detail, 250, state=state)
+    return Outcome.failed(detail, failure_code, state=state)
 
 
 def _thread_state(delivery: Delivery, thread: fmt.Thread, reached: bool) -> dict[str, object]:
@@ -230,12 +287,23 @@ def _thread_state(delivery: Delivery, thread: fmt.Thread, reached: bool) -> dict
             if key in delivery.state}
 
 
-def _quit_quietly(smtp: smtplib.SMTP) -> None:
-    """Say QUIT; the message is already accepted, so a failure here changes nothing."""
+def _end_session(smtp: smtplib.SMTP) -> None:
+    """End a session on every path: QUIT, a TLS close_notify, then close the socket.
+
+    QUIT is said whenever the socket is still open; smtplib has already closed it after
+    a timeout, a dropped connection or a 421, and a failed TLS handshake leaves nothing to
+    say it on, so those fail at once. The outcome is decided already: errors here (a server
+    hanging up first) are ignored.
+    """
     try:
-        smtp.quit()
-    except (smtplib.SMTPException, OSError):
+        if smtp.sock is not None:
+            smtp.docmd("QUIT")
+            if isinstance(smtp.sock, ssl.SSLSocket):
+                smtp.sock.unwrap()  # close_notify both ways; the server closes after 221
+    except (smtplib.SMTPException, OSError, ValueError):
         pass
+    finally:
+        smtp.close()
 
 
 def _reply_text(reply: bytes | str, secrets: Sequence[str]) -> str:
@@ -348,4 +416,11 @@ def build(settings: NotificationSettings, environ: Mapping[str, str]) -> EmailCh
         context=None if mode == "none" else _tls_context(settings.smtp_ca_file),
         username=username, password=password, sender=sender,
         sender_name=settings.email_from_name, recipients=recipients,
-        timeout_secs=settings.timeout("email"), local_hostname=socket.getfqdn())
+        timeout_secs=settings.timeout("email"), helo_name=settings.smtp_helo_name or _host_fqdn())
+
+
+def _host_fqdn() -> str | None:
+    """This host's fully qualified name, or None when it has none that is not a local name
+    (EHLO then gives the address literal of the local end of each connection)."""
+    fqdn = socket.getfqdn()
+    return fqdn if is_fully_qualified(fqdn) else None

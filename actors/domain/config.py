@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .hostnames import is_helo_name
 from .models import Severity
 
 CHANNELS: tuple[str, ...] = ("webhook", "slack", "email", "pagerduty")
@@ -91,6 +92,7 @@ class NotificationSettings:
     smtp_use_tls: bool = True
     smtp_tls_mode: str | None = None
     smtp_ca_file: str | None = None
+    smtp_helo_name: str | None = None
     smtp_username_env: str | None = None
     smtp_password_env: str | None = None
     email_from: str | None = None
@@ -264,6 +266,11 @@ def _check_consistency(settings: Settings) -> None:
         for key in ("smtp_server", "email_from"):
             if not getattr(n, key):
                 raise ConfigError(f"notifications.{key}", "required when email_enabled = true")
+    if n.smtp_helo_name is not None and not is_helo_name(n.smtp_helo_name):
+        raise ConfigError("notifications.smtp_helo_name",
+                          f"must be a fully qualified domain name (mail.example.com) or an address "
+                          f"literal ([192.0.2.1], [IPv6:2001:db8::1]), not a local name; "
+                          f"got {n.smtp_helo_name!r}")
     if n.pagerduty_enabled and not n.pagerduty_integration_key_env:
         raise ConfigError("notifications.pagerduty_integration_key_env",
                           "required when pagerduty_enabled = true")

@@ -1,4 +1,12 @@
-"""Alert fingerprints and the deduplication decision (pure; the clock is passed in)."""
+"""Alert fingerprints and the deduplication decision (pure; the clock is passed in).
+
+Fingerprints are versioned. The current form, ``v2:<SHA-256 hex>``, hashes every field
+behind its length, so no field's content can pass for a field boundary. Incidents opened
+before it carry the legacy form (bare hex over the fields joined with U+001F, which a title
+containing U+001F could forge). :func:`fingerprints` gives both: an alert looks up an
+active incident by the current form, then by the legacy one, so incidents opened before
+the change keep collecting their alerts; new incidents always get the current form.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -6,15 +14,37 @@ from datetime import datetime, timedelta
 
 from .models import Alert, Incident
 
+FINGERPRINT_PREFIX = "v2:"
+_LEGACY_SEPARATOR = "\x1f"
 
-def fingerprint(alert: Alert) -> str:
-    """SHA-256 over source, type, title and the sorted affected services.
+
+def _fields(alert: Alert) -> list[str]:
+    """Source, type, title and the sorted affected services.
 
     Labels are left out on purpose: the original grouped on these four fields, and clients
     that vary a label per firing (a timestamp, a pod name) would otherwise never deduplicate.
     """
-    parts = [alert.source, alert.type.name, alert.title, *sorted(alert.affected_services)]
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return [alert.source, alert.type.name, alert.title, *sorted(alert.affected_services)]
+
+
+def fingerprint(alert: Alert) -> str:
+    """The current fingerprint: ``v2:`` and SHA-256 over the fields (see :func:`_fields`),
+    each written as its UTF-8 length in bytes, ``:``, then its bytes."""
+    digest = hashlib.sha256()
+    for field in _fields(alert):
+        data = field.encode("utf-8")
+        digest.update(b"%d:%b" % (len(data), data))
+    return FINGERPRINT_PREFIX + digest.hexdigest()
+
+
+def legacy_fingerprint(alert: Alert) -> str:
+    """The fingerprint incidents were opened with before ``v2:``; only for finding those."""
+    return hashlib.sha256(_LEGACY_SEPARATOR.join(_fields(alert)).encode("utf-8")).hexdigest()
+
+
+def fingerprints(alert: Alert) -> tuple[str, str]:
+    """``(current, legacy)``: look an active incident up by each, in this order."""
+    return fingerprint(alert), legacy_fingerprint(alert)
 
 
 def joins_incident(incident: Incident | None, now: datetime, window_secs: float, enabled: bool) -> bool:

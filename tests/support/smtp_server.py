@@ -8,11 +8,18 @@ Used by the email channel's tests so they exercise smtplib against a real server
   no STARTTLS (``Script(starttls=False)``), or implicit TLS (``SmtpServer(implicit_tls=True)``).
 * AUTH LOGIN and PLAIN, after TLS, accepting only :data:`USERNAME` / :data:`PASSWORD`.
 * :class:`Script`: replies to force per command (421 greeting, 450 for one RCPT, 451 after
-  DATA, 454/535 on AUTH …), a stalled greeting, or a connection dropped mid-DATA. The
-  script can be replaced between attempts (``server.script = Script()``).
+  DATA, 454/535 on AUTH …), a stalled greeting, or a connection dropped mid-DATA. Each
+  connection follows the script current when it opened: ``server.script = Script()``
+  replaces it for every later connection, ``server.play(first, second, …)`` gives the
+  first connection ``first``, the next ``second`` and so on, the last one staying in force
+  (for retries made by the engine, with no test code between attempts).
 * Records every accepted message (:class:`Received`), every command verb it saw
-  (``server.commands``), the number of connections and the user names tried in AUTH, so
-  tests can also assert what never happened.
+  (``server.commands``, QUIT included), the name each EHLO/HELO gave (``server.helo_names``),
+  the number of connections and the user names tried in AUTH, so tests can also assert
+  what never happened.
+* :class:`TlsGoodbyeServer`: a one-connection implicit-TLS peer (stdlib ``ssl``) that
+  refuses service with a 554 greeting and records whether the client then said QUIT and
+  closed TLS with a close_notify, which aiosmtpd cannot observe.
 
 Start with ``with SmtpServer(certificates) as server:``; ``server.port`` is a free port
 picked by the OS. ``wait_for(n)`` blocks until n messages were accepted.
@@ -23,6 +30,7 @@ import asyncio
 import datetime
 import functools
 import ipaddress
+import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -142,11 +150,12 @@ class _Session(Session):
 
 
 class _ScriptedSMTP(SMTP):
-    """aiosmtpd's SMTP session with the greeting and DATA behaviours of a :class:`Script`."""
+    """aiosmtpd's SMTP session following one :class:`Script` (chosen when it connected)."""
 
-    def __init__(self, server: "SmtpServer", handler: Any, **kwargs: Any) -> None:
+    def __init__(self, server: "SmtpServer", script: Script, handler: Any, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._server = server
+        self.script = script
         for verb, method in list(self._smtp_methods.items()):
             self._smtp_methods[verb] = self._recorded(verb, method)
 
@@ -154,6 +163,8 @@ class _ScriptedSMTP(SMTP):
         @functools.wraps(method)
         async def record(arg: str) -> None:
             self._server.commands.append(verb)
+            if verb in ("EHLO", "HELO"):
+                self._server.helo_names.append(arg)
             await method(arg)
         return record
 
@@ -161,7 +172,7 @@ class _ScriptedSMTP(SMTP):
         return _Session(self.loop)
 
     async def _handle_client(self) -> None:
-        script = self._server.script
+        script = self.script
         if script.greeting_delay_secs:
             try:
                 await asyncio.sleep(script.greeting_delay_secs)
@@ -176,7 +187,7 @@ class _ScriptedSMTP(SMTP):
         self.transport.close()
 
     async def smtp_DATA(self, arg: str) -> None:
-        if not (self._server.script.drop_in_data and self.envelope and self.envelope.rcpt_tos):
+        if not (self.script.drop_in_data and self.envelope and self.envelope.rcpt_tos):
             await super().smtp_DATA(arg)
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
@@ -184,6 +195,11 @@ class _ScriptedSMTP(SMTP):
         assert self._handler_coroutine is not None and self.transport is not None
         self._handler_coroutine.cancel()
         self.transport.abort()
+
+
+def _script_of(session: SMTP) -> Script:
+    assert isinstance(session, _ScriptedSMTP)
+    return session.script
 
 
 class _Handler:
@@ -194,15 +210,16 @@ class _Handler:
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,  # noqa: N802
                           address: str, mail_options: list[str]) -> str:
-        if self._server.script.mail:
-            return self._server.script.mail
+        script = _script_of(server)
+        if script.mail:
+            return script.mail
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,  # noqa: N802
                           address: str, rcpt_options: list[str]) -> str:
-        script = self._server.script
+        script = _script_of(server)
         reply = script.rcpt.get(address) or script.rcpt_all
         if reply:
             return reply
@@ -210,8 +227,9 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
-        if self._server.script.data:
-            return self._server.script.data
+        script = _script_of(server)
+        if script.data:
+            return script.data
         assert isinstance(envelope.original_content, bytes) and envelope.mail_from is not None
         auth = session.auth_data
         login = auth.login.decode() if isinstance(auth, LoginPassword) else None
@@ -229,11 +247,11 @@ class _Controller(Controller):
         self._owner = server
 
     def factory(self) -> SMTP:
-        self._owner.connections += 1
+        script = self._owner.next_script()
         kwargs = dict(self.SMTP_kwargs)
-        if not self._owner.script.starttls:
+        if not script.starttls:
             kwargs.pop("tls_context", None)
-        return _ScriptedSMTP(self._owner, self.handler, **kwargs)
+        return _ScriptedSMTP(self._owner, script, self.handler, **kwargs)
 
     def _trigger_server(self) -> None:
         assert self.server is not None
@@ -249,9 +267,10 @@ class SmtpServer:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(certificates.cert_file, certificates.key_file)
         self._first_script = script or Script()
-        self.script = Script()  # well-behaved while the controller checks it is up
+        self._scripts = [Script()]  # well-behaved while the controller checks it is up
         self.messages: list[Received] = []
         self.commands: list[str] = []
+        self.helo_names: list[str] = []
         self.connections = 0
         self.auth_attempts: list[str] = []
         self._arrived = threading.Condition()
@@ -275,12 +294,32 @@ class SmtpServer:
     def port(self) -> int:
         return self._controller.port
 
+    @property
+    def script(self) -> Script:
+        """The script the next connection follows."""
+        return self._scripts[0]
+
+    @script.setter
+    def script(self, script: Script) -> None:
+        self._scripts = [script]
+
+    def play(self, *scripts: Script) -> None:
+        """Connections from now on follow ``scripts`` in order; the last one then stays."""
+        assert scripts
+        self._scripts = list(scripts)
+
+    def next_script(self) -> Script:
+        """The script of a connection being opened (counted in ``connections``)."""
+        self.connections += 1
+        return self._scripts.pop(0) if len(self._scripts) > 1 else self._scripts[0]
+
     def _authenticate(self, server: SMTP, session: Session, envelope: Envelope,
                       mechanism: str, auth_data: Any) -> AuthResult:
         assert isinstance(auth_data, LoginPassword)
         self.auth_attempts.append(auth_data.login.decode())
-        if self.script.auth:
-            return AuthResult(success=False, handled=False, message=self.script.auth)
+        script = _script_of(server)
+        if script.auth:
+            return AuthResult(success=False, handled=False, message=script.auth)
         ok = auth_data.login == USERNAME.encode() and auth_data.password == PASSWORD.encode()
         return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
@@ -299,9 +338,65 @@ class SmtpServer:
     def __enter__(self) -> "SmtpServer":
         self._controller.start()
         self.commands.clear()
+        self.helo_names.clear()
         self.connections = 0
         self.script = self._first_script
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._controller.stop()
+
+
+class TlsGoodbyeServer:
+    """One implicit-TLS connection, refused with a 554 greeting; see the module docstring.
+
+    RFC 5321 §3.1: after a 554 greeting the server waits for QUIT. This peer answers it with
+    221, then closes TLS itself and waits for the client's close_notify. ``said_quit`` and
+    ``closed_tls`` say what the client did; ``error`` says what went wrong otherwise.
+    """
+
+    def __init__(self, certificates: Certificates) -> None:
+        self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._context.load_cert_chain(certificates.cert_file, certificates.key_file)
+        self._listener = socket.create_server((HOST, 0))
+        self._listener.settimeout(5.0)  # no client at all ends the thread too
+        self.host, self.port = HOST, int(self._listener.getsockname()[1])
+        self.said_quit = False
+        self.closed_tls = False
+        self.error: str | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="tls-goodbye", daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            connection, _ = self._listener.accept()
+            connection.settimeout(5.0)
+            with self._context.wrap_socket(connection, server_side=True) as tls:
+                tls.sendall(b"554 5.3.2 No service for you\r\n")
+                line = b""
+                while not line.endswith(b"\r\n"):
+                    chunk = tls.recv(1024)
+                    if not chunk:
+                        raise ConnectionError(f"the client hung up after sending {line!r}")
+                    line += chunk
+                self.said_quit = line.strip().upper() == b"QUIT"
+                tls.sendall(b"221 2.0.0 Bye\r\n")
+                tls.unwrap()  # raises unless the client's close_notify arrives
+                self.closed_tls = True
+        except OSError as exc:
+            self.error = repr(exc)
+        finally:
+            self._done.set()
+
+    def wait(self, timeout: float = 5.0) -> None:
+        """Block until the connection is over; AssertionError if it is not within ``timeout``."""
+        if not self._done.wait(timeout):
+            raise AssertionError(f"the client's connection did not end within {timeout}s")
+
+    def __enter__(self) -> "TlsGoodbyeServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._listener.close()
+        self._thread.join(timeout=5.0)
