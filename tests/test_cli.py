@@ -248,7 +248,7 @@ def test_update_changes_only_what_is_given(server, imctl):
     incident_id = open_incident(imctl)
     updated = imctl("incidents", "update", incident_id, "--title", "Higher Latency", "--severity", "P0",
                     "--label", "region=eu", "team=web")
-    assert updated.code == 0 and updated.out.strip() == f"incident {incident_id} updated: title, labels, severity"
+    assert updated.code == 0 and updated.out.strip() == f"incident {incident_id} updated: title, severity, labels"
     incident = server.client.incidents.GetIncident(incidents_pb2.GetIncidentRequest(id=incident_id), timeout=TIMEOUT)
     assert (incident.title, incident.severity, incident.description, dict(incident.labels)) == (
         "Higher Latency", incidents_pb2.P0, "", {"region": "eu", "team": "web"})

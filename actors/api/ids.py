@@ -21,7 +21,7 @@ def full_id(engine: Engine, kind: str, field: str, value: str, required: bool = 
     value = text(field, value, MAX_ID, required=required)
     if not value:
         return value
-    matches = engine.ids_starting_with(f"{kind}s", value, SHOWN_MATCHES + 1)
+    matches = engine.ids_starting_with(kind, value, SHOWN_MATCHES + 1)
     if value in matches:
         return value
     if not matches:

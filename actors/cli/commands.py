@@ -112,8 +112,8 @@ def incidents_update(api: Api, args: argparse.Namespace) -> int:
     if args.label is not None or args.no_labels:
         request.labels.SetInParent()
         request.labels.values.update(dict(args.label or []))
-    changed = [name for name in ("title", "description", "labels") if request.HasField(name)]
-    changed += ["severity"] if request.severity else []
+    changed = [name for name in ("title", "description", "severity", "labels")
+               if (request.severity != 0 if name == "severity" else request.HasField(name))]
     if not changed:
         print("error: nothing to change; give --title, --description, --severity, --label or --no-labels",
               file=sys.stderr)

@@ -287,13 +287,14 @@ class SqliteStore:
         token = _encode_seq(rows[page_size - 1][-1]) if len(rows) > page_size else ""
         return records, token
 
-    def ids_starting_with(self, table: str, prefix: str, limit: int) -> list[str]:
-        """Up to ``limit`` ids from ``table`` (``incidents`` or ``notifications``) that start
-        with ``prefix``, in id order: a range scan of the table's id index."""
-        if table not in ("incidents", "notifications"):
-            raise ValueError(f"no ids in table {table!r}")
+    def ids_starting_with(self, kind: str, prefix: str, limit: int) -> list[str]:
+        """Up to ``limit`` ids of ``kind`` ("incident" or "notification"; ValueError for another)
+        that start with ``prefix``, in id order: a range scan of the table's id index."""
+        tables = {"incident": "incidents", "notification": "notifications"}
+        if kind not in tables:
+            raise ValueError(f"no ids of kind {kind!r}")
         rows = self._connection().execute(
-            f"SELECT id FROM {table} WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+            f"SELECT id FROM {tables[kind]} WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
             (prefix, prefix + "\U0010ffff", limit)).fetchall()
         return [row[0] for row in rows]
 
