@@ -295,9 +295,13 @@ class Engine:
     def timeline(self, incident_id: str) -> list[TimelineEvent]:
         return self.store.timeline(incident_id)
 
-    def notifications(self, incident_id: str = "", channel: str = "", status: str = "",
-                      page_size: int = 50, page_token: str = "") -> tuple[list[NotificationRecord], str]:
-        return self.store.list_notifications(incident_id, channel, status, page_size, page_token)
+    def notifications(self, incident_id: str = "", channel: str = "", status: str = "", page_size: int = 50,
+                      page_token: str = "", newest_first: bool = False) -> tuple[list[NotificationRecord], str]:
+        return self.store.list_notifications(incident_id, channel, status, page_size, page_token, newest_first)
+
+    def ids_starting_with(self, kind: str, prefix: str, limit: int) -> list[str]:
+        """Up to ``limit`` ids of ``kind`` ("incident" or "notification") starting with ``prefix``."""
+        return self.store.ids_starting_with(kind, prefix, limit)
 
     def notification(self, notification_id: str) -> tuple[NotificationRecord, list[Attempt]]:
         return self.store.notification(notification_id), self.store.attempts(notification_id)

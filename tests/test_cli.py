@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,9 @@ from actors.cli import main
 from actors.domain.models import utc_now
 from actors.engine import Engine
 from actors.events import DeliverySettled
-from protos import alerts_pb2, incidents_pb2
+from actors.cli import prometheus
+from protos import alerts_pb2, incidents_pb2, notifications_pb2
+from tests.support import exposition
 from tests.support.http_receiver import HttpReceiver, Recorded, Reply
 from tests.support.server import TIMEOUT, Client, make_settings, running
 
@@ -136,11 +139,24 @@ def test_a_resent_alert_id_is_reported_as_a_duplicate_of_the_same_incident(imctl
     assert again.code == 0 and again.out.startswith("duplicate: alert once") and first in again.out
 
 
-def test_enum_names_are_case_insensitive_and_wire_numbers_are_accepted(imctl):
+def test_enum_names_are_case_insensitive_and_a_type_may_be_its_wire_number(imctl):
     by_name = imctl("--json", "alert", "--title", "t1", "--source", "s", "--severity", "p0", "--type", "SECURITY")
-    by_number = imctl("--json", "alert", "--title", "t2", "--source", "s", "--severity", "1", "--type", "3")
+    by_number = imctl("--json", "alert", "--title", "t2", "--source", "s", "--severity", "P0", "--type", "3")
     first, second = (imctl("--json", "incidents", "get", r.json()["incident_id"]).json() for r in (by_name, by_number))
     assert (first["severity"], first["type"]) == (second["severity"], second["type"]) == ("P0", "SECURITY")
+
+
+@pytest.mark.parametrize("argv", [
+    [*ALERT[:6], "1", *ALERT[7:]],
+    ["incidents", "list", "--severity", "2"],
+    ["incidents", "create", "--title", "t", "--severity", "0", "--type", "data"],
+    ["incidents", "update", "some-id", "--severity", "3"],
+    ["watch", "--min-severity", "1"],
+])
+def test_a_bare_number_as_severity_is_refused_with_a_hint(capsys, argv):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "P0 (most severe) .. P4" in err and "on the wire 1 means P0" in err
 
 
 # -- incidents ------------------------------------------------------------------------------
@@ -213,6 +229,63 @@ def test_assign_replaces_the_assignees(imctl):
     assert imctl("incidents", "assign", incident_id, "ana", "bo").out.strip() == \
         f"incident {incident_id} assigned to ana, bo"
     assert imctl("--json", "incidents", "assign", incident_id, "cy").json()["assignees"] == ["cy"]
+
+
+def test_create_opens_an_incident_without_an_alert(server, imctl):
+    created = imctl("incidents", "create", "--title", "DB down", "--severity", "p0", "--type", "data",
+                    "--label", "team=db", "--service", "pg", "--assignee", "ana", "bo", "--actor", "cy")
+    assert created.code == 0 and created.out.startswith("created incident ") and created.out.endswith(
+        " (P0, DETECTED)\n")
+    incident_id = created.out.split()[2]
+    incident = server.client.incidents.GetIncident(incidents_pb2.GetIncidentRequest(id=incident_id), timeout=TIMEOUT)
+    assert (incident.title, incident.severity, incident.type, incident.source) == (
+        "DB down", incidents_pb2.P0, incidents_pb2.DATA, "manual")
+    assert (dict(incident.labels), list(incident.affected_services), list(incident.assignees)) == (
+        {"team": "db"}, ["pg"], ["ana", "bo"])
+
+
+def test_update_changes_only_what_is_given(server, imctl):
+    incident_id = open_incident(imctl)
+    updated = imctl("incidents", "update", incident_id, "--title", "Higher Latency", "--severity", "P0",
+                    "--label", "region=eu", "team=web")
+    assert updated.code == 0 and updated.out.strip() == f"incident {incident_id} updated: title, severity, labels"
+    incident = server.client.incidents.GetIncident(incidents_pb2.GetIncidentRequest(id=incident_id), timeout=TIMEOUT)
+    assert (incident.title, incident.severity, incident.description, dict(incident.labels)) == (
+        "Higher Latency", incidents_pb2.P0, "", {"region": "eu", "team": "web"})
+    assert imctl("--json", "incidents", "update", incident_id, "--no-labels").json()["labels"] == {}
+    assert imctl("--json", "incidents", "update", incident_id, "--description", "slow").json()["title"] == \
+        "Higher Latency"
+
+
+def test_update_with_nothing_to_change_exits_2(imctl):
+    incident_id = open_incident(imctl)
+    nothing = imctl("incidents", "update", incident_id)
+    assert nothing.code == 2 and nothing.out == "" and nothing.err.startswith("error: nothing to change")
+    both = imctl("incidents", "update", incident_id, "--label", "a=1", "--no-labels")
+    assert both.code == 2 and "not allowed with argument" in both.err
+
+
+def test_get_with_timeline_shows_the_incident_and_then_its_timeline(imctl):
+    incident_id = open_incident(imctl)
+    imctl("incidents", "note", incident_id, "customer called", "--author", "bo")
+    incident_part, timeline_part = imctl("incidents", "get", incident_id, "--timeline").out.split("\n\n")
+    assert incident_part.splitlines()[0].split() == ["id", incident_id]
+    lines = timeline_part.splitlines()
+    assert lines[0].split() == ["#", "AT", "KIND", "ACTOR", "DETAIL"]
+    assert [line.split()[2] for line in lines[1:]] == ["created", "note_added"]
+    both = imctl("--json", "incidents", "get", incident_id, "--timeline").json()
+    assert both["incident"]["id"] == incident_id
+    assert [e["kind"] for e in both["timeline"]["entries"]] == ["created", "note_added"]
+
+
+def test_ack_moves_the_incident_to_investigating_and_acking_twice_fails(imctl):
+    incident_id = open_incident(imctl)
+    acked = imctl("incidents", "ack", incident_id, "--actor", "ana", "--note", "on it")
+    assert acked.code == 0 and acked.out.strip() == f"incident {incident_id} is now INVESTIGATING"
+    change = imctl("--json", "incidents", "timeline", incident_id).json()["entries"][-1]
+    assert (change["kind"], change["actor"]) == ("state_changed", "ana") and "on it" in change["detail_json"]
+    again = imctl("incidents", "ack", incident_id)
+    assert again.code == 1 and again.err.startswith("error: FAILED_PRECONDITION: ")
 
 
 def test_the_timeline_lists_creation_state_changes_and_notes_in_order(imctl):
@@ -344,6 +417,127 @@ def test_a_test_notification_to_a_disabled_channel_exits_1_with_not_found(imctl)
     assert result.code == 1 and result.err.startswith("error: NOT_FOUND: ") and "not enabled" in result.err
 
 
+def test_notifications_are_listed_newest_first_unless_oldest_first_is_asked(tmp_path, capsys):
+    with HttpReceiver() as rx, serve(tmp_path, webhook(rx.url)) as server:
+        imctl = runner(server.address, capsys)
+        opened = [open_incident(imctl, title=f"incident {n}") for n in range(3)]
+        table = imctl("notifications", "list")
+        newest = imctl("--json", "notifications", "list").json()["notifications"]
+        oldest = imctl("--json", "notifications", "list", "--oldest-first").json()["notifications"]
+        first_two = imctl("--json", "notifications", "list", "--limit", "2").json()
+        rest = imctl("--json", "notifications", "list", "--page-token", first_two["next_page_token"]).json()
+    assert [row.split()[1] for row in table.out.splitlines()[1:]] == opened[::-1]
+    assert [n["incident_id"] for n in newest] == opened[::-1]
+    assert [n["incident_id"] for n in oldest] == opened
+    assert [n["incident_id"] for n in first_two["notifications"] + rest["notifications"]] == opened[::-1]
+    assert rest["next_page_token"] == ""
+
+
+def test_stats_in_the_prometheus_format_parse_line_by_line_and_match_get_stats(tmp_path, capsys):
+    with HttpReceiver() as rx, serve(tmp_path, webhook(rx.url)) as server:
+        imctl = runner(server.address, capsys)
+        settled = server.engine.subscribe(lambda event: isinstance(event, DeliverySettled))
+        open_incident(imctl)
+        assert settled.get(timeout=TIMEOUT).status == "delivered"
+        result = imctl("notifications", "stats", "--format", "prometheus")
+        stats = server.client.notifications.GetStats(notifications_pb2.StatsRequest(), timeout=TIMEOUT)
+    assert result.code == 0 and result.err == ""
+    parsed = exposition.parse(result.out)
+    assert parsed.types == {"incident_manager_notifications": "gauge",
+                            "incident_manager_notification_latency_seconds": "gauge",
+                            "incident_manager_actor_up": "gauge", "incident_manager_actor_restarts_total": "counter"}
+    assert set(parsed.helps) == set(parsed.types) and all(parsed.helps.values())
+    (webhook_stats,) = stats.channels
+    assert {status: parsed.value("incident_manager_notifications", channel="webhook", status=status)
+            for status in prometheus.STATUSES} == {
+        "queued": 0, "in_flight": 0, "retrying": 0, "delivered": 1, "skipped": 0, "dead": 0}
+    assert parsed.value("incident_manager_notification_latency_seconds", channel="webhook", quantile="0.99") == \
+        pytest.approx(webhook_stats.latency_p99_ms / 1000) != 0
+    assert {a.name for a in stats.actors} == {labels["actor"] for labels in parsed.series("incident_manager_actor_up")}
+    assert all(parsed.value("incident_manager_actor_up", actor=a.name) == 1 and
+               parsed.value("incident_manager_actor_restarts_total", actor=a.name) == 0 for a in stats.actors)
+
+
+def test_prometheus_label_values_are_escaped_and_a_dead_actor_is_down():
+    odd = 'sender:"odd"\\name\nnext'
+    stats = notifications_pb2.Stats(
+        channels=[notifications_pb2.ChannelStats(channel='web"hook', dead=3, latency_p50_ms=1.5)],
+        actors=[notifications_pb2.ActorStatus(name=odd, alive=False, restarts=4, last_failure="boom\n")])
+    parsed = exposition.parse(prometheus.exposition(stats))
+    assert parsed.value("incident_manager_notifications", channel='web"hook', status="dead") == 3
+    assert parsed.value("incident_manager_notification_latency_seconds", channel='web"hook', quantile="0.5") == 0.0015
+    assert (parsed.value("incident_manager_actor_up", actor=odd),
+            parsed.value("incident_manager_actor_restarts_total", actor=odd)) == (0, 4)
+
+
+def test_the_exposition_reader_refuses_what_the_format_forbids():
+    for broken in ['m{a="x} 1\n', 'm{a="\\q"} 1\n', "m 1 1700000000\n", "m 1", "m one\n",
+                   "# TYPE m gauge\n# TYPE m gauge\n", "# TYPE m gauges\n", "a 1\nb 1\na 2\n", "m 1\nm 2\n"]:
+        with pytest.raises(AssertionError):
+            exposition.parse(broken)
+
+
+# -- id prefixes ----------------------------------------------------------------------------
+
+def test_a_unique_id_prefix_of_8_characters_works_wherever_an_id_is_asked_for(tmp_path, capsys, monkeypatch):
+    with HttpReceiver(lambda request: Reply(400, "bad")) as rx, serve(tmp_path, webhook(rx.url)) as server:
+        imctl = runner(server.address, capsys)
+        settled = server.engine.subscribe(lambda event: isinstance(event, DeliverySettled))
+        incident_id = open_incident(imctl)
+        other_id = open_incident(imctl, title="Another one")
+        assert {settled.get(timeout=TIMEOUT).status for _ in range(2)} == {"dead"}
+        short = incident_id[:8]
+        (dead,) = imctl("--json", "notifications", "list", "--incident", short).json()["notifications"]
+        shown = imctl("notifications", "get", dead["id"][:8])
+        requeued = imctl("notifications", "requeue", dead["id"][:8])
+        subscribed = watch_subscriptions(server.engine, monkeypatch)
+        with ThreadPoolExecutor(1) as pool:
+            watching = pool.submit(imctl, "watch", "--incident", short, "--count", "1", "--duration", str(TIMEOUT))
+            assert subscribed.wait(TIMEOUT)
+            server.client.incidents.AddNote(incidents_pb2.AddNoteRequest(id=other_id, text="not this"),
+                                            timeout=TIMEOUT)
+            server.client.incidents.AddNote(incidents_pb2.AddNoteRequest(id=incident_id, text="this"),
+                                            timeout=TIMEOUT)
+            watched = watching.result(timeout=TIMEOUT)
+        results = [imctl("incidents", "get", short), imctl("incidents", "update", short, "--title", "Renamed"),
+                   imctl("incidents", "note", short, "hello"), imctl("incidents", "assign", short, "ana"),
+                   imctl("incidents", "ack", short), imctl("incidents", "transition", short, "remediating"),
+                   imctl("incidents", "resolve", short, "--by", "ana"), imctl("incidents", "timeline", short)]
+    assert shown.code == 0 and shown.out.splitlines()[0].split() == ["id", dead["id"]]
+    assert requeued.out.strip() == f"notification {dead['id']} requeued (now queued)"
+    assert watched.out.split()[1] == incident_id and watched.out.strip().endswith("High Latency")
+    assert [r.code for r in results] == [0] * len(results), [r.err for r in results]
+    assert results[0].out.splitlines()[0].split() == ["id", incident_id]
+    assert all(incident_id in r.out for r in results[1:7])
+    assert "now RESOLVED" in results[6].out
+    kinds = [line.split()[2] for line in results[-1].out.splitlines()[1:]]
+    assert [kind for kind in kinds if not kind.startswith("notification_")] == [
+        "created", "note_added", "updated", "note_added", "assignment_changed"] + ["state_changed"] * 3
+
+
+def test_a_too_short_or_unknown_id_prefix_is_not_found(imctl):
+    incident_id = open_incident(imctl)
+    too_short = imctl("incidents", "get", incident_id[:7])
+    assert too_short.code == 1 and too_short.err.strip() == (
+        f"error: NOT_FOUND: incident '{incident_id[:7]}' not found (an id prefix needs at least 8 characters)")
+    unknown = imctl("notifications", "get", "zzzzzzzz")
+    assert unknown.code == 1 and unknown.err.strip() == "error: NOT_FOUND: notification 'zzzzzzzz' not found"
+
+
+def test_an_ambiguous_id_prefix_is_refused_naming_the_matches(server, imctl, monkeypatch):
+    shared = [uuid.UUID(f"feedface-0000-4000-8000-00000000000{n}") for n in (1, 2)]
+    real_uuid4 = uuid.uuid4
+    monkeypatch.setattr(uuid, "uuid4", lambda: shared.pop(0) if shared else real_uuid4())
+    made = [imctl("incidents", "create", "--title", f"t{n}", "--severity", "P2", "--type", "data").out.split()[2]
+            for n in (1, 2)]
+    assert made == ["feedface-0000-4000-8000-000000000001", "feedface-0000-4000-8000-000000000002"]
+    ambiguous = imctl("incidents", "transition", "feedface-0000", "triaged")
+    assert ambiguous.code == 1 and ambiguous.err.strip() == (
+        "error: INVALID_ARGUMENT: id: 'feedface-0000' is the start of more than one incident id "
+        f"({made[0]}, {made[1]}); give more characters")
+    assert imctl("--json", "incidents", "get", made[1]).json()["title"] == "t2"
+
+
 # -- errors, options and output -------------------------------------------------------------
 
 def test_an_unreachable_server_exits_1_with_unavailable_and_a_hint(capsys):
@@ -380,6 +574,8 @@ def test_a_call_slower_than_timeout_exits_1_with_deadline_exceeded(tmp_path, cap
     (["notifications", "list", "--status", "lost"], "invalid status 'lost'"),
     (["--server", "no-port", "incidents", "list"], "expected HOST:PORT"),
     (["--timeout", "0", "incidents", "list"], "positive number"),
+    (["--json", "notifications", "stats", "--format", "prometheus"], "--json and --format prometheus exclude"),
+    (["notifications", "stats", "--format", "xml"], "invalid choice: 'xml'"),
     (["watch", "--count", "0"], "positive whole number"),
     (["incidents"], "required"),
 ])
@@ -424,11 +620,13 @@ def test_the_cli_imports_only_grpc_protos_protobuf_and_the_standard_library():
             assert roots <= allowed, f"{source.name} imports {roots - allowed}"
 
 
-def test_every_rpc_the_cli_makes_passes_a_deadline():
+def test_the_cli_calls_every_rpc_but_stream_alerts_and_each_call_passes_a_deadline():
     source = Path(__file__).resolve().parents[1] / "actors" / "cli" / "commands.py"
     stubs = {"alerts", "incidents", "notifications"}
     calls = [node for node in ast.walk(ast.parse(source.read_text()))
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
              and isinstance(node.func.value, ast.Attribute) and node.func.value.attr in stubs]
-    assert len(calls) == 14  # every rpc of the three services but StreamAlerts and CreateIncident
+    every_rpc = {method.name for module in (alerts_pb2, incidents_pb2, notifications_pb2)
+                 for service in module.DESCRIPTOR.services_by_name.values() for method in service.methods}
+    assert {call.func.attr for call in calls} == every_rpc - {"StreamAlerts"}
     assert all("timeout" in {keyword.arg for keyword in call.keywords} for call in calls)

@@ -8,7 +8,7 @@ import grpc
 from protos import incidents_pb2, incidents_pb2_grpc
 
 from ..domain.errors import InvalidArgument, Unavailable
-from ..domain.limits import MAX_ID, MAX_NAME, MAX_TITLE, string_list, string_map, text
+from ..domain.limits import MAX_NAME, MAX_TITLE, string_list, string_map, text
 from ..domain.models import EventKind, IncidentState, IncidentType, Severity
 from ..engine import Engine
 from ..events import Event, IncidentChanged
@@ -16,6 +16,7 @@ from ..messages import CreateIncident, ResolveIncident, UpdateIncident
 from .convert import (enum_value, incident_query, incident_to_proto, method_from_proto, page_size,
                       timeline_to_proto)
 from .errors import translate, translate_stream
+from .ids import full_id
 
 
 class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
@@ -24,7 +25,7 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
         self.max_text = engine.settings.processing.max_field_bytes
 
     def _id(self, value: str) -> str:
-        return text("id", value, MAX_ID, required=True)
+        return full_id(self.engine, "incident", "id", value)
 
     @translate
     def CreateIncident(self, request: incidents_pb2.CreateIncidentRequest,
@@ -107,7 +108,7 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
         if unknown:
             raise InvalidArgument("kinds", f"unknown {sorted(unknown)}; known: "
                                            f"{', '.join(kind.value for kind in EventKind)}")
-        incident_id = request.incident_id
+        incident_id = full_id(self.engine, "incident", "incident_id", request.incident_id, required=False)
 
         def accept(event: Event) -> bool:
             if not isinstance(event, IncidentChanged):

@@ -5,10 +5,11 @@ import grpc
 
 from protos import notifications_pb2, notifications_pb2_grpc
 
-from ..domain.limits import MAX_ID, MAX_NAME, text
+from ..domain.limits import MAX_NAME, text
 from ..engine import Engine
 from .convert import attempt_to_proto, delivery_status_from_proto, notification_to_proto, page_size
 from .errors import translate
+from .ids import full_id
 
 
 class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
@@ -36,22 +37,23 @@ class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
     def ListNotifications(self, request: notifications_pb2.ListNotificationsRequest,
                           context: grpc.ServicerContext) -> notifications_pb2.ListNotificationsResponse:
         records, token = self.engine.notifications(
-            text("incident_id", request.incident_id, MAX_ID), text("channel", request.channel, MAX_NAME),
-            delivery_status_from_proto(request.status), page_size(request.page_size), request.page_token)
+            full_id(self.engine, "incident", "incident_id", request.incident_id, required=False),
+            text("channel", request.channel, MAX_NAME), delivery_status_from_proto(request.status),
+            page_size(request.page_size), request.page_token, request.newest_first)
         return notifications_pb2.ListNotificationsResponse(
             notifications=[notification_to_proto(r) for r in records], next_page_token=token)
 
     @translate
     def GetNotification(self, request: notifications_pb2.GetNotificationRequest,
                         context: grpc.ServicerContext) -> notifications_pb2.NotificationDetail:
-        record, attempts = self.engine.notification(text("id", request.id, MAX_ID, required=True))
+        record, attempts = self.engine.notification(full_id(self.engine, "notification", "id", request.id))
         return notifications_pb2.NotificationDetail(notification=notification_to_proto(record),
                                                     attempts=[attempt_to_proto(a) for a in attempts])
 
     @translate
     def RequeueNotification(self, request: notifications_pb2.RequeueRequest,
                             context: grpc.ServicerContext) -> notifications_pb2.Notification:
-        return notification_to_proto(self.engine.requeue(text("id", request.id, MAX_ID, required=True)))
+        return notification_to_proto(self.engine.requeue(full_id(self.engine, "notification", "id", request.id)))
 
     @translate
     def SendTestNotification(self, request: notifications_pb2.TestNotificationRequest,

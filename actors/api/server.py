@@ -1,11 +1,10 @@
-"""Builds the gRPC server: our three services, grpc.health.v1 and server reflection."""
+"""Builds the gRPC server: our three services, grpc.health.v1 and server reflection (v1 and v1alpha)."""
 from __future__ import annotations
 
 from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from protos import (admin_pb2, admin_pb2_grpc, alerts_pb2, alerts_pb2_grpc, incidents_pb2, incidents_pb2_grpc,
                     notifications_pb2, notifications_pb2_grpc)
@@ -16,6 +15,7 @@ from .admin import AdminServicer
 from .alerts import AlertIngestionServicer
 from .incidents import IncidentServicer
 from .notifications import NotificationServicer
+from .reflection import enable as enable_reflection
 
 SERVICE_NAMES = (
     alerts_pb2.DESCRIPTOR.services_by_name["AlertIngestion"].full_name,
@@ -44,8 +44,7 @@ class ApiServer:
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         if settings.reflection:
-            reflection.enable_server_reflection((*services, health.SERVICE_NAME, reflection.SERVICE_NAME),
-                                                self.server)
+            enable_reflection((*services, health.SERVICE_NAME), self.server)
         address = f"{settings.host}:{settings.grpc_port}"
         try:
             self.port = self.server.add_insecure_port(address)

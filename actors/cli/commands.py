@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from protos import (alerts_pb2, alerts_pb2_grpc, incidents_pb2, incidents_pb2_grpc, notifications_pb2,
                     notifications_pb2_grpc)
 
-from . import render
+from . import prometheus, render
 from .stream import StreamReader, is_deadline
 
 M = TypeVar("M", bound=Message)
@@ -93,9 +93,45 @@ def incidents_list(api: Api, args: argparse.Namespace) -> int:
     return 0
 
 
+def incidents_create(api: Api, args: argparse.Namespace) -> int:
+    incident = api.incidents.CreateIncident(incidents_pb2.CreateIncidentRequest(
+        title=args.title, description=args.description, severity=args.severity, type=args.incident_type,
+        source=args.source, labels=dict(args.label), affected_services=args.service, assignees=args.assignee,
+        actor=args.actor), timeout=api.timeout)
+    api.show(incident, lambda i: f"created incident {i.id} ({render.severity(i.severity)}, {render.state(i.state)})")
+    return 0
+
+
+def incidents_update(api: Api, args: argparse.Namespace) -> int:
+    """Exit 2 when no change is given (the server would accept it and change nothing)."""
+    request = incidents_pb2.UpdateIncidentRequest(id=args.id, actor=args.actor, severity=args.severity or 0)
+    if args.title is not None:
+        request.title = args.title
+    if args.description is not None:
+        request.description = args.description
+    if args.label is not None or args.no_labels:
+        request.labels.SetInParent()
+        request.labels.values.update(dict(args.label or []))
+    changed = [name for name in ("title", "description", "severity", "labels")
+               if (request.severity != 0 if name == "severity" else request.HasField(name))]
+    if not changed:
+        print("error: nothing to change; give --title, --description, --severity, --label or --no-labels",
+              file=sys.stderr)
+        return 2
+    incident = api.incidents.UpdateIncident(request, timeout=api.timeout)
+    api.show(incident, lambda i: f"incident {i.id} updated: {', '.join(changed)}")
+    return 0
+
+
 def incidents_get(api: Api, args: argparse.Namespace) -> int:
-    api.show(api.incidents.GetIncident(incidents_pb2.GetIncidentRequest(id=args.id), timeout=api.timeout),
-             render.incident)
+    """With --timeline, the incident and then its timeline (as one JSON object with --json)."""
+    incident = api.incidents.GetIncident(incidents_pb2.GetIncidentRequest(id=args.id), timeout=api.timeout)
+    if not args.timeline:
+        api.show(incident, render.incident)
+        return 0
+    timeline = api.incidents.GetTimeline(incidents_pb2.GetTimelineRequest(id=incident.id), timeout=api.timeout)
+    print(render.to_json_object(incident=incident, timeline=timeline) if api.json
+          else f"{render.incident(incident)}\n\n{render.timeline(timeline.entries)}", flush=True)
     return 0
 
 
@@ -160,15 +196,19 @@ def watch(api: Api, args: argparse.Namespace) -> int:
 
 
 def notifications_stats(api: Api, args: argparse.Namespace) -> int:
-    api.show(api.notifications.GetStats(notifications_pb2.StatsRequest(), timeout=api.timeout), render.stats)
+    stats = api.notifications.GetStats(notifications_pb2.StatsRequest(), timeout=api.timeout)
+    if args.format == "prometheus":
+        print(prometheus.exposition(stats), end="", flush=True)
+    else:
+        api.show(stats, render.stats)
     return 0
 
 
 def notifications_list(api: Api, args: argparse.Namespace) -> int:
     def fetch(size: int, token: str) -> tuple[list[notifications_pb2.Notification], str]:
         page = api.notifications.ListNotifications(notifications_pb2.ListNotificationsRequest(
-            incident_id=args.incident, channel=args.channel, status=args.status, page_size=size, page_token=token),
-            timeout=api.timeout)
+            incident_id=args.incident, channel=args.channel, status=args.status, page_size=size, page_token=token,
+            newest_first=not args.oldest_first), timeout=api.timeout)
         return list(page.notifications), page.next_page_token
 
     items, token = _pages(fetch, args)

@@ -15,6 +15,7 @@ from . import commands
 DEFAULT_SERVER = "127.0.0.1:9000"
 DEFAULT_TIMEOUT = 10.0
 SERVER_ENV = "IMCTL_SERVER"
+PREFIX_HELP = "a unique prefix of it (at least 8 characters, like git)"
 
 EnumParser = Callable[[str], int]
 
@@ -38,7 +39,18 @@ def enum_parser(enum: Any, what: str, numbers: bool = True, show: Callable[[str]
     return parse
 
 
-severity = enum_parser(incidents_pb2.Severity, "severity", show=str.upper)
+_severity_name = enum_parser(incidents_pb2.Severity, "severity", numbers=False, show=str.upper)
+
+
+def severity(text: str) -> int:
+    """P0 (most severe) .. P4. A bare number is refused: on the wire 1 means P0, a trap."""
+    if text.strip().isdigit():
+        raise argparse.ArgumentTypeError(
+            f"invalid severity {text!r}; write P0 (most severe) .. P4 - a bare number is refused "
+            "because on the wire 1 means P0")
+    return _severity_name(text)
+
+
 incident_type = enum_parser(incidents_pb2.IncidentType, "type")
 state = enum_parser(incidents_pb2.IncidentState, "state", show=str.upper)
 method = enum_parser(incidents_pb2.ResolutionMethod, "method", numbers=False)
@@ -99,19 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         return command
 
     alert = leaf(groups, "alert", commands.alert, "submit an alert (SubmitAlert)")
-    alert.add_argument("--title", required=True)
+    _incident_fields(alert)
     alert.add_argument("--source", required=True)
-    alert.add_argument("--severity", required=True, type=severity, metavar="P", help="P0 (most severe)..P4, or 1..5")
-    alert.add_argument("--type", required=True, type=incident_type, dest="incident_type", metavar="TYPE",
-                       help="infrastructure, application, security, data, performance, availability, "
-                            "compliance, or 1..7")
-    alert.add_argument("--description", default="")
     alert.add_argument("--alert-id", default="", help="your id for the alert; resending it is recorded once")
-    alert.add_argument("--label", type=key_value, action="extend", nargs="+", default=[], metavar="KEY=VALUE")
     alert.add_argument("--annotation", type=key_value, action="extend", nargs="+", default=[],
                        metavar="KEY=VALUE")
-    alert.add_argument("--service", action="extend", nargs="+", default=[], metavar="NAME",
-                       help="an affected service (repeatable)")
 
     incidents = groups.add_parser("incidents", help="list, show and change incidents")
     sub = incidents.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -121,31 +125,55 @@ def build_parser() -> argparse.ArgumentParser:
                          metavar="P")
     listing.add_argument("--source", default="")
     _paging(listing)
-    leaf(sub, "get", commands.incidents_get, "show one incident").add_argument("id")
-    leaf(sub, "timeline", commands.incidents_timeline, "show an incident's timeline").add_argument("id")
+    create = leaf(sub, "create", commands.incidents_create, "open an incident by hand (no alert needed)")
+    _incident_fields(create)
+    create.add_argument("--source", default="", help="default: manual")
+    create.add_argument("--assignee", action="extend", nargs="+", default=[], metavar="NAME")
+    create.add_argument("--actor", default="")
+    update = leaf(sub, "update", commands.incidents_update,
+                  "change an incident's title, description, severity or labels (only what is given)")
+    _id(update)
+    update.add_argument("--title")
+    update.add_argument("--description")
+    update.add_argument("--severity", type=severity, metavar="P", help="P0 (most severe)..P4")
+    labels = update.add_mutually_exclusive_group()
+    labels.add_argument("--label", type=key_value, action="extend", nargs="+", metavar="KEY=VALUE",
+                        help="the new labels (replace all of them)")
+    labels.add_argument("--no-labels", action="store_true", help="remove every label")
+    update.add_argument("--actor", default="")
+    get = leaf(sub, "get", commands.incidents_get, "show one incident")
+    _id(get)
+    get.add_argument("--timeline", action="store_true", help="also show its timeline")
+    _id(leaf(sub, "timeline", commands.incidents_timeline, "show an incident's timeline"))
     transition = leaf(sub, "transition", commands.incidents_transition, "move an incident to another state")
-    transition.add_argument("id")
+    _id(transition)
     transition.add_argument("to_state", metavar="STATE", type=state,
                             help="TRIAGED, INVESTIGATING, REMEDIATING, RESOLVED, CLOSED, ...")
     transition.add_argument("--actor", default="")
     transition.add_argument("--note", default="")
+    ack = leaf(sub, "ack", commands.incidents_transition,
+               "acknowledge an incident: it moves to INVESTIGATING (PagerDuty hears 'acknowledge')")
+    _id(ack)
+    ack.add_argument("--actor", default="")
+    ack.add_argument("--note", default="")
+    ack.set_defaults(to_state=incidents_pb2.INVESTIGATING)
     resolve = leaf(sub, "resolve", commands.incidents_resolve, "resolve an incident")
-    resolve.add_argument("id")
+    _id(resolve)
     resolve.add_argument("--by", required=True, dest="resolved_by", metavar="WHO")
     resolve.add_argument("--method", type=method, default=0, help="automated, manual (default), auto_assisted_manual")
     resolve.add_argument("--notes", default="")
     resolve.add_argument("--root-cause", default="")
     note = leaf(sub, "note", commands.incidents_note, "add a note to an incident's timeline")
-    note.add_argument("id")
+    _id(note)
     note.add_argument("text")
     note.add_argument("--author", default="")
     assign = leaf(sub, "assign", commands.incidents_assign, "set an incident's assignees (replaces them)")
-    assign.add_argument("id")
+    _id(assign)
     assign.add_argument("names", nargs="+", metavar="NAME")
     assign.add_argument("--actor", default="")
 
     watch = leaf(groups, "watch", commands.watch, "print incident events as they happen (until Ctrl-C)")
-    watch.add_argument("--incident", default="", metavar="ID")
+    watch.add_argument("--incident", default="", metavar="ID", help=f"an incident id or {PREFIX_HELP}")
     watch.add_argument("--state", type=state, action="extend", nargs="+", default=[], dest="states", metavar="STATE")
     watch.add_argument("--min-severity", type=severity, default=0, metavar="P", help="e.g. P1: P0 and P1 only")
     watch.add_argument("--kind", action="extend", nargs="+", default=[], dest="kinds", metavar="KIND",
@@ -155,19 +183,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     notifications = groups.add_parser("notifications", help="delivery stats, history, dead letters, test sends")
     sub = notifications.add_subparsers(dest="action", metavar="ACTION", required=True)
-    leaf(sub, "stats", commands.notifications_stats, "per-channel counts and actor health")
-    listing = leaf(sub, "list", commands.notifications_list, "list notifications, newest first")
-    listing.add_argument("--incident", default="", metavar="ID")
+    stats = leaf(sub, "stats", commands.notifications_stats, "per-channel counts and actor health")
+    stats.add_argument("--format", choices=("table", "prometheus"), default="table",
+                       help="prometheus: the text exposition format, for node_exporter's textfile collector")
+    listing = leaf(sub, "list", commands.notifications_list,
+                   "list notifications, newest first (the most recently owed at the top)")
+    listing.add_argument("--incident", default="", metavar="ID", help=f"an incident id or {PREFIX_HELP}")
     listing.add_argument("--channel", default="")
     listing.add_argument("--status", type=delivery_status, default=0,
                          help="queued, in_flight, retrying, delivered, skipped, dead")
+    listing.add_argument("--oldest-first", action="store_true", help="in the order they were owed instead")
     _paging(listing)
-    leaf(sub, "get", commands.notifications_get, "show a notification and its attempts").add_argument("id")
-    leaf(sub, "requeue", commands.notifications_requeue, "owe a dead notification again").add_argument("id")
+    _id(leaf(sub, "get", commands.notifications_get, "show a notification and its attempts"))
+    _id(leaf(sub, "requeue", commands.notifications_requeue, "owe a dead notification again"))
     test = leaf(sub, "test", commands.notifications_test, "send a marked test message now (exit 1 unless delivered)")
     test.add_argument("channel")
     test.add_argument("--destination", default="", help="default: the channel's first destination")
     return parser
+
+
+def _incident_fields(parser: argparse.ArgumentParser) -> None:
+    """What an alert and a hand-made incident both describe."""
+    parser.add_argument("--title", required=True)
+    parser.add_argument("--severity", required=True, type=severity, metavar="P", help="P0 (most severe)..P4")
+    parser.add_argument("--type", required=True, type=incident_type, dest="incident_type", metavar="TYPE",
+                        help="infrastructure, application, security, data, performance, availability, "
+                             "compliance, or 1..7")
+    parser.add_argument("--description", default="")
+    parser.add_argument("--label", type=key_value, action="extend", nargs="+", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--service", action="extend", nargs="+", default=[], metavar="NAME",
+                        help="an affected service (repeatable)")
+
+
+def _id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("id", help=f"the id or {PREFIX_HELP}")
 
 
 def _paging(parser: argparse.ArgumentParser) -> None:
@@ -188,4 +237,6 @@ def parse(argv: list[str] | None, environ: dict[str, str]) -> argparse.Namespace
     if not hasattr(args, "timeout"):
         args.timeout = DEFAULT_TIMEOUT
     args.json = getattr(args, "json", False)
+    if args.json and getattr(args, "format", "table") != "table":
+        parser.error(f"--json and --format {args.format} exclude each other")
     return args

@@ -17,6 +17,11 @@ def to_json(message: Message, one_line: bool = False) -> str:
                                      always_print_fields_with_no_presence=True, indent=None if one_line else 2)
 
 
+def to_json_object(**messages: Message) -> str:
+    """One JSON object holding each message (as :func:`to_json` prints it) under its name."""
+    return json.dumps({name: json.loads(to_json(message)) for name, message in messages.items()}, indent=2)
+
+
 def clean(value: Any, keep_newlines: bool = False) -> str:
     """Text safe for a terminal: control characters (escape sequences from an alert's title,
     say) are shown escaped, and newlines are folded unless kept."""

@@ -279,20 +279,35 @@ class SqliteStore:
                 for n, at, o, code, d, ms in rows]
 
     def list_notifications(self, incident_id: str = "", channel: str = "", status: str = "",
-                           page_size: int = 50, page_token: str = "") -> tuple[list[NotificationRecord], str]:
+                           page_size: int = 50, page_token: str = "",
+                           newest_first: bool = False) -> tuple[list[NotificationRecord], str]:
+        """A page of notifications in the order they were owed (newest first if asked) and the
+        token that continues after it ('' at the end)."""
         where, params = [], []  # type: list[str], list[Any]
         for column, value in (("incident_id", incident_id), ("channel", channel), ("status", status)):
             if value:
                 where.append(f"{column} = ?")
                 params.append(value)
         if page_token:
-            where.append("seq > ?")
+            where.append("seq < ?" if newest_first else "seq > ?")
             params.append(_decode_seq(page_token))
-        sql = _NOTIFICATION_SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq LIMIT ?"
+        sql = (_NOTIFICATION_SELECT + (" WHERE " + " AND ".join(where) if where else "")
+               + (" ORDER BY seq DESC LIMIT ?" if newest_first else " ORDER BY seq LIMIT ?"))
         rows = self._connection().execute(sql, (*params, page_size + 1)).fetchall()
         records = [_notification(row) for row in rows[:page_size]]
         token = _encode_seq(rows[page_size - 1][-1]) if len(rows) > page_size else ""
         return records, token
+
+    def ids_starting_with(self, kind: str, prefix: str, limit: int) -> list[str]:
+        """Up to ``limit`` ids of ``kind`` ("incident" or "notification"; ValueError for another)
+        that start with ``prefix``, in id order: a range scan of the table's id index."""
+        tables = {"incident": "incidents", "notification": "notifications"}
+        if kind not in tables:
+            raise ValueError(f"no ids of kind {kind!r}")
+        rows = self._connection().execute(
+            f"SELECT id FROM {tables[kind]} WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+            (prefix, prefix + "\U0010ffff", limit)).fetchall()
+        return [row[0] for row in rows]
 
     def requeue(self, notification_id: str, now: float) -> NotificationRecord:
         """Make a dead notification owed again (attempt count kept); FAILED_PRECONDITION otherwise."""
