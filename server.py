@@ -26,6 +26,7 @@ from actors.channels.registry import build_channel, enabled_channels
 from actors.domain.config import ConfigError, Settings, load_settings
 from actors.engine import Engine
 from actors.logs import configure_logging
+from actors.store.checks import check_store_path
 
 DEFAULT_CONFIG = Path(__file__).resolve().with_name("config.toml")
 EXIT_CONFIG = 2
@@ -41,7 +42,9 @@ def read_settings(path: str | None) -> Settings:
 
 
 def check_config(settings: Settings) -> None:
-    """Build every enabled channel once (reads its secrets); raises ConfigError on a problem."""
+    """Check the store path and build every enabled channel once (reads its secrets);
+    raises ConfigError on a problem. Creates nothing."""
+    check_store_path(settings.state.path)
     for name in enabled_channels(settings.notifications):
         build_channel(name, settings.notifications, os.environ).close()
 

@@ -43,7 +43,7 @@ from .processor import ProcessorActor
 from .router import RouterActor, sender_name
 from .scheduler import Scheduler
 from .sender import SenderActor
-from .store.sqlite import SqliteStore
+from .store.checks import open_store
 from .supervision import ChildSpec, ChildStatus, GetStatus, Strategy, Supervisor
 
 #: TransportFault is re-exported for the gRPC edge, which may not import actors.channels.
@@ -93,7 +93,7 @@ class Engine:
     def start(self) -> "Engine":
         """Open the store, build every enabled channel (a missing secret raises ConfigError
         here), and start the actor tree. Raises if any of that fails; nothing is left running."""
-        self.store = SqliteStore(self.settings.state.path, self.settings.state.synchronous)
+        self.store = open_store(self.settings.state.path, self.settings.state.synchronous)
         try:
             self._start_tree()
         except BaseException:
