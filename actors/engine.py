@@ -26,9 +26,10 @@ import structlog
 
 from .channels.base import Channel, receivers_for
 from .channels.faults import ChannelFaults, FaultyChannel, TransportFault
-from .channels.registry import build_channel, enabled_channels
+from .channels.registry import build_channel, enabled_channels, log_destination_warnings
 from .directory import ActorDirectory
 from .domain.changes import ChannelCounts, IncidentQuery, NotificationRecord
+from .domain.channel_setup import unusable_channel
 from .domain.config import Settings
 from .domain.errors import NotFound, Overloaded, Unavailable
 from .domain.models import (Alert, Attempt, Delivery, Incident, IncidentState, IncidentType, Outcome,
@@ -102,6 +103,7 @@ class Engine:
         self._accepting = True
         log.info("engine_started", channels=list(self._probes), receivers=len(self.receivers),
                  store=self.settings.state.path)
+        log_destination_warnings(self.settings.notifications)
         return self
 
     def _start_tree(self) -> None:
@@ -312,11 +314,12 @@ class Engine:
 
     def send_test(self, channel: str, destination: str = "") -> tuple[str, Outcome]:
         """Send a clearly marked sample to one configured channel now and report the outcome.
-        Raises NotFound for a channel that is not enabled or an unknown destination."""
+        Raises NotFound for a channel that is not enabled or an unknown destination, and
+        NotConfigured for an enabled channel without destinations (both name the keys to set)."""
         probe = self._probes.get(channel)
-        if probe is None:
-            raise NotFound(f"channel {channel!r} is not enabled; enabled: {', '.join(self._probes) or 'none'}")
-        destination = destination or (probe.destinations[0] if probe.destinations else "")
+        if probe is None or not probe.destinations:
+            raise unusable_channel(self.settings.notifications, channel)
+        destination = destination or probe.destinations[0]
         if destination not in probe.destinations:
             raise NotFound(f"channel {channel!r} has no destination {destination!r}")
         now = utc_now()
