@@ -10,6 +10,7 @@ import pytest
 import structlog.testing
 
 from actors.channels.registry import build_channel
+from actors.cli import render
 from actors.domain.config import ConfigError, settings_from_mapping
 from actors.domain.models import OutcomeKind
 from protos import notifications_pb2
@@ -74,6 +75,7 @@ def test_a_channel_without_destination_is_logged_shown_in_stats_and_refuses_test
     assert shown.warning == f"channel {channel!r} is enabled but has no destination: set {key}"
     assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     assert refused.value.details() == shown.warning
+    assert f"\nwarning: {shown.warning}" in render.stats(stats)  # imctl notifications stats
 
 
 def test_stats_show_an_enabled_channel_with_its_destinations_and_no_warning(tmp_path):
