@@ -23,9 +23,11 @@ import structlog
 
 from actors.api.server import ApiServer
 from actors.channels.registry import build_channel, enabled_channels
+from actors.domain.channel_setup import destination_warnings
 from actors.domain.config import ConfigError, Settings, load_settings
 from actors.engine import Engine
 from actors.logs import configure_logging
+from actors.store.checks import check_store_path
 
 DEFAULT_CONFIG = Path(__file__).resolve().with_name("config.toml")
 EXIT_CONFIG = 2
@@ -40,10 +42,14 @@ def read_settings(path: str | None) -> Settings:
     return load_settings(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else Settings()
 
 
-def check_config(settings: Settings) -> None:
-    """Build every enabled channel once (reads its secrets); raises ConfigError on a problem."""
+def check_config(settings: Settings) -> list[str]:
+    """Check the store path and build every enabled channel once (reads its secrets);
+    raises ConfigError on a problem. Creates nothing. Returns warnings about what loads but
+    will not deliver (an enabled channel without a destination), each naming the key to set."""
+    check_store_path(settings.state.path)
     for name in enabled_channels(settings.notifications):
         build_channel(name, settings.notifications, os.environ).close()
+    return destination_warnings(settings.notifications)
 
 
 def serve(settings: Settings, ready: threading.Event | None = None) -> int:
@@ -94,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = read_settings(args.config)
         configure_logging(settings.observability)
         if args.check_config:
-            check_config(settings)
+            for warning in check_config(settings):
+                print(f"warning: {warning}", file=sys.stderr)
             print("configuration OK")
             return 0
         return serve(settings)

@@ -38,8 +38,8 @@ import structlog
 from .channels.faults import ChannelFaults, TransportFault
 from .domain.changes import IncidentQuery, NotificationRecord
 from .domain.config import Settings, load_settings, settings_from_mapping
-from .domain.errors import (ConfigError, DomainError, IllegalTransition, InvalidArgument, NotFound,
-                            Overloaded, Unavailable)
+from .domain.errors import (ConfigError, DomainError, IllegalTransition, InvalidArgument, NotConfigured,
+                            NotFound, Overloaded, Unavailable)
 from .domain.limits import MAX_ID, MAX_NAME, MAX_PAGE, MAX_TITLE, string_list, string_map
 from .domain.limits import text as _text
 from .domain.models import (Alert, Attempt, DeliveryStatus, Incident, IncidentState, IncidentType, Outcome,
@@ -64,8 +64,8 @@ __all__ = [
     # fault injection
     "ActorFaults", "ChannelFaults", "TransportFault",
     # errors
-    "DomainError", "InvalidArgument", "NotFound", "IllegalTransition", "Overloaded", "Unavailable",
-    "ConfigError",
+    "DomainError", "InvalidArgument", "NotFound", "NotConfigured", "IllegalTransition", "Overloaded",
+    "Unavailable", "ConfigError",
 ]
 
 log = structlog.get_logger(__name__)
@@ -495,7 +495,8 @@ class IncidentManager:
     def send_test(self, channel: str, destination: str = "") -> tuple[str, Outcome]:
         """Send a marked sample to one enabled channel now; returns (destination, outcome).
         Delivery failures are outcomes, not exceptions. Raises NotFound for a channel that is
-        not enabled or an unknown destination, InvalidArgument, Unavailable."""
+        not enabled or an unknown destination, NotConfigured for an enabled channel without a
+        destination (both say which keys to set), InvalidArgument, Unavailable."""
         return self._live().send_test(_text("channel", channel, MAX_NAME, required=True),
                                       _text("destination", destination, MAX_NAME))
 

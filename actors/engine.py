@@ -32,9 +32,10 @@ import structlog
 
 from .channels.base import Channel, receivers_for
 from .channels.faults import ChannelFaults, TransportFault
-from .channels.registry import build_channel, enabled_channels
+from .channels.registry import build_channel, enabled_channels, log_destination_warnings
 from .directory import ActorDirectory
 from .domain.changes import ChannelCounts, IncidentQuery, NotificationRecord
+from .domain.channel_setup import unusable_channel
 from .domain.config import Settings
 from .domain.errors import NotFound, Overloaded, Unavailable
 from .domain.models import (Alert, Attempt, Delivery, Incident, IncidentState, IncidentType, Outcome,
@@ -50,8 +51,8 @@ from .processor import ProcessorActor
 from .router import RouterActor, sender_name
 from .scheduler import Scheduler
 from .sender import SenderActor
+from .store.checks import check_store_path, open_store
 from .store.lock import StoreLock
-from .store.sqlite import SqliteStore
 from .supervision import ChildSpec, ChildStatus, GetStatus, Strategy, Supervisor
 
 #: TransportFault is re-exported for the gRPC edge, which may not import actors.channels.
@@ -102,12 +103,13 @@ class Engine:
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> "Engine":
         """Lock and open the store, build every enabled channel (a missing secret raises
-        ConfigError here), and start the actor tree. Raises StoreInUse when another server holds
-        the store (before anything of it is read), or whatever else failed; nothing is left
-        running."""
+        ConfigError here), and start the actor tree. Raises ConfigError naming ``state.path``
+        for an unusable store, StoreInUse when another server holds it (before anything of it
+        is read or recovered), or whatever else failed; nothing is left running."""
+        check_store_path(self.settings.state.path)
         self._store_lock = StoreLock(self.settings.state.path)
         try:
-            self.store = SqliteStore(self.settings.state.path, self.settings.state.synchronous)
+            self.store = open_store(self.settings.state.path, self.settings.state.synchronous)
         except BaseException:
             self._store_lock.release()
             raise
@@ -119,6 +121,7 @@ class Engine:
         self._accepting = True
         log.info("engine_started", channels=list(self._probes), receivers=len(self.receivers),
                  store=self.settings.state.path)
+        log_destination_warnings(self.settings.notifications)
         return self
 
     def _start_tree(self) -> None:
@@ -343,11 +346,12 @@ class Engine:
 
     def send_test(self, channel: str, destination: str = "") -> tuple[str, Outcome]:
         """Send a clearly marked sample to one configured channel now and report the outcome.
-        Raises NotFound for a channel that is not enabled or an unknown destination."""
+        Raises NotFound for a channel that is not enabled or an unknown destination, and
+        NotConfigured for an enabled channel without destinations (both name the keys to set)."""
         probe = self._probes.get(channel)
-        if probe is None:
-            raise NotFound(f"channel {channel!r} is not enabled; enabled: {', '.join(self._probes) or 'none'}")
-        destination = destination or (probe.destinations[0] if probe.destinations else "")
+        if probe is None or not probe.destinations:
+            raise unusable_channel(self.settings.notifications, channel)
+        destination = destination or probe.destinations[0]
         if destination not in probe.destinations:
             raise NotFound(f"channel {channel!r} has no destination {destination!r}")
         now = utc_now()

@@ -141,9 +141,12 @@ class Drain:
 @dataclass(frozen=True, slots=True)
 class Send:
     """Attempt this delivery. Its ``lease`` names the sending router's epoch; a sender that
-    already holds the delivery on a timer takes the new lease and drops the Send."""
+    already holds the delivery on a timer takes the new lease and drops the Send. ``verify``
+    marks one pulled from the store (not handed over by the processor): it may have been made
+    by a sender instance that is gone, so the sender checks the store before sending it."""
 
     delivery: Delivery
+    verify: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -217,8 +217,8 @@ class ProcessorActor(SupervisedActor):
     def _commit(self, changes: list[Change]) -> list[list[TimelineEvent]]:
         if not changes:
             return []
-        lease = self.lease.token
-        applied = self.store.apply(changes, lease)
+        with self.lease.current() as lease:
+            applied = self.store.apply(changes, lease)
         for change in changes:
             self.active.put(change.incident)
             if change.alert is not None:

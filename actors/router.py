@@ -223,7 +223,7 @@ class RouterActor(SupervisedActor):
                 continue  # wait for a worthwhile batch of free slots: fewer, larger queries
             leased = self.store.lease_due(key[0], key[1], now, room, self.token)
             for delivery in leased:
-                if not self._send(delivery):
+                if not self._send(delivery, verify=True):
                     self.store.release([delivery.notification_id])  # its sender is restarting
             if len(leased) < room and not self.store.has_free_owed(key[0], key[1], self.token):
                 self.from_store.discard(key)  # everything owed to it is ours now: back to memory
@@ -232,10 +232,10 @@ class RouterActor(SupervisedActor):
     def _room(self, key: Destination) -> int:
         return min(self.per_destination_limit - self.per_destination[key], self.max_in_flight - self.sending)
 
-    def _send(self, delivery: Delivery) -> bool:
+    def _send(self, delivery: Delivery, verify: bool = False) -> bool:
         channel = delivery.channel
         name = sender_name(channel, zlib.crc32(delivery.incident_id.encode()) % self.pool_sizes[channel])
-        if not self.directory.tell(name, Send(delivery)):
+        if not self.directory.tell(name, Send(delivery, verify)):
             return False
         key = (channel, delivery.destination)
         self.tracked[delivery.notification_id] = _Tracked(key, delivery.incident_id, name)

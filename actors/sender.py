@@ -7,9 +7,10 @@ mailbox keeps moving. Finished attempts are recorded in one transaction per burs
 told the slot is free. Timers die with the actor (cancelled in ``cleanup``); the store still
 says the delivery is owed (with its due time), so the router hands it out again.
 
-Nothing is read back per send: the delivery arrives whole (``Send``), and a router that
-restarted may re-send what this sender already holds or has just finished — those are
-recognised in memory and dropped. The store records an attempt only if it is the next one of
+Nothing is read back for a delivery handed over from the processor: it arrives whole
+(``Send``). A router that restarted may re-send what this sender holds or has just finished —
+those are recognised in memory and dropped — and a delivery pulled from the store (recovery,
+overflow) is checked against it first, since a sender instance now gone may have made it. The store records an attempt only if it is the next one of
 a delivery still owed, so a sender that lost a delivery to another changes nothing.
 
 An exception escaping ``Channel.deliver`` is a bug: it crashes this actor (pykka calls
@@ -50,6 +51,7 @@ SETTLE_BATCH = 16
 SETTLE_WINDOW = 0.005
 #: Recently settled deliveries remembered, to drop a re-send from a restarted router.
 RECENTLY_SETTLED = 10_000
+_OWED = (DeliveryStatus.QUEUED, DeliveryStatus.RETRYING)
 
 
 class SenderActor(SupervisedActor):
@@ -90,7 +92,7 @@ class SenderActor(SupervisedActor):
 
     def receive(self, message: Any) -> Any:
         if isinstance(message, Send):
-            if not self._already_held(message.delivery):
+            if not self._already_held(message.delivery) and not (message.verify and self._made(message.delivery)):
                 self._paced(message.delivery)
         elif isinstance(message, TimerDue):
             self.timers.pop(message.delivery.notification_id, None)
@@ -121,6 +123,15 @@ class SenderActor(SupervisedActor):
             self.directory.tell(ROUTER, Settled(nid))
             return True
         return False
+
+    def _made(self, delivery: Delivery) -> bool:
+        """True when the store shows this attempt made already (by a sender instance since
+        replaced, before the router pulled it again): the router is told it is settled."""
+        record = self.store.notification(delivery.notification_id)
+        if record.status in _OWED and record.attempts < delivery.attempt:
+            return False
+        self.directory.tell(ROUTER, Settled(delivery.notification_id))
+        return True
 
     def _paced(self, delivery: Delivery) -> None:
         wait = self.pacer.reserve(time.monotonic()) if self.pacer else 0.0

@@ -28,7 +28,7 @@ SKIPPED: DeliveryStatus
 DEAD: DeliveryStatus
 
 class ChannelStats(_message.Message):
-    __slots__ = ("channel", "queued", "in_flight", "delivered", "retrying", "dead", "skipped", "latency_p50_ms", "latency_p99_ms")
+    __slots__ = ("channel", "queued", "in_flight", "delivered", "retrying", "dead", "skipped", "latency_p50_ms", "latency_p99_ms", "enabled", "destinations", "warning")
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     QUEUED_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,9 @@ class ChannelStats(_message.Message):
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
     LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_P99_MS_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    DESTINATIONS_FIELD_NUMBER: _ClassVar[int]
+    WARNING_FIELD_NUMBER: _ClassVar[int]
     channel: str
     queued: int
     in_flight: int
@@ -47,7 +50,10 @@ class ChannelStats(_message.Message):
     skipped: int
     latency_p50_ms: float
     latency_p99_ms: float
-    def __init__(self, channel: _Optional[str] = ..., queued: _Optional[int] = ..., in_flight: _Optional[int] = ..., delivered: _Optional[int] = ..., retrying: _Optional[int] = ..., dead: _Optional[int] = ..., skipped: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ...) -> None: ...
+    enabled: bool
+    destinations: _containers.RepeatedScalarFieldContainer[str]
+    warning: str
+    def __init__(self, channel: _Optional[str] = ..., queued: _Optional[int] = ..., in_flight: _Optional[int] = ..., delivered: _Optional[int] = ..., retrying: _Optional[int] = ..., dead: _Optional[int] = ..., skipped: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., enabled: _Optional[bool] = ..., destinations: _Optional[_Iterable[str]] = ..., warning: _Optional[str] = ...) -> None: ...
 
 class ActorStatus(_message.Message):
     __slots__ = ("name", "restarts", "last_failure", "alive")

@@ -2,7 +2,7 @@
 
 Every servicer method runs inside :func:`translate`, so an expected error never reaches
 the client as UNKNOWN: InvalidArgument → INVALID_ARGUMENT (message names the field),
-NotFound → NOT_FOUND, IllegalTransition → FAILED_PRECONDITION, Overloaded →
+NotFound → NOT_FOUND, IllegalTransition and NotConfigured → FAILED_PRECONDITION, Overloaded →
 RESOURCE_EXHAUSTED, Unavailable → UNAVAILABLE. Anything else is a bug: it is logged with
 its traceback and answered INTERNAL without details.
 """
@@ -14,7 +14,8 @@ from typing import Any, Callable, TypeVar
 import grpc
 import structlog
 
-from ..domain.errors import DomainError, IllegalTransition, InvalidArgument, NotFound, Overloaded, Unavailable
+from ..domain.errors import (DomainError, IllegalTransition, InvalidArgument, NotConfigured, NotFound, Overloaded,
+                             Unavailable)
 
 log = structlog.get_logger(__name__)
 
@@ -22,6 +23,7 @@ STATUS: dict[type[DomainError], grpc.StatusCode] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     NotFound: grpc.StatusCode.NOT_FOUND,
     IllegalTransition: grpc.StatusCode.FAILED_PRECONDITION,
+    NotConfigured: grpc.StatusCode.FAILED_PRECONDITION,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
 }

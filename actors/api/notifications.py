@@ -5,6 +5,9 @@ import grpc
 
 from protos import notifications_pb2, notifications_pb2_grpc
 
+from ..domain.changes import ChannelCounts
+from ..domain.channel_setup import missing_destination
+from ..domain.config import CHANNELS
 from ..domain.limits import MAX_NAME, text
 from ..engine import Engine
 from .convert import attempt_to_proto, delivery_status_from_proto, notification_to_proto, page_size
@@ -20,15 +23,22 @@ class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
     def GetStats(self, request: notifications_pb2.StatsRequest,
                  context: grpc.ServicerContext) -> notifications_pb2.Stats:
         stats = self.engine.stats()
+        settings = self.engine.settings.notifications
+        destinations: dict[str, list[str]] = {}
+        for receiver in self.engine.receivers:
+            destinations.setdefault(receiver.channel, []).append(receiver.destination)
+        counted = {counts.channel: counts for counts in stats.channels}
         channels = []
-        for counts in stats.channels:
-            in_flight, waiting = stats.in_flight.get(counts.channel, (0, 0))
+        for name in sorted(counted.keys() | {name for name in CHANNELS if settings.enabled(name)}):
+            in_flight, waiting = stats.in_flight.get(name, (0, 0))
+            counts = counted.get(name, ChannelCounts(name, {}, 0.0, 0.0))
             c = counts.counts
             channels.append(notifications_pb2.ChannelStats(
-                channel=counts.channel, queued=max(0, c.get("queued", 0) - in_flight), in_flight=in_flight,
+                channel=name, queued=max(0, c.get("queued", 0) - in_flight), in_flight=in_flight,
                 delivered=c.get("delivered", 0), retrying=c.get("retrying", 0), dead=c.get("dead", 0),
                 skipped=c.get("skipped", 0), latency_p50_ms=counts.latency_p50_ms,
-                latency_p99_ms=counts.latency_p99_ms))
+                latency_p99_ms=counts.latency_p99_ms, enabled=name in CHANNELS and settings.enabled(name),
+                destinations=destinations.get(name, []), warning=missing_destination(settings, name) or ""))
         actors = [notifications_pb2.ActorStatus(name=a.name, restarts=a.restarts, last_failure=a.last_failure,
                                                 alive=a.alive) for a in stats.actors]
         return notifications_pb2.Stats(channels=channels, actors=actors)

@@ -388,7 +388,7 @@ def build(settings: NotificationSettings, environ: Mapping[str, str]) -> EmailCh
     Raises ConfigError naming the key for: no server, an invalid sender or recipient, a
     user-name or password variable that is named but unset, a password without a user
     name, credentials with ``smtp_tls_mode = "none"``, or an unreadable ``smtp_ca_file``.
-    No recipients is allowed (the channel then has no destinations) but logged as a warning.
+    No recipients is allowed: the channel then has no destination (the start-up warns).
     """
     if not settings.smtp_server:
         raise ConfigError("notifications.smtp_server", "required for email notifications")
@@ -408,9 +408,6 @@ def build(settings: NotificationSettings, environ: Mapping[str, str]) -> EmailCh
     if mode == "none" and username:
         raise ConfigError("notifications.smtp_tls_mode",
                           "credentials are never sent without TLS; use starttls or implicit")
-    if not recipients:
-        log.warning("email.no_recipients",
-                    reason="notifications.email_to is empty; no email notifications will be sent")
     return EmailChannel(
         host=settings.smtp_server, port=settings.smtp_port, tls_mode=mode,
         context=None if mode == "none" else _tls_context(settings.smtp_ca_file),

@@ -7,8 +7,13 @@ from __future__ import annotations
 import importlib
 from typing import Mapping
 
+import structlog
+
+from ..domain.channel_setup import destination_warnings
 from ..domain.config import CHANNELS, NotificationSettings
 from .base import Channel
+
+log = structlog.get_logger(__name__)
 
 #: channel name → module under actors.channels providing ``build``
 MODULES: Mapping[str, str] = {name: f"actors.channels.{name}" for name in CHANNELS}
@@ -22,3 +27,9 @@ def build_channel(name: str, settings: NotificationSettings, environ: Mapping[st
 
 def enabled_channels(settings: NotificationSettings) -> tuple[str, ...]:
     return tuple(name for name in CHANNELS if settings.enabled(name))
+
+
+def log_destination_warnings(settings: NotificationSettings) -> None:
+    """Log a warning for each enabled channel that has no destination, naming the key to set."""
+    for warning in destination_warnings(settings):
+        log.warning("channel_has_no_destination", problem=warning)

@@ -49,12 +49,10 @@ def build(settings: NotificationSettings, environ: Mapping[str, str]) -> "Webhoo
     Raises ConfigError naming the key when ``webhook_secret_env`` names an unset variable
     or one that does not hold a base64 secret, when ``default_webhook_url`` is not a usable
     URL, or when a ``webhook_headers`` entry is not a valid, non-reserved header. Without a
-    URL the channel serves no destination and a warning is logged.
+    URL the channel serves no destination (the start-up warns).
     """
     secret = read_secret("notifications.webhook_secret_env", settings.webhook_secret_env, environ,
                          required=bool(settings.webhook_secret_env))
-    if not settings.default_webhook_url:
-        log.warning("webhook_enabled but no default_webhook_url", key="notifications.default_webhook_url")
     return WebhookChannel(settings.default_webhook_url, secret=secret, headers=settings.webhook_headers,
                           timeout=settings.timeout(NAME))
 

@@ -23,6 +23,10 @@ class IllegalTransition(DomainError):
     """The incident's current state does not allow the requested change."""
 
 
+class NotConfigured(DomainError):
+    """The named channel is enabled but has no destination; the message names the key to set."""
+
+
 class Overloaded(DomainError):
     """Intake is over its bound; the caller should retry later."""
 
