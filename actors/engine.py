@@ -26,6 +26,7 @@ import structlog
 
 from .channels.base import Channel, receivers_for
 from .channels.faults import ChannelFaults, FaultyChannel, TransportFault
+from .channels.redact import redactor
 from .channels.registry import build_channel, enabled_channels
 from .directory import ActorDirectory
 from .domain.changes import ChannelCounts, IncidentQuery, NotificationRecord
@@ -73,6 +74,8 @@ class Engine:
         self.channel_faults = ChannelFaults()
         build = channel_factory or (lambda name: build_channel(name, settings.notifications, self.environ))
         self.channel_factory: ChannelFactory = lambda name: FaultyChannel(build(name), self.channel_faults)
+        #: Keeps the configured secrets out of crash reasons (logs, GetStats' last_failure).
+        self.redact = redactor(settings.notifications, self.environ)
         self.ask_timeout = ask_timeout
         self.clock = clock
         self.hub = EventHub()
@@ -120,7 +123,7 @@ class Engine:
             self.clock, faults=self.faults)))
         self._top = Supervisor.start(None, "top", specs, Strategy.REST_FOR_ONE, sup.max_restarts,
                                      sup.within_secs, self.directory, self.scheduler,
-                                     on_escalate=self._escalated)
+                                     on_escalate=self._escalated, redact=self.redact)
         self._wait_until_running(expected=2 + sum(1 + n.pool_size(c) for c in self._probes))
 
     def _wait_until_running(self, expected: int, timeout: float = 30.0) -> None:
@@ -150,7 +153,8 @@ class Engine:
         def start_pool(parent: pykka.ActorRef, name: str) -> pykka.ActorRef:
             return Supervisor.start(parent, name, members, Strategy.ONE_FOR_ONE, sup.max_restarts,
                                     sup.within_secs, self.directory, self.scheduler,
-                                    on_restart=lambda sender: self.directory.tell("router", SenderRestarted(sender)))
+                                    on_restart=lambda sender: self.directory.tell("router", SenderRestarted(sender)),
+                                    redact=self.redact)
         return ChildSpec(f"pool:{channel}", start_pool)
 
     def _escalated(self, reason: str) -> None:
