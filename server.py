@@ -21,12 +21,11 @@ from pathlib import Path
 
 import structlog
 
-from actors.api.server import ApiServer
 from actors.channels.registry import build_channel, enabled_channels
 from actors.domain.channel_setup import destination_warnings
 from actors.domain.config import ConfigError, Settings, load_settings
 from actors.engine import Engine
-from actors.logs import configure_logging
+from actors.logs import announce, configure_logging
 from actors.store.checks import check_store_path
 
 DEFAULT_CONFIG = Path(__file__).resolve().with_name("config.toml")
@@ -53,16 +52,19 @@ def check_config(settings: Settings) -> list[str]:
 
 
 def serve(settings: Settings, ready: threading.Event | None = None) -> int:
+    # Imported here, after configure_logging: gRPC's C core reads GRPC_VERBOSITY on import.
+    from actors.api.server import ApiServer
+
     log = structlog.get_logger("server")
     engine = Engine(settings).start()
     try:
         api = ApiServer(engine, settings.server)
     except OSError as error:
         engine.stop(grace_secs=0)
-        print(f"cannot serve: {error}", file=sys.stderr)
+        announce(f"cannot serve: {error}", "cannot_serve", level="error", stream=sys.stderr)
         return EXIT_LISTEN
-    log.info("listening", host=settings.server.host, port=api.port)
-    print(f"LLM Incident Manager listening on {settings.server.host}:{api.port}", flush=True)
+    announce(f"LLM Incident Manager listening on {settings.server.host}:{api.port}", "listening",
+             host=settings.server.host, port=api.port)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -101,12 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(settings.observability)
         if args.check_config:
             for warning in check_config(settings):
-                print(f"warning: {warning}", file=sys.stderr)
-            print("configuration OK")
+                announce(f"warning: {warning}", "configuration_warning", level="warning", stream=sys.stderr)
+            announce("configuration OK", "configuration_ok")
             return 0
         return serve(settings)
     except ConfigError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
+        announce(f"configuration error: {error}", "configuration_error", level="error", stream=sys.stderr,
+                 key=error.key)
         return EXIT_CONFIG
 
 

@@ -47,7 +47,7 @@ from .domain.models import (Alert, Attempt, DeliveryStatus, Incident, IncidentSt
 from .engine import Engine, NotificationStats
 from .events import DeliverySettled, Event, IncidentChanged, Subscription
 from .faults import ActorFaults
-from .logs import configure_logging
+from .logs import configure_logging, quiet_unless_configured
 from .messages import AlertResult, CreateIncident, ResolveIncident, UpdateIncident
 
 if TYPE_CHECKING:
@@ -176,8 +176,10 @@ class IncidentManager:
     at ``./data/incidents.db``). ``environ`` supplies the variables named by ``*_env`` keys
     (default: ``os.environ``). With ``grpc=True`` the gRPC server also runs, on
     ``[server] host``/``grpc_port`` (port 0 picks a free one; see :attr:`grpc_port`).
-    ``configure_logs=True`` sets up process-wide logging from ``[observability]``; leave it
-    False when the host program configures logging itself.
+    ``configure_logs=True`` sets up process-wide logging from ``[observability]`` (stderr).
+    Left False, the engine prints nothing itself: its events follow the host's structlog
+    configuration if there is one, else go to the standard ``logging`` module as ``actors.*``
+    loggers, shown only where the host's logging shows them.
 
     Raises ConfigError naming the key for a bad configuration (missing secrets are found
     by :meth:`start`). The constructor starts nothing.
@@ -212,6 +214,8 @@ class IncidentManager:
                 return self
             if self._configure_logs:
                 configure_logging(self.settings.observability)
+            else:
+                quiet_unless_configured()
             engine = self._engine
             engine.failed.clear()
             try:

@@ -32,6 +32,7 @@ import structlog
 
 from .channels.base import Channel, receivers_for
 from .channels.faults import ChannelFaults, TransportFault
+from .channels.redact import redactor
 from .channels.registry import build_channel, enabled_channels, log_destination_warnings
 from .directory import ActorDirectory
 from .domain.changes import ChannelCounts, IncidentQuery, NotificationRecord
@@ -82,6 +83,8 @@ class Engine:
         self.channel_faults = ChannelFaults()
         self.channel_factory: ChannelFactory = channel_factory or (
             lambda name: build_channel(name, settings.notifications, self.environ))
+        #: Keeps the configured secrets out of crash reasons (logs, GetStats' last_failure).
+        self.redact = redactor(settings.notifications, self.environ)
         self.ask_timeout = ask_timeout
         self.clock = clock
         self.hub = EventHub()
@@ -141,7 +144,8 @@ class Engine:
             self.lease, self.clock, faults=self.faults)))
         self._top = Supervisor.start(None, "top", specs, Strategy.ONE_FOR_ONE, sup.max_restarts,
                                      sup.within_secs, self.directory, self.scheduler,
-                                     on_restart=self._restarted, on_escalate=self._escalated)
+                                     on_restart=self._restarted, on_escalate=self._escalated,
+                                     redact=self.redact)
         self._wait_until_running(expected=2 + sum(1 + n.pool_size(c) for c in self._probes))
 
     def _wait_until_running(self, expected: int, timeout: float = 30.0) -> None:
@@ -172,7 +176,7 @@ class Engine:
         def start_pool(parent: pykka.ActorRef, name: str) -> pykka.ActorRef:
             return Supervisor.start(parent, name, members, Strategy.ONE_FOR_ONE, sup.max_restarts,
                                     sup.within_secs, self.directory, self.scheduler,
-                                    on_restart=self._restarted)
+                                    on_restart=self._restarted, redact=self.redact)
         return ChildSpec(f"pool:{channel}", start_pool)
 
     def _restarted(self, name: str) -> None:

@@ -12,6 +12,12 @@ transient, temporary). Every way a child can die reaches it exactly once per act
 - a stop from outside → the child's ``on_stop`` reports it;
 - anything else (e.g. BaseException) → the periodic liveness check notices the dead ref.
 
+Each crash is logged once, by the supervisor, as ``actor_exited``: the reason, the traceback
+and what the actor was working on, with secrets redacted (the ``redact`` a supervisor is
+given; the engine's knows the configured secrets). pykka's own records of exceptions in
+supervised actors are dropped (see :class:`_HandledBySupervision`): an exception an asked
+message raises goes back to the asker, which logs it if it is unexpected.
+
 More than ``max_restarts`` restarts within ``within_secs`` escalates: the supervisor stops its
 children in reverse order and exits abnormally, so its own parent decides; at the top,
 ``on_escalate`` is called (the server logs it and exits non-zero).
@@ -19,6 +25,8 @@ children in reverse order and exits abnormally, so its own parent decides; at th
 from __future__ import annotations
 
 import enum
+import logging
+import threading
 import time
 import traceback
 from collections import deque
@@ -28,6 +36,7 @@ from typing import Any, Callable, Mapping
 import pykka
 import structlog
 
+from .channels.redact import redact as redact_known_shapes
 from .directory import ActorDirectory
 from .faults import ActorFaults, InjectedFault
 from .scheduler import Scheduler
@@ -60,6 +69,8 @@ class ChildExited:
     abnormal: bool
     #: What the actor was working on (e.g. incident_id, notification_id), for the log line.
     context: Mapping[str, str] = field(default_factory=dict)
+    #: The formatted traceback of the exception that ended it, if one did.
+    traceback: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +99,28 @@ class ActorCrashed(pykka.ActorDeadError):
 #: Starts one child actor given its supervisor's ref and its name; returns the new ref.
 Starter = Callable[[pykka.ActorRef, str], pykka.ActorRef]
 
+#: The supervised actor running in this thread (pykka gives every actor its own thread).
+_running = threading.local()
+
+
+class _HandledBySupervision(logging.Filter):
+    """Drops pykka's records of an exception that left a supervised actor's message or start.
+
+    pykka logs each with its traceback: at INFO when it goes back to an asker, at ERROR when
+    it ends the actor. Both are handled elsewhere. The asker gets the exception: an expected
+    DomainError (not found, illegal transition, …) is an answer, not news, and anything else
+    is the asker's to log (the gRPC edge logs ``rpc_failed``). A crash is logged once by the
+    supervisor as ``actor_exited``, redacted and with what the actor was working on, which
+    pykka's record has not. Records about other exceptions and other actors pass.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        actor = getattr(_running, "actor", None)
+        return not (actor is not None and record.exc_info and record.exc_info[1] is actor.raised)
+
+
+logging.getLogger("pykka").addFilter(_HandledBySupervision())
+
 
 @dataclass(frozen=True)
 class ChildSpec:
@@ -115,6 +148,8 @@ class SupervisedActor(pykka.ThreadingActor):
         self._reported = False
         self._context: Mapping[str, str] = {}
         self._failed = False
+        #: The exception that last left :meth:`on_receive` or :meth:`on_start`.
+        self.raised: BaseException | None = None
 
     def started(self) -> None:
         """Start-up work; an exception here is reported as an abnormal exit."""
@@ -134,6 +169,14 @@ class SupervisedActor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         self._context = self.context_of(message)
+        self.raised = None
+        try:
+            return self._handle(message)
+        except Exception as exc:
+            self.raised = exc
+            raise
+
+    def _handle(self, message: Any) -> Any:
         try:
             self.faults.before_message(self.name)
         except InjectedFault as fault:
@@ -147,11 +190,13 @@ class SupervisedActor(pykka.ThreadingActor):
         return self.receive(message)
 
     def on_start(self) -> None:
+        _running.actor = self
         try:
             self.faults.before_start(self.name)
             self.started()
         except Exception as exc:
-            self._report(f"on_start failed: {exc!r}", abnormal=True)
+            self.raised = exc
+            self._report(f"on_start failed: {exc!r}", abnormal=True, error=exc)
             raise
 
     def on_stop(self) -> None:
@@ -167,14 +212,15 @@ class SupervisedActor(pykka.ThreadingActor):
         try:
             self.cleanup()
         finally:
-            self._report(f"crashed: {exception_value!r}", abnormal=True)
+            self._report(f"crashed: {exception_value!r}", abnormal=True, error=exception_value)
 
-    def _report(self, reason: str, abnormal: bool) -> None:
+    def _report(self, reason: str, abnormal: bool, error: BaseException | None = None) -> None:
         if self._reported or self.supervisor is None:
             return
         self._reported = True
+        trace = "".join(traceback.format_exception(error)) if error is not None else ""
         try:
-            self.supervisor.tell(ChildExited(self.name, self.actor_urn, reason, abnormal, self._context))
+            self.supervisor.tell(ChildExited(self.name, self.actor_urn, reason, abnormal, self._context, trace))
         except pykka.ActorDeadError:
             pass  # the supervisor is gone too; its parent handles it
 
@@ -195,7 +241,11 @@ class Supervisor(SupervisedActor):
                  directory: ActorDirectory, scheduler: Scheduler,
                  on_restart: Callable[[str], None] = lambda name: None,
                  on_escalate: Callable[[str], None] = lambda reason: None,
-                 liveness_interval: float = 0.5) -> None:
+                 liveness_interval: float = 0.5,
+                 redact: Callable[[str], str] = redact_known_shapes) -> None:
+        """``redact`` cleans every crash reason and traceback before it is logged, kept as
+        ``last_failure`` or escalated; the default knows URL and token shapes, not the
+        configured secrets."""
         super().__init__(supervisor, name)
         self.children = [_Child(spec) for spec in specs]
         self.strategy = strategy
@@ -206,6 +256,7 @@ class Supervisor(SupervisedActor):
         self.on_restart = on_restart
         self.on_escalate = on_escalate
         self.liveness_interval = liveness_interval
+        self.redact = redact
         self._restart_times: deque[float] = deque()
         self._stopping_urns: set[str] = set()
         self._timer = None
@@ -292,13 +343,15 @@ class Supervisor(SupervisedActor):
         child = self.children[index]
         self.directory.unregister(child.spec.name, child.ref)  # type: ignore[arg-type]
         child.ref = None
-        log.error("actor_exited", supervisor=self.name, actor=exit.name, reason=exit.reason, abnormal=exit.abnormal,
-                  **exit.context)
+        reason = self.redact(exit.reason)
+        trace = {"exception": self.redact(exit.traceback)} if exit.traceback else {}
+        log.error("actor_exited", supervisor=self.name, actor=exit.name, reason=reason, abnormal=exit.abnormal,
+                  **exit.context, **trace)
         if child.spec.restart is Restart.TEMPORARY or (child.spec.restart is Restart.TRANSIENT and not exit.abnormal):
             return
-        child.last_failure = exit.reason
+        child.last_failure = reason
         if self._intensity_exceeded():
-            self._escalate(f"{exit.name}: {exit.reason}; more than {self.max_restarts} restarts "
+            self._escalate(f"{exit.name}: {reason}; more than {self.max_restarts} restarts "
                            f"in {self.within_secs:g}s")
             return
         affected = self._affected(index)
@@ -306,7 +359,7 @@ class Supervisor(SupervisedActor):
         for other in affected:
             other.restarts += 1
             if other is not child:
-                other.last_failure = f"restarted with {exit.name} ({self.strategy.value}): {exit.reason}"
+                other.last_failure = f"restarted with {exit.name} ({self.strategy.value}): {reason}"
             try:
                 self._start(other)
             except Exception as exc:  # start itself failing is a restart failure: escalate
@@ -330,6 +383,7 @@ class Supervisor(SupervisedActor):
         return len(self._restart_times) > self.max_restarts
 
     def _escalate(self, reason: str) -> None:
+        reason = self.redact(reason)
         self._escalated = True
         log.critical("supervisor_escalating", supervisor=self.name, reason=reason)
         self._stop_children(self.children)

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from dataclasses import fields
+from typing import Callable, Iterable, Mapping
+from urllib.parse import urlsplit
+
+from ..domain.config import NotificationSettings
 
 _URL = re.compile(r"https?://[^\s'\"<>]+")
 _TOKEN = re.compile(r"\b(xox[abprs]-[A-Za-z0-9-]+|whsec_[A-Za-z0-9+/=]+)")
@@ -27,3 +31,36 @@ def _shorten_url(match: re.Match[str]) -> str:
     scheme, _, rest = url.partition("://")
     host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
     return f"{scheme}://{host}/…" if rest != host else url
+
+
+def configured_secrets(settings: NotificationSettings, environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Every secret the configuration holds, longest first: the webhook URL, the value of
+    every ``*_env`` variable it names, the ``webhook_headers`` values; of each URL also the
+    pieces error texts show alone (path, query, credentials). Unset variables are skipped."""
+    values = [settings.default_webhook_url, *settings.webhook_headers.values()]
+    values += [environ.get(getattr(settings, f.name) or "") for f in fields(settings) if f.name.endswith("_env")]
+    secrets = {piece for value in values if value for piece in (value, *url_pieces(value))}
+    return tuple(sorted(secrets, key=len, reverse=True))
+
+
+def redactor(settings: NotificationSettings, environ: Mapping[str, str]) -> Callable[[str], str]:
+    """:func:`redact` bound to :func:`configured_secrets`, for text that is not a channel's
+    (e.g. why an actor crashed)."""
+    secrets = configured_secrets(settings, environ)
+    return lambda text: redact(text, secrets)
+
+
+def url_pieces(value: str) -> set[str]:
+    """The path, query (alone and with the path) and credentials of an http(s) URL — what
+    error texts (requests': ``… with url: /path?query``) may show without the rest; nothing
+    for any other text."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return set()
+    if parts.scheme not in ("http", "https"):
+        return set()
+    pieces = {parts.path, parts.query, parts.username, parts.password}
+    if parts.query:
+        pieces.add(f"{parts.path}?{parts.query}")
+    return {piece for piece in pieces if piece and piece != "/"}
