@@ -23,7 +23,7 @@ import structlog
 from .directory import ActorDirectory
 from .domain.changes import Change, PendingEvent
 from .domain.config import ProcessingSettings
-from .domain.dedup import fingerprint, joins_incident
+from .domain.dedup import fingerprint, joins_incident, legacy_fingerprint
 from .domain.errors import IllegalTransition
 from .domain.indexes import ActiveIncidents, RecentAlerts
 from .domain.models import (Alert, EventKind, Incident, IncidentState, Resolution,
@@ -85,7 +85,8 @@ class ProcessorActor(SupervisedActor):
                 results.append(AlertResult(alert.alert_id, known, duplicate=True, new_incident=False))
                 continue
             fp = fingerprint(alert)
-            current = pending.get(fp) or self._active_incident(fp)
+            current = (pending.get(fp) or self._active_incident(fp)
+                       or self._active_incident(legacy_fingerprint(alert)))  # opened before fingerprint v2
             if joins_incident(current, now, self.settings.deduplication_window_secs,
                               self.settings.deduplication_enabled):
                 assert current is not None
