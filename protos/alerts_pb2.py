@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from protos import incidents_pb2 as protos_dot_incidents__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13protos/alerts.proto\x12\x06\x61lerts\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16protos/incidents.proto\"\xbc\x03\n\x0c\x41lertRequest\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12%\n\x08severity\x18\x05 \x01(\x0e\x32\x13.incidents.Severity\x12%\n\x04type\x18\x06 \x01(\x0e\x32\x17.incidents.IncidentType\x12\x30\n\x06labels\x18\x07 \x03(\x0b\x32 .alerts.AlertRequest.LabelsEntry\x12:\n\x0b\x61nnotations\x18\x08 \x03(\x0b\x32%.alerts.AlertRequest.AnnotationsEntry\x12\x19\n\x11\x61\x66\x66\x65\x63ted_services\x18\t \x03(\t\x12,\n\x08\x66ired_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x41nnotationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"z\n\x08\x41lertAck\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12!\n\x06status\x18\x02 \x01(\x0e\x32\x11.alerts.AckStatus\x12\x13\n\x0bincident_id\x18\x03 \x01(\t\x12\x14\n\x0cnew_incident\x18\x04 \x01(\x08\x12\x0e\n\x06reason\x18\x05 \x01(\t*d\n\tAckStatus\x12\x1a\n\x16\x41\x43K_STATUS_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x41\x43\x43\x45PTED\x10\x01\x12\r\n\tDUPLICATE\x10\x02\x12\x0c\n\x08REJECTED\x10\x03\x12\x10\n\x0cRATE_LIMITED\x10\x04\x32\x83\x01\n\x0e\x41lertIngestion\x12\x35\n\x0bSubmitAlert\x12\x14.alerts.AlertRequest\x1a\x10.alerts.AlertAck\x12:\n\x0cStreamAlerts\x12\x14.alerts.AlertRequest\x1a\x10.alerts.AlertAck(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13protos/alerts.proto\x12\x06\x61lerts\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16protos/incidents.proto\"\xbc\x03\n\x0c\x41lertRequest\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12%\n\x08severity\x18\x05 \x01(\x0e\x32\x13.incidents.Severity\x12%\n\x04type\x18\x06 \x01(\x0e\x32\x17.incidents.IncidentType\x12\x30\n\x06labels\x18\x07 \x03(\x0b\x32 .alerts.AlertRequest.LabelsEntry\x12:\n\x0b\x61nnotations\x18\x08 \x03(\x0b\x32%.alerts.AlertRequest.AnnotationsEntry\x12\x19\n\x11\x61\x66\x66\x65\x63ted_services\x18\t \x03(\t\x12,\n\x08\x66ired_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x41nnotationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"z\n\x08\x41lertAck\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12!\n\x06status\x18\x02 \x01(\x0e\x32\x11.alerts.AckStatus\x12\x13\n\x0bincident_id\x18\x03 \x01(\t\x12\x14\n\x0cnew_incident\x18\x04 \x01(\x08\x12\x0e\n\x06reason\x18\x05 \x01(\t\"2\n\nAlertBatch\x12$\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x14.alerts.AlertRequest\"+\n\tAlertAcks\x12\x1e\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x10.alerts.AlertAck*d\n\tAckStatus\x12\x1a\n\x16\x41\x43K_STATUS_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x41\x43\x43\x45PTED\x10\x01\x12\r\n\tDUPLICATE\x10\x02\x12\x0c\n\x08REJECTED\x10\x03\x12\x10\n\x0cRATE_LIMITED\x10\x04\x32\xba\x01\n\x0e\x41lertIngestion\x12\x35\n\x0bSubmitAlert\x12\x14.alerts.AlertRequest\x1a\x10.alerts.AlertAck\x12\x35\n\x0cSubmitAlerts\x12\x12.alerts.AlertBatch\x1a\x11.alerts.AlertAcks\x12:\n\x0cStreamAlerts\x12\x14.alerts.AlertRequest\x1a\x10.alerts.AlertAck(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,8 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ALERTREQUEST_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_ALERTREQUEST_ANNOTATIONSENTRY']._loaded_options = None
   _globals['_ALERTREQUEST_ANNOTATIONSENTRY']._serialized_options = b'8\001'
-  _globals['_ACKSTATUS']._serialized_start=659
-  _globals['_ACKSTATUS']._serialized_end=759
+  _globals['_ACKSTATUS']._serialized_start=756
+  _globals['_ACKSTATUS']._serialized_end=856
   _globals['_ALERTREQUEST']._serialized_start=89
   _globals['_ALERTREQUEST']._serialized_end=533
   _globals['_ALERTREQUEST_LABELSENTRY']._serialized_start=436
@@ -47,6 +47,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ALERTREQUEST_ANNOTATIONSENTRY']._serialized_end=533
   _globals['_ALERTACK']._serialized_start=535
   _globals['_ALERTACK']._serialized_end=657
-  _globals['_ALERTINGESTION']._serialized_start=762
-  _globals['_ALERTINGESTION']._serialized_end=893
+  _globals['_ALERTBATCH']._serialized_start=659
+  _globals['_ALERTBATCH']._serialized_end=709
+  _globals['_ALERTACKS']._serialized_start=711
+  _globals['_ALERTACKS']._serialized_end=754
+  _globals['_ALERTINGESTION']._serialized_start=859
+  _globals['_ALERTINGESTION']._serialized_end=1045
 # @@protoc_insertion_point(module_scope)

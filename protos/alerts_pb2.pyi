@@ -75,3 +75,15 @@ class AlertAck(_message.Message):
     new_incident: bool
     reason: str
     def __init__(self, alert_id: _Optional[str] = ..., status: _Optional[_Union[AckStatus, str]] = ..., incident_id: _Optional[str] = ..., new_incident: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AlertBatch(_message.Message):
+    __slots__ = ("alerts",)
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    alerts: _containers.RepeatedCompositeFieldContainer[AlertRequest]
+    def __init__(self, alerts: _Optional[_Iterable[_Union[AlertRequest, _Mapping]]] = ...) -> None: ...
+
+class AlertAcks(_message.Message):
+    __slots__ = ("acks",)
+    ACKS_FIELD_NUMBER: _ClassVar[int]
+    acks: _containers.RepeatedCompositeFieldContainer[AlertAck]
+    def __init__(self, acks: _Optional[_Iterable[_Union[AlertAck, _Mapping]]] = ...) -> None: ...

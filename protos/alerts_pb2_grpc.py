@@ -39,6 +39,11 @@ class AlertIngestionStub:
                 request_serializer=protos_dot_alerts__pb2.AlertRequest.SerializeToString,
                 response_deserializer=protos_dot_alerts__pb2.AlertAck.FromString,
                 _registered_method=True)
+        self.SubmitAlerts = channel.unary_unary(
+                '/alerts.AlertIngestion/SubmitAlerts',
+                request_serializer=protos_dot_alerts__pb2.AlertBatch.SerializeToString,
+                response_deserializer=protos_dot_alerts__pb2.AlertAcks.FromString,
+                _registered_method=True)
         self.StreamAlerts = channel.stream_stream(
                 '/alerts.AlertIngestion/StreamAlerts',
                 request_serializer=protos_dot_alerts__pb2.AlertRequest.SerializeToString,
@@ -51,6 +56,13 @@ class AlertIngestionServicer:
 
     def SubmitAlert(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitAlerts(self, request, context):
+        """One store commit for every valid, new alert of the call, before it returns.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -68,6 +80,11 @@ def add_AlertIngestionServicer_to_server(servicer, server):
                     servicer.SubmitAlert,
                     request_deserializer=protos_dot_alerts__pb2.AlertRequest.FromString,
                     response_serializer=protos_dot_alerts__pb2.AlertAck.SerializeToString,
+            ),
+            'SubmitAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitAlerts,
+                    request_deserializer=protos_dot_alerts__pb2.AlertBatch.FromString,
+                    response_serializer=protos_dot_alerts__pb2.AlertAcks.SerializeToString,
             ),
             'StreamAlerts': grpc.stream_stream_rpc_method_handler(
                     servicer.StreamAlerts,
@@ -102,6 +119,33 @@ class AlertIngestion:
             '/alerts.AlertIngestion/SubmitAlert',
             protos_dot_alerts__pb2.AlertRequest.SerializeToString,
             protos_dot_alerts__pb2.AlertAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alerts.AlertIngestion/SubmitAlerts',
+            protos_dot_alerts__pb2.AlertBatch.SerializeToString,
+            protos_dot_alerts__pb2.AlertAcks.FromString,
             options,
             channel_credentials,
             insecure,
