@@ -8,7 +8,7 @@ or SIGINT stops intake (UNAVAILABLE), lets in-flight sends finish within
 signal exits at once (nothing is lost: every acknowledged alert and owed notification is
 already committed). If supervision gives up (restart intensity exceeded), it logs why and
 exits 1. A bad configuration exits 2 with a message naming the key; a port it cannot listen
-on exits 3.
+on exits 3 (checked before the store is touched); a store another server holds exits 4.
 """
 from __future__ import annotations
 
@@ -27,11 +27,13 @@ from actors.domain.config import ConfigError, Settings, load_settings
 from actors.engine import Engine
 from actors.logs import announce, configure_logging
 from actors.store.checks import check_store_path
+from actors.store.lock import StoreInUse
 
 DEFAULT_CONFIG = Path(__file__).resolve().with_name("config.toml")
 EXIT_CONFIG = 2
 EXIT_SUPERVISION = 1
 EXIT_LISTEN = 3
+EXIT_STORE_IN_USE = 4
 
 
 def read_settings(path: str | None) -> Settings:
@@ -56,13 +58,22 @@ def serve(settings: Settings, ready: threading.Event | None = None) -> int:
     from actors.api.server import ApiServer
 
     log = structlog.get_logger("server")
-    engine = Engine(settings).start()
-    try:
+    engine = Engine(settings)
+    try:  # the port first: a second server on it must fail before it touches the store
         api = ApiServer(engine, settings.server)
     except OSError as error:
-        engine.stop(grace_secs=0)
         announce(f"cannot serve: {error}", "cannot_serve", level="error", stream=sys.stderr)
         return EXIT_LISTEN
+    try:
+        engine.start()
+    except StoreInUse as error:
+        api.stop(0)
+        announce(f"cannot serve: {error}", "store_in_use", level="error", stream=sys.stderr)
+        return EXIT_STORE_IN_USE
+    except BaseException:
+        api.stop(0)
+        raise
+    api.start()
     announce(f"LLM Incident Manager listening on {settings.server.host}:{api.port}", "listening",
              host=settings.server.host, port=api.port)
     stop = threading.Event()

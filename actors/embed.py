@@ -222,7 +222,7 @@ class IncidentManager:
                 engine.start()
                 if self._grpc:
                     from .api.server import ApiServer  # grpc is imported only when asked for
-                    self._api = ApiServer(engine, self.settings.server)
+                    self._api = ApiServer(engine, self.settings.server).start()
             except BaseException:
                 self._abort_start()
                 raise

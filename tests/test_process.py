@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos import alerts_pb2
 from tests.support.http_receiver import HttpReceiver, Recorded, Reply
+from actors.sender import SETTLE_BATCH
 from tests.support.process import ROOT, ServerProcess, write_config
 from tests.support.server import TIMEOUT, client_for
 
@@ -69,6 +70,13 @@ def test_kill_minus_nine_mid_burst_loses_no_owed_notification(tmp_path):
         ids_per_incident[body["incident"]["id"]].add(body["notification_id"])
     # a repeat is allowed only for a delivery that was in flight, and it carries the same id
     assert all(len(ids) == 1 for ids in ids_per_incident.values())
+    # and only for what the one sender had sent but not yet recorded: at most a settle batch
+    # (SETTLE_BATCH, none older than SETTLE_WINDOW) plus the send in progress
+    sends = defaultdict(int)
+    for request in rx.requests:
+        sends[request.json()["notification_id"]] += 1
+    repeats = sum(n - 1 for n in sends.values())
+    assert repeats <= SETTLE_BATCH + 1, repeats
 
 
 class HeldFirstSend:
@@ -143,3 +151,33 @@ def test_a_taken_port_is_a_clear_error_with_its_own_exit_code(tmp_path):
                                 capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 3
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_second_server_on_the_same_port_or_store_is_refused_and_nothing_goes_out_twice(tmp_path):
+    """Before leases had owners, a second server on the same port and store cleared the first
+    one's leases before failing on the port, and the delivery in flight went out twice."""
+    held = HeldFirstSend()
+    with HttpReceiver(held) as rx:
+        config = write_config(tmp_path / "c.toml", tmp_path / "store.db", rx.url + "/hook")
+        first = ServerProcess(config)
+        try:
+            first.start()
+            with client_for(first.port) as client:
+                client.alerts.SubmitAlert(alert(1), timeout=TIMEOUT)
+                assert held.entered.wait(TIMEOUT)  # the delivery is in flight, its lease held
+                same_port = tmp_path / "same-port.toml"
+                same_port.write_text(config.read_text().replace("grpc_port = 0", f"grpc_port = {first.port}"))
+                other_port = config  # port 0: a free one, but the same store
+                results = [subprocess.run([sys.executable, str(ROOT / "server.py"), "--config", str(path)],
+                                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+                           for path in (same_port, other_port)]
+                held.release.set()
+                (delivered,) = rx.wait_for(1)
+                client.alerts.SubmitAlert(alert(2), timeout=TIMEOUT)  # the first server still serves
+                rx.wait_for(2)
+        finally:
+            first.stop()
+    assert [r.returncode for r in results] == [3, 4]
+    assert "in use by another server" in results[1].stderr and "Traceback" not in results[1].stderr
+    ids = [r.json()["notification_id"] for r in rx.requests]
+    assert len(ids) == len(set(ids)) == 2 and ids[0] == delivered.json()["notification_id"]

@@ -26,8 +26,10 @@ ADMIN_SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_
 
 
 class ApiServer:
-    """A started gRPC server bound to ``port``; ``health`` reports SERVING until :meth:`drain`.
-    Raises OSError when it cannot listen on ``[server] host:grpc_port``."""
+    """A gRPC server bound to ``port`` (the port is taken at construction, so a second server
+    finds out before touching anything else); it answers once :meth:`start` ran, and ``health``
+    reports SERVING until :meth:`drain`. Raises OSError when it cannot listen on
+    ``[server] host:grpc_port``."""
 
     def __init__(self, engine: Engine, settings: ServerSettings) -> None:
         self.server = grpc.server(
@@ -52,9 +54,14 @@ class ApiServer:
             self.port = 0
         if self.port == 0:
             raise OSError(f"cannot listen on {address} (in use, or not an address of this machine)")
+
+    def start(self) -> "ApiServer":
+        """Answer calls from now on (the engine should be started: until then its calls say
+        UNAVAILABLE)."""
         self.server.start()
         for name in ("", *SERVICE_NAMES):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return self
 
     def drain(self) -> None:
         """Report NOT_SERVING so balancers stop sending; calls still get UNAVAILABLE from the engine."""

@@ -48,7 +48,7 @@ def client_for(port: int) -> Iterator[Client]:
 @contextlib.contextmanager
 def running(settings: Settings, **engine_kwargs: Any) -> Iterator[tuple[Engine, ApiServer, Client]]:
     engine = Engine(settings, **engine_kwargs).start()
-    api = ApiServer(engine, settings.server)
+    api = ApiServer(engine, settings.server).start()
     try:
         with client_for(api.port) as client:
             yield engine, api, client
