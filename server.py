@@ -74,8 +74,6 @@ def serve(settings: Settings, ready: threading.Event | None = None) -> int:
         api.stop(0)
         raise
     api.start()
-    announce(f"LLM Incident Manager listening on {settings.server.host}:{api.port}", "listening",
-             host=settings.server.host, port=api.port)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -89,6 +87,8 @@ def serve(settings: Settings, ready: threading.Event | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    announce(f"LLM Incident Manager listening on {settings.server.host}:{api.port}", "listening",
+             host=settings.server.host, port=api.port)
     if ready:
         ready.set()
     while not stop.is_set() and not engine.failed.is_set():

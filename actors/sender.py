@@ -77,6 +77,9 @@ class SenderActor(SupervisedActor):
         self._oldest_unsettled = 0.0
         self._recently_settled: OrderedDict[str, int] = OrderedDict()  # id → last attempt settled
 
+    def started(self) -> None:
+        self.channel.open()
+
     def cleanup(self) -> None:
         self._settle()
         for timer, _ in self.timers.values():

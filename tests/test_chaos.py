@@ -74,7 +74,10 @@ def chaos_settings(tmp_path, url: str):
     return make_settings(
         tmp_path,
         notifications={"webhook_enabled": True, "default_webhook_url": url + "/hook", "worker_threads": POOL,
-                       "retry_backoff_secs": 0.005, "retry_max_backoff_secs": 0.02, "max_retries": 1000},
+                       "retry_backoff_secs": 0.005, "retry_max_backoff_secs": 0.02, "max_retries": 1000,
+                       # hundreds of sender restarts: in-process sends, so each restart is cheap
+                       # (test_post_worker.py kills worker processes under load)
+                       "webhook_worker_processes": False},
         # high enough never to escalate: every crash here is meant to be survived
         supervision={"max_restarts": 100_000, "within_secs": 1})
 

@@ -160,6 +160,9 @@ class CrashOnce:
             raise RuntimeError(f"bug posting to {self.url} (path {SECRET_PATH})")
         return Outcome.delivered(200)
 
+    def open(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

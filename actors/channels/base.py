@@ -29,6 +29,11 @@ class Channel(Protocol):
         """Send one delivery and say how it went; must not raise for expected failures."""
         ...
 
+    def open(self) -> None:
+        """Get ready to send (e.g. start a worker process); called by the sender that owns the
+        instance when it starts. An exception here fails that sender's start."""
+        ...
+
     def close(self) -> None:
         """Release connections; called once when the engine stops."""
         ...

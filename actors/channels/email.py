@@ -106,6 +106,9 @@ class EmailChannel:
                   detail=outcome.detail)
         return outcome
 
+    def open(self) -> None:
+        """Nothing to prepare: connections are made on the first send."""
+
     def close(self) -> None:
         """Nothing to release: each delivery opens and closes its own connection."""
 

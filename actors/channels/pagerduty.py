@@ -129,6 +129,9 @@ class PagerDutyChannel:
             return None
         return {"triggered": action == fmt.TRIGGER, "dedup_key": key, "routing_key_hash": self._key_hash}
 
+    def open(self) -> None:
+        """Nothing to prepare: connections are made on the first send."""
+
     def close(self) -> None:
         self._sessions.close()
 

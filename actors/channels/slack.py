@@ -145,6 +145,9 @@ class SlackWebhookChannel:
             return dataclasses.replace(outcome, disable_destination=True)
         return outcome
 
+    def open(self) -> None:
+        """Nothing to prepare: connections are made on the first send."""
+
     def close(self) -> None:
         self._sessions.close()
 
@@ -265,6 +268,9 @@ class SlackApiChannel:
         else:
             failure = Outcome.failed(detail, status, disable_destination=code in GONE_ERRORS)
         return _Answer(failure=failure, error=code)
+
+    def open(self) -> None:
+        """Nothing to prepare: connections are made on the first send."""
 
     def close(self) -> None:
         self._sessions.close()

@@ -4,10 +4,12 @@ Signing follows Standard Webhooks v1: ``webhook-id`` is the notification id (the
 every retry, so receivers can drop duplicates), ``webhook-timestamp`` is this attempt's Unix
 time and ``webhook-signature`` covers exactly the bytes sent. Redirects are never followed.
 
-Thread safety: one instance may be shared by every sender in the pool; each thread keeps its
-own persistent connection (actors/channels/keepalive.py, the lean client of this hot path),
-and :meth:`WebhookChannel.close` closes them all. The URL, the signing secret and custom header values are treated as
-secrets: they never appear in outcomes, exceptions or logs.
+Transport: by default (``webhook_worker_processes``) each sender's instance makes its HTTP
+exchanges in a worker process of its own (actors/channels/post_worker.py), so they run beside
+the main interpreter; otherwise in-process, where one instance may be shared by every sender
+of the pool and each thread keeps its own persistent connection (actors/channels/keepalive.py).
+:meth:`WebhookChannel.close` ends them. The URL, the signing secret and custom header values
+are treated as secrets: they never appear in outcomes, exceptions or logs.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from ..formatting.signing import MIN_SECRET_BYTES, SECRET_PREFIX, decode_secret,
 from ..formatting.webhook import render
 from .http import classify_status
 from .keepalive import KeepAlivePoster
+from .post_worker import ProcessPoster
 
 NAME = "webhook"
 #: The only destination today: ``notifications.default_webhook_url``.
@@ -54,7 +57,7 @@ def build(settings: NotificationSettings, environ: Mapping[str, str]) -> "Webhoo
     secret = read_secret("notifications.webhook_secret_env", settings.webhook_secret_env, environ,
                          required=bool(settings.webhook_secret_env))
     return WebhookChannel(settings.default_webhook_url, secret=secret, headers=settings.webhook_headers,
-                          timeout=settings.timeout(NAME))
+                          timeout=settings.timeout(NAME), worker_process=settings.webhook_worker_processes)
 
 
 class WebhookChannel:
@@ -65,8 +68,10 @@ class WebhookChannel:
 
     def __init__(self, url: str | None, *, secret: str | None = None,
                  headers: Mapping[str, str] | None = None, timeout: float = 10.0,
-                 clock: Callable[[], float] = time.time) -> None:
-        """Raises ConfigError (naming the setting, never its value) for a bad URL, secret or header."""
+                 clock: Callable[[], float] = time.time, worker_process: bool = False) -> None:
+        """Raises ConfigError (naming the setting, never its value) for a bad URL, secret or
+        header. With ``worker_process`` the HTTP exchanges are made by a worker process of this
+        instance's own (actors/channels/post_worker.py); an instance is then for one thread."""
         self.destinations: tuple[str, ...] = (DESTINATION,) if url else ()
         self._secret = secret
         self._headers = _checked_headers(headers or {})
@@ -79,7 +84,9 @@ class WebhookChannel:
             {*(_url_secrets(url) if url else ()), *secret_texts, *_header_secrets(self._headers)},
             key=len, reverse=True))
         try:
-            self._poster = KeepAlivePoster(url, timeout) if url else None
+            self._poster: KeepAlivePoster | ProcessPoster | None = None
+            if url:
+                self._poster = ProcessPoster(url, timeout, self._secrets) if worker_process else KeepAlivePoster(url, timeout)
         except ValueError:
             raise ConfigError("notifications.default_webhook_url", "is not a usable http(s) URL") from None
 
@@ -99,6 +106,12 @@ class WebhookChannel:
         if isinstance(reply, Outcome):
             return reply
         return classify_status(reply.status, reply.text, reply.retry_after, self._secrets)
+
+    def open(self) -> None:
+        """Start the worker process now (when there is one), so the first send does not wait
+        for it; raises WorkerDied if it does not start."""
+        if isinstance(self._poster, ProcessPoster):
+            self._poster.open()
 
     def close(self) -> None:
         """Close every thread's connection; a later deliver opens a new one."""

@@ -109,6 +109,9 @@ class NotificationSettings:
     webhook_timeout_secs: float = 10.0
     webhook_secret_env: str | None = None
     webhook_headers: Mapping[str, str] = field(default_factory=dict)
+    #: Each webhook sender makes its HTTP exchanges in a worker process of its own (past the
+    #: one core a Python process gets); false keeps them in the server process.
+    webhook_worker_processes: bool = True
     # Delivery engine
     queue_size: int = 1000
     worker_threads: int = 2

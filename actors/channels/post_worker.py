@@ -1,0 +1,170 @@
+"""HTTP POSTs made by a worker process, so the exchange runs beside the main interpreter.
+
+One Python process gets about one core (one GIL), and an HTTP exchange (headers, socket,
+response parsing) is the largest cost of a webhook delivery. :class:`ProcessPoster` has the
+interface of :class:`~actors.channels.keepalive.KeepAlivePoster` but hands each request to a
+child process running that poster (``python -m actors.channels.post_worker``), over its
+stdin/stdout pipes: a frame is a 4-byte length and a pickle. The URL and the secrets go in the
+first frame, never on the command line (``ps`` shows that). A worker ends when its input does:
+when the server closes it, or dies (``kill -9`` included).
+
+A worker that dies, or does not answer within the request timeout plus a margin, raises
+:class:`WorkerDied` from :meth:`ProcessPoster.post`: an exception escaping a channel's
+``deliver`` crashes its sender actor, whose supervisor starts a fresh one (and with it a fresh
+worker), and the router has the delivery it held sent again, with the same id.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import BinaryIO, Iterable
+
+from .keepalive import KeepAlivePoster, Reply
+from ..domain.models import Outcome
+
+_LENGTH = struct.Struct("!I")
+#: How long past the request timeout a worker may take to answer before it counts as dead.
+ANSWER_MARGIN_SECS = 5.0
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class WorkerDied(Exception):
+    """The worker process ended or hung; what it was sending is still owed."""
+
+
+class ProcessPoster:
+    """POSTs to one URL through one worker process (started on first use). Not thread-safe:
+    one per sender actor."""
+
+    def __init__(self, url: str, timeout: float, secrets: Iterable[str] = ()) -> None:
+        """Raises ValueError when the URL is not http(s) with a host (checked here, as the
+        worker would)."""
+        KeepAlivePoster(url, timeout).close()
+        self._config = pickle.dumps((url, timeout, tuple(secrets)))
+        self._answer_within = timeout + ANSWER_MARGIN_SECS
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def open(self) -> None:
+        """Start the worker now and wait until it is ready, so the first send does not pay
+        for its start. Raises WorkerDied if it does not come up."""
+        if self._proc is None or self._proc.poll() is not None:
+            self._start()
+
+    def post(self, body: bytes, headers: dict[str, str], secrets: Iterable[str | None] = ()) -> Reply | Outcome:
+        """The worker's :meth:`KeepAlivePoster.post` result; raises WorkerDied if it has none."""
+        proc = self._proc if self._proc is not None and self._proc.poll() is None else self._start()
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            _write_frame(proc.stdin, pickle.dumps((body, headers)))
+            frame = _read_frame(proc.stdout, self._answer_within)
+        except (OSError, EOFError, TimeoutError) as error:
+            self._stop(kill=True)
+            raise WorkerDied(f"webhook worker process {proc.pid} {_how_it_ended(proc, error)}") from None
+        return pickle.loads(frame)
+
+    def close(self) -> None:
+        """End the worker (it exits when its input closes); a later post starts a new one."""
+        self._stop(kill=False)
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        self._stop(kill=True)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (_PACKAGE_ROOT, os.environ.get("PYTHONPATH"))))}
+        proc = subprocess.Popen([sys.executable, "-m", "actors.channels.post_worker"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, bufsize=0,
+                                start_new_session=True)  # a terminal's Ctrl-C is for the server to handle
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            _write_frame(proc.stdin, self._config)
+            _read_frame(proc.stdout, self._answer_within)  # "ready"
+        except (OSError, EOFError, TimeoutError) as error:
+            proc.kill()
+            proc.wait()
+            raise WorkerDied(f"webhook worker process {proc.pid} did not start: {_how_it_ended(proc, error)}") from None
+        self._proc = proc
+        return proc
+
+    def _stop(self, kill: bool) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+        if kill:
+            proc.kill()
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _how_it_ended(proc: subprocess.Popen[bytes], error: BaseException) -> str:
+    code = proc.poll()
+    if code is not None:
+        return f"exited with {code}"
+    if isinstance(error, TimeoutError):
+        return "did not answer in time"
+    return f"failed: {type(error).__name__}"
+
+
+def _write_frame(stream: BinaryIO, payload: bytes) -> None:
+    data = memoryview(_LENGTH.pack(len(payload)) + payload)
+    fd = stream.fileno()
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _read_frame(stream: BinaryIO, within: float | None = None) -> bytes:
+    """One frame; EOFError at the end of the stream, TimeoutError after ``within`` seconds."""
+    (length,) = _LENGTH.unpack(_read_exactly(stream, _LENGTH.size, within))
+    return _read_exactly(stream, length, within)
+
+
+def _read_exactly(stream: BinaryIO, count: int, within: float | None) -> bytes:
+    fd = stream.fileno()
+    deadline = None if within is None else time.monotonic() + within
+    chunks, missing = [], count
+    while missing:
+        if deadline is not None:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise TimeoutError("no answer")
+        chunk = os.read(fd, missing)
+        if not chunk:
+            raise EOFError("the stream ended")
+        chunks.append(chunk)
+        missing -= len(chunk)
+    return b"".join(chunks)
+
+
+def main() -> int:
+    """The worker: read the configuration, then answer each request until the input ends."""
+    requests, replies = sys.stdin.buffer, sys.stdout.buffer
+    try:
+        url, timeout, secrets = pickle.loads(_read_frame(requests))
+    except EOFError:
+        return 0
+    poster = KeepAlivePoster(url, timeout)
+    _write_frame(replies, b"ready")
+    while True:
+        try:
+            body, headers = pickle.loads(_read_frame(requests))
+        except EOFError:
+            poster.close()
+            return 0
+        _write_frame(replies, pickle.dumps(poster.post(body, headers, secrets)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
