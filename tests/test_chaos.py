@@ -25,6 +25,7 @@ import grpc
 import pykka
 
 from actors.channels.faults import TransportFault
+from actors.domain.commands import TransitionIncident
 from actors.domain.errors import Overloaded, Unavailable
 from actors.domain.models import Alert, DeliveryStatus, EventKind, IncidentState, IncidentType, Severity
 from actors.engine import Engine
@@ -132,7 +133,7 @@ class Load:
                     self.results[alert.alert_id] = result
                     self.incident_of.setdefault(i, result.incident_id)
                 for state in LIFECYCLE:
-                    self._retrying("transition", lambda: self.engine.transition(self.incident_of[i], state, "chaos"))
+                    self._retrying("transition", lambda: self.engine.transition(TransitionIncident(self.incident_of[i], state, "chaos")))
         except BaseException as error:  # reported by join()
             self.errors.append(error)
 

@@ -8,7 +8,7 @@ import pytest
 
 from actors.domain.models import Alert, IncidentType, Severity
 from actors.intake import GroupCommit
-from actors.messages import AlertResult
+from actors.domain.commands import AlertResult
 from tests.support.waiting import wait_until
 
 
