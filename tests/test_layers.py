@@ -18,7 +18,7 @@ STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 RULES: dict[str, tuple[str, ...]] = {
     "actors.domain": ("actors.domain",),
     "actors.formatting": ("actors.domain", "actors.formatting"),
-    "actors.channels": ("actors.domain", "actors.formatting", "actors.channels", "requests", "structlog"),
+    "actors.channels": ("actors.domain", "actors.formatting", "actors.channels", "structlog"),
     "actors.store": ("actors.domain", "actors.store"),
     "actors.api": ("actors.api", "actors.domain", "actors.engine", "actors.events",
                    "grpc", "grpc_health", "grpc_reflection", "google.protobuf", "protos", "structlog"),

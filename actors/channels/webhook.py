@@ -5,7 +5,7 @@ every retry, so receivers can drop duplicates), ``webhook-timestamp`` is this at
 time and ``webhook-signature`` covers exactly the bytes sent. Redirects are never followed.
 
 Thread safety: one instance may be shared by every sender in the pool; each thread keeps its
-own persistent connection (actors/channels/keepalive.py, the lean client of this hot path),
+own persistent connection (actors/channels/keepalive.py, the channels' one HTTP client),
 and :meth:`WebhookChannel.close` closes them all. The URL, the signing secret and custom header values are treated as
 secrets: they never appear in outcomes, exceptions or logs.
 """
@@ -14,9 +14,7 @@ from __future__ import annotations
 import re
 import time
 from typing import Callable, Mapping
-from urllib.parse import urlsplit
 
-import requests
 import structlog
 
 from ..domain.config import NotificationSettings, read_secret
@@ -26,6 +24,7 @@ from ..formatting.signing import MIN_SECRET_BYTES, SECRET_PREFIX, decode_secret,
 from ..formatting.webhook import render
 from .http import classify_status
 from .keepalive import KeepAlivePoster
+from .redact import longest_first, url_secrets
 
 NAME = "webhook"
 #: The only destination today: ``notifications.default_webhook_url``.
@@ -74,10 +73,7 @@ class WebhookChannel:
         if secret is not None:
             _check_secret(secret)
         secret_texts = {secret, secret.strip().removeprefix(SECRET_PREFIX)} if secret else set()
-        # Longest first, so a whole URL is replaced before its path.
-        self._secrets: tuple[str, ...] = tuple(sorted(
-            {*(_url_secrets(url) if url else ()), *secret_texts, *_header_secrets(self._headers)},
-            key=len, reverse=True))
+        self._secrets = longest_first({*url_secrets(url or ""), *secret_texts, *_header_secrets(self._headers)})
         try:
             self._poster = KeepAlivePoster(url, timeout) if url else None
         except ValueError:
@@ -147,20 +143,3 @@ def _header_secrets(headers: Mapping[str, str]) -> set[str]:
     """Each header value, and each long word of it (``Bearer <token>`` → the token alone too)."""
     values = {value for value in headers.values() if value}
     return values | {word for value in values for word in value.split() if len(word) >= _MIN_HEADER_WORD}
-
-
-def _url_secrets(url: str) -> set[str]:
-    """The URL and each piece of it that error texts may show alone.
-
-    Error texts may show a path or query alone (requests, for one, reports ``… with url:
-    /path?query``), so the path, query and credentials are secrets of their own. Raises
-    ConfigError (without the URL) if the URL cannot be prepared for a request.
-    """
-    try:
-        prepared = requests.Request("POST", url).prepare()
-    except requests.RequestException:
-        raise ConfigError("notifications.default_webhook_url", "is not a usable http(s) URL") from None
-    pieces: set[str | None] = {url, prepared.url, prepared.path_url}
-    for parts in (urlsplit(url), urlsplit(prepared.url or url)):
-        pieces |= {parts.path, parts.query, parts.username, parts.password}
-    return {piece for piece in pieces if piece and piece != "/"}
