@@ -302,3 +302,10 @@ def test_the_integration_key_never_appears_in_details_or_logs(rx: HttpReceiver) 
     for outcome in outcomes:
         assert KEY not in outcome.detail and KEY not in repr(outcome)
     assert logs and KEY not in repr(logs)
+
+
+def test_an_unusable_api_url_is_a_config_error_at_build_naming_the_key() -> None:
+    for bad in ("events.pagerduty.com/v2/enqueue", "https://events.pagerduty.com/v2/en queue", "https://:99999/"):
+        with pytest.raises(ConfigError) as caught:
+            build(settings(bad), ENV)
+        assert caught.value.key == "notifications.pagerduty_api_url" and KEY not in str(caught.value)

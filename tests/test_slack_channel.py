@@ -516,3 +516,10 @@ def test_a_secret_straddling_the_cut_of_an_echoed_error_does_not_leak_in_part(
     channel.close()
     assert outcome.kind is OutcomeKind.FAILED
     assert "e" * 100 in outcome.detail and secret[:12] not in outcome.detail
+
+
+def test_an_unusable_api_url_is_a_config_error_at_build_naming_the_key() -> None:
+    for bad in ("slack.com/api", "https://slack.com/my api"):
+        with pytest.raises(ConfigError) as caught:
+            build(bot_settings(bad), {"SLACK_TOKEN": TOKEN})
+        assert caught.value.key == "notifications.slack_api_url" and TOKEN not in str(caught.value)
