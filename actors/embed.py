@@ -29,7 +29,6 @@ from __future__ import annotations
 import enum
 import os
 import threading
-import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, Mapping, Sequence, TypeVar
 
@@ -40,15 +39,16 @@ from .domain.changes import IncidentQuery, NotificationRecord
 from .domain.config import Settings, load_settings, settings_from_mapping
 from .domain.errors import (ConfigError, DomainError, IllegalTransition, InvalidArgument, NotConfigured,
                             NotFound, Overloaded, Unavailable)
-from .domain.limits import MAX_ID, MAX_NAME, MAX_PAGE, MAX_TITLE, string_list, string_map
+from .domain.commands import (AddNote, AlertResult, CreateIncident, ResolveIncident, TransitionIncident,
+                              UpdateIncident, checked_alert)
+from .domain.limits import MAX_ID, MAX_NAME, MAX_PAGE
 from .domain.limits import text as _text
 from .domain.models import (Alert, Attempt, DeliveryStatus, Incident, IncidentState, IncidentType, Outcome,
-                            OutcomeKind, ResolutionMethod, Severity, TimelineEvent, utc_now)
+                            OutcomeKind, ResolutionMethod, Severity, TimelineEvent)
 from .engine import Engine, NotificationStats
 from .events import DeliverySettled, Event, IncidentChanged, Subscription
 from .faults import ActorFaults
 from .logs import configure_logging, quiet_unless_configured
-from .messages import AlertResult, CreateIncident, ResolveIncident, UpdateIncident
 
 if TYPE_CHECKING:
     from .api.server import ApiServer
@@ -74,6 +74,7 @@ log = structlog.get_logger(__name__)
 Config = str | os.PathLike[str] | Mapping[str, Any] | Settings | None
 E = TypeVar("E", bound=enum.Enum)
 Ev = TypeVar("Ev", IncidentChanged, DeliverySettled)
+#: Who did it, when a command names no actor or author.
 DEFAULT_ACTOR = "embedded"
 
 
@@ -349,81 +350,64 @@ class IncidentManager:
     def _alert(self, alert_id: str, source: str, title: str, description: str, severity: Severity | str,
                type_: IncidentType | str, labels: Mapping[str, str], annotations: Mapping[str, str],
                affected_services: Sequence[str], fired_at: datetime | None) -> Alert:
-        if fired_at is not None and (not isinstance(fired_at, datetime) or fired_at.tzinfo is None):
-            raise InvalidArgument("fired_at", "must be a timezone-aware datetime")
-        return Alert(
-            alert_id=_text("alert_id", alert_id, MAX_ID) or str(uuid.uuid4()),
-            source=_text("source", source, MAX_NAME, required=True),
-            title=_text("title", title, MAX_TITLE, required=True),
-            description=_text("description", description, self._max_text),
-            severity=_member("severity", Severity, severity),
-            type=_member("type", IncidentType, type_),
-            labels=string_map("labels", labels),
-            annotations=string_map("annotations", annotations),
-            affected_services=string_list("affected_services", affected_services),
-            fired_at=fired_at or utc_now())
+        return checked_alert(alert_id=alert_id, source=source, title=title, description=description,
+                             severity=_member("severity", Severity, severity), type=_member("type", IncidentType, type_),
+                             labels=labels, annotations=annotations, affected_services=affected_services,
+                             fired_at=fired_at, max_text=self._max_text)
 
     # -- incident commands -------------------------------------------------------------
+    # Blank ``actor``/``author`` means DEFAULT_ACTOR; see actors/domain/commands.py for the rules.
     def create_incident(self, title: str, severity: Severity | str, type: IncidentType | str, *,
                         description: str = "", source: str = "manual", labels: Mapping[str, str] | None = None,
                         affected_services: Sequence[str] = (), assignees: Sequence[str] = (),
                         actor: str = DEFAULT_ACTOR) -> Incident:
         """Open an incident by hand (state DETECTED; notifications go out as for an alert).
-        Raises InvalidArgument naming the field, Overloaded, Unavailable."""
-        return self._live().create_incident(CreateIncident(
-            title=_text("title", title, MAX_TITLE, required=True),
-            description=_text("description", description, self._max_text),
-            severity=_member("severity", Severity, severity),
-            type=_member("type", IncidentType, type),
-            source=_text("source", source, MAX_NAME) or "manual",
-            labels=string_map("labels", labels or {}),
-            affected_services=string_list("affected_services", affected_services),
-            assignees=string_list("assignees", assignees),
-            actor=_text("actor", actor, MAX_NAME, required=True)))
+        Raises InvalidArgument naming the field (an empty ``source`` too), Overloaded, Unavailable."""
+        return self._live().create_incident(CreateIncident.checked(
+            title=title, description=description, severity=_member("severity", Severity, severity),
+            type=_member("type", IncidentType, type), source=source, labels=labels or {},
+            affected_services=affected_services, assignees=assignees, actor=actor, default_actor=DEFAULT_ACTOR,
+            max_text=self._max_text))
 
     def update_incident(self, incident_id: str, *, title: str | None = None, description: str | None = None,
                         severity: Severity | str | None = None, labels: Mapping[str, str] | None = None,
                         actor: str = DEFAULT_ACTOR) -> Incident:
         """Change the given fields (None leaves a field as it is); returns the incident.
         Raises InvalidArgument, NotFound, IllegalTransition (CLOSED), Overloaded, Unavailable."""
-        return self._live().update_incident(UpdateIncident(
-            incident_id=self._id(incident_id), actor=_text("actor", actor, MAX_NAME, required=True),
-            title=None if title is None else _text("title", title, MAX_TITLE, required=True),
-            description=None if description is None else _text("description", description, self._max_text),
-            severity=None if severity is None else _member("severity", Severity, severity),
-            labels=None if labels is None else string_map("labels", labels)))
+        return self._live().update_incident(UpdateIncident.checked(
+            incident_id=incident_id, actor=actor, default_actor=DEFAULT_ACTOR, max_text=self._max_text,
+            title=title, description=description,
+            severity=None if severity is None else _member("severity", Severity, severity), labels=labels))
 
     def assign(self, incident_id: str, assignees: Sequence[str], *, actor: str = DEFAULT_ACTOR) -> Incident:
         """Replace the incident's assignees (an empty list unassigns). Raises InvalidArgument,
         NotFound, IllegalTransition (CLOSED), Overloaded, Unavailable."""
-        return self._live().update_incident(UpdateIncident(
-            incident_id=self._id(incident_id), actor=_text("actor", actor, MAX_NAME, required=True),
-            assignees=string_list("assignees", assignees)))
+        return self._live().update_incident(UpdateIncident.checked(
+            incident_id=incident_id, actor=actor, default_actor=DEFAULT_ACTOR, max_text=self._max_text,
+            assignees=assignees))
 
-    def transition(self, incident_id: str, state: IncidentState | str, actor: str, note: str = "") -> Incident:
+    def transition(self, incident_id: str, state: IncidentState | str, actor: str = DEFAULT_ACTOR,
+                   note: str = "") -> Incident:
         """Move the incident to ``state`` (RESOLVED resolves it MANUALly with ``note``).
         Raises IllegalTransition when the state machine forbids it, NotFound, InvalidArgument,
         Overloaded, Unavailable."""
-        return self._live().transition(self._id(incident_id), _member("state", IncidentState, state),
-                                       _text("actor", actor, MAX_NAME, required=True),
-                                       _text("note", note, self._max_text))
+        return self._live().transition(TransitionIncident.checked(
+            incident_id=incident_id, to_state=_member("state", IncidentState, state), actor=actor,
+            default_actor=DEFAULT_ACTOR, note=note, max_text=self._max_text))
 
     def resolve(self, incident_id: str, resolved_by: str, method: ResolutionMethod | str = ResolutionMethod.MANUAL,
                 notes: str = "", root_cause: str = "") -> Incident:
         """Resolve an active incident. Raises IllegalTransition when it is already resolved or
-        closed, NotFound, InvalidArgument, Overloaded, Unavailable."""
-        return self._live().resolve(ResolveIncident(
-            incident_id=self._id(incident_id),
-            resolved_by=_text("resolved_by", resolved_by, MAX_NAME, required=True),
-            method=_member("method", ResolutionMethod, method),
-            notes=_text("notes", notes, self._max_text),
-            root_cause=_text("root_cause", root_cause, self._max_text)))
+        closed, NotFound, InvalidArgument (an empty ``resolved_by`` too), Overloaded, Unavailable."""
+        return self._live().resolve(ResolveIncident.checked(
+            incident_id=incident_id, resolved_by=resolved_by, method=_member("method", ResolutionMethod, method),
+            notes=notes, root_cause=root_cause, max_text=self._max_text))
 
     def add_note(self, incident_id: str, author: str, text: str) -> TimelineEvent:
-        """Append a note to the incident's timeline. Raises InvalidArgument (empty ``text``),
-        NotFound, Overloaded, Unavailable."""
-        return self._live().add_note(self._id(incident_id), _text("author", author, MAX_NAME, required=True),
-                                     _text("text", text, self._max_text, required=True))
+        """Append a note to the incident's timeline (a blank ``author`` means DEFAULT_ACTOR).
+        Raises InvalidArgument (empty ``text``), NotFound, Overloaded, Unavailable."""
+        return self._live().add_note(AddNote.checked(incident_id=incident_id, author=author,
+                                                     default_actor=DEFAULT_ACTOR, note=text, max_text=self._max_text))
 
     @staticmethod
     def _id(incident_id: str, field: str = "id") -> str:

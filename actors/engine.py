@@ -37,6 +37,7 @@ from .channels.registry import build_channel, enabled_channels, log_destination_
 from .directory import ActorDirectory
 from .domain.changes import ChannelCounts, IncidentQuery, NotificationRecord
 from .domain.channel_setup import unusable_channel
+from .domain.commands import AddNote, AlertResult, CreateIncident, ResolveIncident, TransitionIncident, UpdateIncident
 from .domain.config import Settings
 from .domain.errors import NotFound, Overloaded, Unavailable
 from .domain.models import (Alert, Attempt, Delivery, Incident, IncidentState, IncidentType, Outcome,
@@ -45,8 +46,7 @@ from .domain.retry import RetryPolicy
 from .events import Event, EventHub, Subscription
 from .faults import ActorFaults
 from .intake import GroupCommit
-from .messages import (AddNote, AlertResult, CreateIncident, Drain, InFlightCounts, ResolveIncident,
-                       SenderRestarted, SubmitAlerts, TransitionIncident, UpdateIncident, Wake)
+from .messages import Drain, InFlightCounts, SenderRestarted, SubmitAlerts, Wake
 from .lease import RouterLease
 from .processor import ProcessorActor
 from .router import RouterActor, sender_name
@@ -277,20 +277,21 @@ class Engine:
     def submit_alert(self, alert: Alert) -> AlertResult:
         return self.submit_alerts([alert])[0]
 
+    # Commands arrive checked by their ``checked`` constructors (actors/domain/commands.py).
     def create_incident(self, command: CreateIncident) -> Incident:
         return self._ask(command)
 
     def update_incident(self, command: UpdateIncident) -> Incident:
         return self._ask(command)
 
-    def transition(self, incident_id: str, to_state: IncidentState, actor: str, note: str = "") -> Incident:
-        return self._ask(TransitionIncident(incident_id, to_state, actor, note))
+    def transition(self, command: TransitionIncident) -> Incident:
+        return self._ask(command)
 
     def resolve(self, command: ResolveIncident) -> Incident:
         return self._ask(command)
 
-    def add_note(self, incident_id: str, author: str, text: str) -> TimelineEvent:
-        return self._ask(AddNote(incident_id, author, text))
+    def add_note(self, command: AddNote) -> TimelineEvent:
+        return self._ask(command)
 
     # -- reads (straight from the store) -----------------------------------------------
     def incident(self, incident_id: str) -> Incident:

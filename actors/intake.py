@@ -12,8 +12,8 @@ import threading
 from concurrent.futures import Future
 from typing import Callable, Sequence
 
+from .domain.commands import AlertResult
 from .domain.models import Alert
-from .messages import AlertResult
 
 Flush = Callable[[list[Alert]], list[AlertResult]]
 

@@ -1,74 +1,20 @@
-"""Messages between actors and the commands the processor accepts. All immutable."""
+"""Messages between actors. All immutable.
+
+The commands the processor accepts from the edges are domain commands
+(actors/domain/commands.py); only the alert batch is an actor message here."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping
+from dataclasses import dataclass
 
-from .domain.models import Alert, Delivery, IncidentState, IncidentType, ResolutionMethod, Severity
+from .domain.models import Alert, Delivery
 
 
-# -- processor commands (asked by the gateway; the reply is the result) -------------------
+# -- processor (asked by the engine's group commit) -----------------------------------------
 @dataclass(frozen=True, slots=True)
 class SubmitAlerts:
     """Record alerts in one transaction. Reply: list[AlertResult] in the same order."""
 
     alerts: tuple[Alert, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class AlertResult:
-    alert_id: str
-    incident_id: str
-    duplicate: bool       # this alert_id had been recorded before; nothing changed
-    new_incident: bool    # the alert opened a new incident
-
-
-@dataclass(frozen=True, slots=True)
-class CreateIncident:
-    title: str
-    description: str
-    severity: Severity
-    type: IncidentType
-    source: str = "manual"
-    labels: Mapping[str, str] = field(default_factory=dict)
-    affected_services: tuple[str, ...] = ()
-    assignees: tuple[str, ...] = ()
-    actor: str = "api"
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateIncident:
-    incident_id: str
-    actor: str
-    title: str | None = None
-    description: str | None = None
-    severity: Severity | None = None
-    assignees: tuple[str, ...] | None = None
-    labels: Mapping[str, str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TransitionIncident:
-    incident_id: str
-    to_state: IncidentState
-    actor: str
-    note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ResolveIncident:
-    incident_id: str
-    resolved_by: str
-    method: ResolutionMethod
-    notes: str = ""
-    root_cause: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class AddNote:
-    incident_id: str
-    author: str
-    text: str
 
 
 # -- router ------------------------------------------------------------------------------

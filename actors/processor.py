@@ -33,8 +33,9 @@ from .domain.state_machine import check_transition
 from .faults import ActorFaults
 from .events import EventHub, IncidentChanged
 from .lease import RouterLease
-from .messages import (AddNote, AlertResult, CreateIncident, Owed, ResolveIncident, SubmitAlerts,
-                       TransitionIncident, UpdateIncident)
+from .domain.commands import (AddNote, AlertResult, CreateIncident, ResolveIncident, TransitionIncident,
+                              UpdateIncident)
+from .messages import Owed, SubmitAlerts
 from .store.sqlite import SqliteStore
 from .supervision import SupervisedActor
 

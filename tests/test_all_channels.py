@@ -8,7 +8,7 @@ import structlog
 
 from actors.domain.models import Alert, IncidentState, IncidentType, ResolutionMethod, Severity
 from actors.engine import Engine
-from actors.messages import ResolveIncident
+from actors.domain.commands import ResolveIncident, TransitionIncident
 from tests.support.http_receiver import HttpReceiver, Reply
 from tests.support.server import make_settings
 from tests.support.slack_api import FakeSlack
@@ -56,11 +56,11 @@ def test_an_incident_lifecycle_reaches_every_channel_across_a_restart(tmp_path: 
             with Engine(settings, environ=ENV) as engine:
                 loud = engine.submit_alert(alert(1, Severity.P0)).incident_id
                 quiet = engine.submit_alert(alert(2, Severity.P3)).incident_id
-                engine.transition(loud, IncidentState.INVESTIGATING, "ana")
+                engine.transition(TransitionIncident(loud, IncidentState.INVESTIGATING, "ana"))
                 wait_all_settled(engine, 4 + 3 + 4)  # P0: 4 channels, P3: 3 (no PagerDuty), investigating: 4…
             with Engine(settings, environ=ENV) as engine:  # …the rest after a restart
                 engine.resolve(ResolveIncident(loud, "ana", ResolutionMethod.MANUAL, "restarted"))
-                engine.transition(loud, IncidentState.CLOSED, "ana")
+                engine.transition(TransitionIncident(loud, IncidentState.CLOSED, "ana"))
                 wait_all_settled(engine, 4 + 3 + 4 + 4 + 4)
                 records, _ = engine.notifications(page_size=500)
                 attempts = [a for r in records for a in engine.notification(r.id)[1]]

@@ -25,6 +25,7 @@ import grpc
 import pykka
 
 from actors.channels.faults import TransportFault
+from actors.domain.commands import TransitionIncident
 from actors.domain.errors import Overloaded, Unavailable
 from actors.domain.models import Alert, DeliveryStatus, EventKind, IncidentState, IncidentType, Severity
 from actors.engine import Engine
@@ -61,13 +62,19 @@ class Poke:
 class Deadline:
     def __init__(self, seconds: float) -> None:
         self.end = time.monotonic() + seconds
-        self.tick = threading.Event()  # never set: waited on between polls
 
     def wait_until(self, predicate: Callable[[], bool], what: str, poll: float = 0.002) -> None:
+        """Poll ``predicate`` until it holds; AssertionError naming ``what`` past the deadline."""
         while not predicate():
             if time.monotonic() > self.end:
                 raise AssertionError(f"timed out waiting for {what}")
-            self.tick.wait(poll)
+            time.sleep(poll)
+
+    @staticmethod
+    def pause(seconds: float) -> None:
+        """Pacing between blows and back-off between retries: a deliberate pause that waits
+        for nothing (what the test waits for goes through :meth:`wait_until`)."""
+        time.sleep(seconds)
 
 
 def chaos_settings(tmp_path, url: str):
@@ -118,7 +125,7 @@ class Load:
                 self.retries[kind] += 1
                 if time.monotonic() > self.deadline.end:
                     raise
-                self.deadline.tick.wait(0.001)
+                self.deadline.pause(0.001)
 
     def _run(self, k: int) -> None:
         try:
@@ -129,7 +136,7 @@ class Load:
                     self.results[alert.alert_id] = result
                     self.incident_of.setdefault(i, result.incident_id)
                 for state in LIFECYCLE:
-                    self._retrying("transition", lambda: self.engine.transition(self.incident_of[i], state, "chaos"))
+                    self._retrying("transition", lambda: self.engine.transition(TransitionIncident(self.incident_of[i], state, "chaos")))
         except BaseException as error:  # reported by join()
             self.errors.append(error)
 
@@ -164,7 +171,7 @@ class ActorChaos:
                 self._blow(self.rng.choice(self.actors))
                 if self.transport:
                     self._transport_fault()
-                self.deadline.tick.wait(0.002)  # pacing only: let the load make progress
+                self.deadline.pause(0.002)  # let the load make progress
         except BaseException as error:
             self.errors.append(error)
 
@@ -303,7 +310,7 @@ def submit(client, request: alerts_pb2.AlertRequest, deadline: Deadline) -> None
         except grpc.RpcError as error:
             if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline.end:
                 raise
-            deadline.tick.wait(0.01)
+            deadline.pause(0.01)
 
 
 def restarted(stub, times: int) -> bool:

@@ -8,6 +8,7 @@ import pytest
 from protos import alerts_pb2, incidents_pb2, notifications_pb2
 from tests.support.http_receiver import HttpReceiver, Recorded, Reply
 from tests.support.server import TIMEOUT, make_settings, running
+from tests.support.waiting import wait_until
 
 PD_KEY = "k" * 32
 
@@ -159,11 +160,12 @@ def test_stats_report_per_channel_counts(tmp_path):
         for i in range(3):
             client.alerts.SubmitAlert(alert(f"a-{i}", title=f"t{i}"), timeout=TIMEOUT)
         rx.wait_for(3)
-        for _ in range(100):
-            stats = client.notifications.GetStats(notifications_pb2.StatsRequest(), timeout=TIMEOUT)
-            if stats.channels and stats.channels[0].delivered == 3:
-                break
-            threading.Event().wait(0.05)
+
+        def stats_now() -> notifications_pb2.Stats:
+            return client.notifications.GetStats(notifications_pb2.StatsRequest(), timeout=TIMEOUT)
+
+        wait_until(lambda: [c.delivered for c in stats_now().channels] == [3], poll=0.05)
+        stats = stats_now()
     (webhook,) = stats.channels
     assert (webhook.channel, webhook.delivered, webhook.dead, webhook.queued) == ("webhook", 3, 0, 0)
     assert webhook.latency_p99_ms >= webhook.latency_p50_ms > 0

@@ -13,6 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from actors.channels.email import EmailChannel, build
+from actors.domain.commands import TransitionIncident
 from actors.domain.config import ChannelTuning, NotificationSettings
 from actors.domain.errors import ConfigError
 from actors.domain.models import (Alert, Delivery, DeliveryStatus, EventKind, Incident, IncidentState,
@@ -430,7 +431,7 @@ def test_through_the_engine_a_mail_nobody_accepted_is_dead_and_the_next_one_star
         wait_until(lambda: engine.notifications(incident_id)[0][0].status is DeliveryStatus.DEAD)
         first_id = engine.notifications(incident_id)[0][0].id
         attempts = engine.notification(first_id)[1]
-        engine.transition(incident_id, IncidentState.INVESTIGATING, "ana")
+        engine.transition(TransitionIncident(incident_id, IncidentState.INVESTIGATING, "ana"))
         (received,) = server.wait_for(1)
         wait_until(lambda: [r.status for r in engine.notifications(incident_id)[0]]
                    == [DeliveryStatus.DEAD, DeliveryStatus.DELIVERED])

@@ -209,7 +209,7 @@ def test_bad_input_is_invalid_argument_naming_the_field(tmp_path):
         incident = im.create_incident("t", Severity.P3, IncidentType.DATA)
         for call, field in [
             (lambda: im.transition(incident.id, "SLEEPING", "me"), "state"),
-            (lambda: im.transition(incident.id, "TRIAGED", ""), "actor"),
+            (lambda: im.resolve(incident.id, " "), "resolved_by"),
             (lambda: im.add_note(incident.id, "me", " "), "text"),
             (lambda: im.resolve(incident.id, "me", method="sometimes"), "method"),
             (lambda: im.get_incident(""), "id"),

@@ -8,7 +8,8 @@ import pytest
 
 from actors.domain.models import Alert, IncidentType, Severity
 from actors.intake import GroupCommit
-from actors.messages import AlertResult
+from actors.domain.commands import AlertResult
+from tests.support.waiting import wait_until
 
 
 def alert(n: int) -> Alert:
@@ -31,8 +32,8 @@ def test_waiting_submitters_are_flushed_together_in_capped_batches_and_get_their
         leader = pool.submit(group.submit, [alert(0)])
         assert first_flush_entered.wait(10)
         followers = [pool.submit(group.submit, [alert(n), alert(n + 100)]) for n in range(1, 7)]
-        while sum(len(a) for a, _ in group._pending) < 12:  # all six are queued behind the leader
-            threading.Event().wait(0.001)
+        # all six are queued behind the leader (queuing announces itself to nobody: poll)
+        wait_until(lambda: sum(len(a) for a, _ in group._pending) == 12, poll=0.001)
         release.set()
         results = [f.result(10) for f in followers]
     assert leader.result(10)[0].incident_id == "inc-a-0"

@@ -18,9 +18,9 @@ STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 RULES: dict[str, tuple[str, ...]] = {
     "actors.domain": ("actors.domain",),
     "actors.formatting": ("actors.domain", "actors.formatting"),
-    "actors.channels": ("actors.domain", "actors.formatting", "actors.channels", "requests", "structlog"),
+    "actors.channels": ("actors.domain", "actors.formatting", "actors.channels", "structlog"),
     "actors.store": ("actors.domain", "actors.store"),
-    "actors.api": ("actors.api", "actors.domain", "actors.engine", "actors.events", "actors.messages",
+    "actors.api": ("actors.api", "actors.domain", "actors.engine", "actors.events",
                    "grpc", "grpc_health", "grpc_reflection", "google.protobuf", "protos", "structlog"),
     "actors.cli": ("actors.cli", "grpc", "google.protobuf", "protos"),
     # the embedding API: the actors layer plus the gRPC server it may start (via actors.api)

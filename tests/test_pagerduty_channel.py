@@ -1,4 +1,4 @@
-"""The PagerDuty channel against a real loopback HTTP server (and `responses` for the status table)."""
+"""The PagerDuty channel against a real loopback HTTP server."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping
 
 import pytest
-import responses
 import structlog.testing
 
 from actors.channels.pagerduty import PagerDutyChannel, build, key_hash
@@ -223,21 +222,26 @@ def expected_kind(status: int) -> OutcomeKind:
     return OutcomeKind.FAILED
 
 
-@responses.activate
 def test_every_http_status_from_200_to_599_maps_to_the_expected_outcome() -> None:
-    url = "https://events.pagerduty.com/v2/enqueue"
-    channel = build(settings(url), ENV)
+    answering = {"status": 200}
+
+    def respond(request: Recorded) -> Reply:
+        status = answering["status"]
+        return Reply(status, "" if status in (204, 304) else '{"status": "x", "message": "m"}')  # no body allowed
+
     wrong: dict[int, tuple[OutcomeKind, OutcomeKind]] = {}
-    for status in range(200, 600):
-        body = "" if status in (204, 304) else '{"status": "x", "message": "m"}'  # no body allowed
-        responses.upsert(responses.POST, url, status=status, body=body)
-        outcome = channel.deliver(make_delivery())
-        if outcome.kind is not expected_kind(status) or outcome.status_code != status:
-            wrong[status] = (expected_kind(status), outcome.kind)
-        if status == 429:
-            assert outcome.retry_after == 30.0
-    channel.close()
+    with HttpReceiver(respond) as rx:
+        channel = build(settings(rx.url + "/v2/enqueue"), ENV)
+        for status in range(200, 600):
+            answering["status"] = status
+            outcome = channel.deliver(make_delivery())
+            if outcome.kind is not expected_kind(status) or outcome.status_code != status:
+                wrong[status] = (expected_kind(status), outcome.kind)
+            if status == 429:
+                assert outcome.retry_after == 30.0
+        channel.close()
     assert wrong == {}
+    assert len(rx.requests) == 400
 
 
 def test_an_integration_key_of_the_wrong_length_is_a_config_error_that_hides_the_value() -> None:
@@ -298,3 +302,10 @@ def test_the_integration_key_never_appears_in_details_or_logs(rx: HttpReceiver) 
     for outcome in outcomes:
         assert KEY not in outcome.detail and KEY not in repr(outcome)
     assert logs and KEY not in repr(logs)
+
+
+def test_an_unusable_api_url_is_a_config_error_at_build_naming_the_key() -> None:
+    for bad in ("events.pagerduty.com/v2/enqueue", "https://events.pagerduty.com/v2/en queue", "https://:99999/"):
+        with pytest.raises(ConfigError) as caught:
+            build(settings(bad), ENV)
+        assert caught.value.key == "notifications.pagerduty_api_url" and KEY not in str(caught.value)

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections import defaultdict
 
 import grpc
@@ -16,6 +17,7 @@ from tests.support.http_receiver import HttpReceiver, Recorded, Reply
 from actors.sender import SETTLE_BATCH
 from tests.support.process import ROOT, ServerProcess, write_config
 from tests.support.server import TIMEOUT, client_for
+from tests.support.waiting import wait_until
 
 BURST = 300
 
@@ -25,10 +27,8 @@ def alert(n: int) -> alerts_pb2.AlertRequest:
 
 
 def test_kill_minus_nine_mid_burst_loses_no_owed_notification(tmp_path):
-    slow = threading.Event()  # never set: the receiver answers slowly so a backlog builds up
-
     def respond(request: Recorded) -> Reply:
-        slow.wait(0.002)
+        time.sleep(0.002)  # a slow receiver on purpose, so a backlog builds up
         return Reply()
 
     with HttpReceiver(respond) as rx:
@@ -56,11 +56,7 @@ def test_kill_minus_nine_mid_burst_loses_no_owed_notification(tmp_path):
             def delivered_incidents() -> set[str]:
                 return {r.json()["incident"]["id"] for r in list(rx.requests)}
 
-            tick = threading.Event()
-            for _ in range(int(60 / 0.05)):
-                if expected <= delivered_incidents():
-                    break
-                tick.wait(0.05)
+            wait_until(lambda: expected <= delivered_incidents(), timeout=60, poll=0.05)
         finally:
             server.stop()
     assert expected <= delivered_incidents()

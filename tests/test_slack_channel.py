@@ -1,5 +1,5 @@
 """The Slack channel against a real loopback server: webhook mode, and the Web API with threads
-(a fake Slack, tests/support/slack_api.py); `responses` only for the every-status tables."""
+(a fake Slack, tests/support/slack_api.py), every-status tables included."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +8,6 @@ import socket
 from typing import Any, Iterator, Mapping
 
 import pytest
-import responses
 import structlog.testing
 
 from actors.channels.slack import (UPDATED_FOR, SlackApiChannel, SlackWebhookChannel, build)
@@ -389,17 +388,22 @@ API_URL = "https://slack.example.test/api"
 
 @pytest.mark.parametrize("mode", ["webhook", "api"])
 def test_every_http_status_from_200_to_599_maps_to_the_expected_outcome(mode: str) -> None:
-    if mode == "webhook":
-        channel: Any = build(settings(slack_webhook_env="H"), {"H": HOOK_URL})
-        url, success = HOOK_URL, "ok"
-    else:
-        channel = build(bot_settings(API_URL), {"SLACK_TOKEN": TOKEN})
-        url, success = API_URL + "/chat.postMessage", json.dumps({"ok": True, "channel": "C1", "ts": "1.2"})
-    wrong: dict[int, Any] = {}
-    with responses.RequestsMock() as mock:
+    answering = {"status": 200}
+
+    def respond(request: Recorded) -> Reply:
+        status = answering["status"]
+        return Reply(status, "" if status in (204, 304) else success)  # 204 and 304 allow no body
+
+    with HttpReceiver(respond) as rx:
+        if mode == "webhook":
+            channel: Any = build(settings(slack_webhook_env="H"), {"H": rx.url + HOOK_PATH})
+            success, path = "ok", HOOK_PATH
+        else:
+            channel = build(bot_settings(rx.url + "/api"), {"SLACK_TOKEN": TOKEN})
+            success, path = json.dumps({"ok": True, "channel": "C1", "ts": "1.2"}), "/api/chat.postMessage"
+        wrong: dict[int, Any] = {}
         for status in range(200, 600):
-            body = "" if status in (204, 304) else success
-            mock.upsert(responses.POST, url, status=status, body=body)
+            answering["status"] = status
             outcome = channel.deliver(event(IncidentState.DETECTED))
             kind, disable = expected(status)
             if mode == "api":  # a 404 there means a wrong API URL, not a vanished channel
@@ -411,8 +415,9 @@ def test_every_http_status_from_200_to_599_maps_to_the_expected_outcome(mode: st
             if outcome.kind is OutcomeKind.DELIVERED and mode == "api" and outcome.state != {"channel": "C1",
                                                                                              "ts": "1.2"}:
                 wrong[status] = ("state", outcome)
-    channel.close()
+        channel.close()
     assert wrong == {}
+    assert {r.path for r in rx.requests} == {path} and len(rx.requests) == 400
 
 
 # --- build ---------------------------------------------------------------------------------------
@@ -511,3 +516,10 @@ def test_a_secret_straddling_the_cut_of_an_echoed_error_does_not_leak_in_part(
     channel.close()
     assert outcome.kind is OutcomeKind.FAILED
     assert "e" * 100 in outcome.detail and secret[:12] not in outcome.detail
+
+
+def test_an_unusable_api_url_is_a_config_error_at_build_naming_the_key() -> None:
+    for bad in ("slack.com/api", "https://slack.com/my api"):
+        with pytest.raises(ConfigError) as caught:
+            build(bot_settings(bad), {"SLACK_TOKEN": TOKEN})
+        assert caught.value.key == "notifications.slack_api_url" and TOKEN not in str(caught.value)

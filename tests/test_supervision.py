@@ -9,7 +9,7 @@ import pytest
 
 from actors.domain.errors import ConfigError, Unavailable
 from actors.domain.models import Alert, IncidentType, ResolutionMethod, Severity
-from actors.messages import ResolveIncident
+from actors.domain.commands import ResolveIncident
 from tests.support.http_receiver import HttpReceiver, Recorded, Reply
 from tests.support.server import TIMEOUT, make_settings
 from actors.engine import Engine

@@ -9,10 +9,10 @@ import grpc
 
 from protos import alerts_pb2, alerts_pb2_grpc
 
+from ..domain.commands import AlertResult
 from ..domain.errors import InvalidArgument, Overloaded, Unavailable
 from ..domain.models import Alert
 from ..engine import Engine
-from ..messages import AlertResult
 from .convert import alert_from_proto
 from .errors import translate
 

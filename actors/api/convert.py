@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import enum
 import json
-import uuid
 from datetime import datetime, timezone
 from typing import TypeVar
 
@@ -12,10 +11,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from protos import alerts_pb2, incidents_pb2, notifications_pb2
 
 from ..domain.changes import IncidentQuery, NotificationRecord
+from ..domain.commands import checked_alert
 from ..domain.errors import InvalidArgument
-from ..domain.limits import DEFAULT_PAGE, MAX_ID, MAX_NAME, MAX_PAGE, MAX_TITLE, string_list, string_map, text
+from ..domain.limits import DEFAULT_PAGE, MAX_PAGE
 from ..domain.models import (Alert, Attempt, DeliveryStatus, Incident, IncidentState, IncidentType,
-                             ResolutionMethod, Severity, TimelineEvent, utc_now)
+                             ResolutionMethod, Severity, TimelineEvent)
 
 E = TypeVar("E", bound=enum.IntEnum)
 
@@ -53,18 +53,12 @@ def page_size(requested: int) -> int:
 
 
 def alert_from_proto(request: alerts_pb2.AlertRequest, max_field_bytes: int) -> Alert:
-    return Alert(
-        alert_id=text("alert_id", request.alert_id, MAX_ID) or str(uuid.uuid4()),
-        source=text("source", request.source, MAX_NAME, required=True),
-        title=text("title", request.title, MAX_TITLE, required=True),
-        description=text("description", request.description, max_field_bytes),
+    return checked_alert(
+        alert_id=request.alert_id, source=request.source, title=request.title, description=request.description,
         severity=enum_value("severity", Severity, request.severity),  # type: ignore[arg-type]
         type=enum_value("type", IncidentType, request.type),  # type: ignore[arg-type]
-        labels=string_map("labels", request.labels),
-        annotations=string_map("annotations", request.annotations),
-        affected_services=string_list("affected_services", request.affected_services),
-        fired_at=to_datetime(request.fired_at) or utc_now(),
-    )
+        labels=request.labels, annotations=request.annotations, affected_services=request.affected_services,
+        fired_at=to_datetime(request.fired_at), max_text=max_field_bytes)
 
 
 def incident_query(request: incidents_pb2.ListIncidentsRequest) -> IncidentQuery:

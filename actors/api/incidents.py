@@ -7,16 +7,18 @@ import grpc
 
 from protos import incidents_pb2, incidents_pb2_grpc
 
+from ..domain.commands import AddNote, CreateIncident, ResolveIncident, TransitionIncident, UpdateIncident
 from ..domain.errors import InvalidArgument, Unavailable
-from ..domain.limits import MAX_NAME, MAX_TITLE, string_list, string_map, text
 from ..domain.models import EventKind, IncidentState, IncidentType, Severity
 from ..engine import Engine
 from ..events import Event, IncidentChanged
-from ..messages import CreateIncident, ResolveIncident, UpdateIncident
 from .convert import (enum_value, incident_query, incident_to_proto, method_from_proto, page_size,
                       timeline_to_proto)
 from .errors import translate, translate_stream
 from .ids import full_id
+
+#: Who did it, when a request names no actor or author.
+DEFAULT_ACTOR = "api"
 
 
 class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
@@ -30,16 +32,12 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
     @translate
     def CreateIncident(self, request: incidents_pb2.CreateIncidentRequest,
                        context: grpc.ServicerContext) -> incidents_pb2.Incident:
-        return incident_to_proto(self.engine.create_incident(CreateIncident(
-            title=text("title", request.title, MAX_TITLE, required=True),
-            description=text("description", request.description, self.max_text),
+        return incident_to_proto(self.engine.create_incident(CreateIncident.checked(
+            title=request.title, description=request.description,
             severity=enum_value("severity", Severity, request.severity),  # type: ignore[arg-type]
             type=enum_value("type", IncidentType, request.type),  # type: ignore[arg-type]
-            source=text("source", request.source, MAX_NAME) or "manual",
-            labels=string_map("labels", request.labels),
-            affected_services=string_list("affected_services", request.affected_services),
-            assignees=string_list("assignees", request.assignees),
-            actor=text("actor", request.actor, MAX_NAME) or "api")))
+            source=request.source, labels=request.labels, affected_services=request.affected_services,
+            assignees=request.assignees, actor=request.actor, default_actor=DEFAULT_ACTOR, max_text=self.max_text)))
 
     @translate
     def GetIncident(self, request: incidents_pb2.GetIncidentRequest,
@@ -57,39 +55,37 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
     @translate
     def UpdateIncident(self, request: incidents_pb2.UpdateIncidentRequest,
                        context: grpc.ServicerContext) -> incidents_pb2.Incident:
-        return incident_to_proto(self.engine.update_incident(UpdateIncident(
-            incident_id=self._id(request.id),
-            actor=text("actor", request.actor, MAX_NAME) or "api",
-            title=text("title", request.title, MAX_TITLE, required=True) if request.HasField("title") else None,
-            description=text("description", request.description, self.max_text)
-            if request.HasField("description") else None,
+        return incident_to_proto(self.engine.update_incident(UpdateIncident.checked(
+            incident_id=self._id(request.id), actor=request.actor, default_actor=DEFAULT_ACTOR,
+            max_text=self.max_text,
+            title=request.title if request.HasField("title") else None,
+            description=request.description if request.HasField("description") else None,
             severity=enum_value("severity", Severity, request.severity, required=False),  # type: ignore[arg-type]
-            assignees=string_list("assignees", request.assignees.values) if request.HasField("assignees") else None,
-            labels=string_map("labels", request.labels.values) if request.HasField("labels") else None)))
+            assignees=request.assignees.values if request.HasField("assignees") else None,
+            labels=request.labels.values if request.HasField("labels") else None)))
 
     @translate
     def TransitionIncident(self, request: incidents_pb2.TransitionIncidentRequest,
                            context: grpc.ServicerContext) -> incidents_pb2.Incident:
-        return incident_to_proto(self.engine.transition(
-            self._id(request.id), enum_value("to_state", IncidentState, request.to_state),  # type: ignore[arg-type]
-            text("actor", request.actor, MAX_NAME) or "api", text("note", request.note, self.max_text)))
+        return incident_to_proto(self.engine.transition(TransitionIncident.checked(
+            incident_id=self._id(request.id),
+            to_state=enum_value("to_state", IncidentState, request.to_state),  # type: ignore[arg-type]
+            actor=request.actor, default_actor=DEFAULT_ACTOR, note=request.note, max_text=self.max_text)))
 
     @translate
     def ResolveIncident(self, request: incidents_pb2.ResolveIncidentRequest,
                         context: grpc.ServicerContext) -> incidents_pb2.Incident:
-        return incident_to_proto(self.engine.resolve(ResolveIncident(
-            incident_id=self._id(request.id),
-            resolved_by=text("resolved_by", request.resolved_by, MAX_NAME) or "api",
-            method=method_from_proto(request.method),
-            notes=text("notes", request.notes, self.max_text),
-            root_cause=text("root_cause", request.root_cause, self.max_text))))
+        return incident_to_proto(self.engine.resolve(ResolveIncident.checked(
+            incident_id=self._id(request.id), resolved_by=request.resolved_by,
+            method=method_from_proto(request.method), notes=request.notes, root_cause=request.root_cause,
+            max_text=self.max_text)))
 
     @translate
     def AddNote(self, request: incidents_pb2.AddNoteRequest,
                 context: grpc.ServicerContext) -> incidents_pb2.TimelineEntry:
-        return timeline_to_proto(self.engine.add_note(
-            self._id(request.id), text("author", request.author, MAX_NAME) or "api",
-            text("text", request.text, self.max_text, required=True)))
+        return timeline_to_proto(self.engine.add_note(AddNote.checked(
+            incident_id=self._id(request.id), author=request.author, default_actor=DEFAULT_ACTOR,
+            note=request.text, max_text=self.max_text)))
 
     @translate
     def GetTimeline(self, request: incidents_pb2.GetTimelineRequest,

@@ -1,4 +1,4 @@
-"""The contract every channel implements, and the registry that builds them.
+"""The contract every channel implements, and the routing receivers channels serve.
 
 A channel turns a :class:`Delivery` into an :class:`Outcome`: it renders the payload with
 its pure formatter (``actors.formatting.<name>``), sends it with its transport, and
@@ -8,7 +8,7 @@ sender actor so its supervisor replaces it.
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Protocol
+from typing import Mapping, Protocol
 
 from ..domain.config import NotificationSettings
 from ..domain.models import Delivery, Outcome
@@ -22,7 +22,9 @@ class Channel(Protocol):
     name: str
     #: Destinations this channel serves; each becomes a routing receiver.
     destinations: tuple[str, ...]
-    #: True when deliveries need the per-incident channel state (threads, triggers).
+    #: True when a delivery needs the per-incident channel state (a Slack thread's root, a
+    #: PagerDuty trigger, an email thread's Message-ID): the sender then reads it from the
+    #: store into ``delivery.state`` just before each send. False skips that store read.
     needs_state: bool
 
     def deliver(self, delivery: Delivery) -> Outcome:
@@ -37,11 +39,6 @@ class Channel(Protocol):
     def close(self) -> None:
         """Release connections; called once when the engine stops."""
         ...
-
-
-#: Builds a channel from settings and the process environment (for ``*_env`` secrets).
-#: Raises ConfigError naming the key when a needed setting or secret is missing.
-ChannelFactory = Callable[[NotificationSettings, Mapping[str, str]], Channel]
 
 
 def receivers_for(channels: Mapping[str, Channel], settings: NotificationSettings) -> tuple[Receiver, ...]:

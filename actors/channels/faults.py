@@ -12,12 +12,11 @@ import smtplib
 import threading
 from collections import deque
 from dataclasses import dataclass
-import requests
 
 from ..domain.models import Delivery, Outcome
 from .base import Channel
 from .email import classify_error
-from .http import classify_exception, classify_status
+from .http import classify_status, connection_error, timed_out
 
 KINDS = ("timeout", "connection_refused", "http_status", "smtp_code", "slow")
 
@@ -100,9 +99,9 @@ def injected_delivery(fault: TransportFault, channel: Channel, delivery: Deliver
 def injected_outcome(fault: TransportFault) -> Outcome:
     """The outcome a real transport reports for this failure."""
     if fault.kind == "timeout":
-        return classify_exception(requests.Timeout("injected timeout"))
+        return timed_out("injected")
     if fault.kind == "connection_refused":
-        return classify_exception(requests.ConnectionError("injected: connection refused"))
+        return connection_error("injected: connection refused")
     if fault.kind == "http_status":
         return classify_status(fault.code, "injected", fault.retry_after)
     return classify_error(smtplib.SMTPResponseException(fault.code, b"injected"))

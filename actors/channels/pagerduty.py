@@ -19,20 +19,20 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from typing import Any, Mapping
 
-import requests
 import structlog
 
 from ..domain.config import NotificationSettings, read_secret
 from ..domain.errors import ConfigError
 from ..domain.models import Delivery, Outcome
 from ..formatting import pagerduty as fmt
-from .http import ThreadSessions, classify_status, post_json
+from .http import classify_status
+from .keepalive import KeepAlivePoster, Reply
 from .redact import redact
 
 KEY_SETTING = "notifications.pagerduty_integration_key_env"
+URL_SETTING = "notifications.pagerduty_api_url"
 #: PagerDuty's rate-limit guidance: retry a 429 after 30 s.
 RATE_LIMIT_RETRY_SECS = 30.0
 NEVER_TRIGGERED = "never triggered via this integration key"
@@ -53,11 +53,13 @@ class PagerDutyChannel:
     needs_state = True
 
     def __init__(self, routing_key: str, api_url: str, timeout_secs: float) -> None:
+        """Raises ConfigError naming ``pagerduty_api_url`` when it is not a usable http(s) URL."""
         self._key = routing_key
         self._key_hash = key_hash(routing_key)
-        self._url = api_url
-        self._timeout = timeout_secs
-        self._sessions = ThreadSessions()
+        try:
+            self._poster = KeepAlivePoster(api_url, timeout_secs)
+        except ValueError as exc:
+            raise ConfigError(URL_SETTING, f"is not a usable http(s) URL: {exc}") from None
 
     def deliver(self, delivery: Delivery) -> Outcome:
         """Send one event; skipped for an acknowledge/resolve this key never triggered.
@@ -82,9 +84,8 @@ class PagerDutyChannel:
             event = fmt.render(delivery, self._key, stored_key, action)
         except ValueError as exc:
             return Outcome.failed(redact(str(exc), [self._key]))
-        response, error = post_json(self._sessions.get(), self._url, fmt.encode(event),
-                                    {"Content-Type": "application/json"}, self._timeout, [self._key])
-        outcome = error or self._classify(response, delivery, action, event["dedup_key"])
+        reply = self._poster.post(fmt.encode(event), {"Content-Type": "application/json"}, [self._key])
+        outcome = reply if isinstance(reply, Outcome) else self._classify(reply, delivery, action, event["dedup_key"])
         log.debug("pagerduty_sent", incident_id=delivery.incident_id, event_action=action,
                   outcome=outcome.kind.value, status_code=outcome.status_code)
         return outcome
@@ -106,19 +107,16 @@ class PagerDutyChannel:
             return None, "stored PagerDuty trigger has no usable dedup_key"
         return stored, ""
 
-    def _classify(self, response: requests.Response | None, delivery: Delivery, action: str,
-                  sent_key: str) -> Outcome:
-        assert response is not None  # post_json returns a response or an outcome
-        status = response.status_code
-        body = _json_body(response)
+    def _classify(self, reply: Reply, delivery: Delivery, action: str, sent_key: str) -> Outcome:
+        status = reply.status
+        body = reply.json_object()
         if 200 <= status < 300:
             returned = body.get("dedup_key")
             key = returned if isinstance(returned, str) and 0 < len(returned) <= fmt.MAX_DEDUP_KEY_CHARS \
                 else sent_key
             return Outcome.delivered(f"HTTP {status}: {action} accepted (dedup_key {key})", status,
                                      state=self._state_after(delivery, action, key))
-        outcome = classify_status(status, _error_hint(body, response.text),
-                                  response.headers.get("Retry-After"), [self._key])
+        outcome = classify_status(status, _error_hint(body, reply.text), reply.retry_after, [self._key])
         if status == 429 and outcome.retry_after is None:
             return dataclasses.replace(outcome, retry_after=RATE_LIMIT_RETRY_SECS)
         return outcome
@@ -133,15 +131,7 @@ class PagerDutyChannel:
         """Nothing to prepare: connections are made on the first send."""
 
     def close(self) -> None:
-        self._sessions.close()
-
-
-def _json_body(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = json.loads(response.content or b"{}")
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+        self._poster.close()
 
 
 def _error_hint(body: Mapping[str, Any], text: str) -> str:
@@ -157,7 +147,8 @@ def _error_hint(body: Mapping[str, Any], text: str) -> str:
 
 def build(settings: NotificationSettings, environ: Mapping[str, str]) -> PagerDutyChannel:
     """The channel for ``[notifications]``; ConfigError (naming the key, never the value) when
-    the integration key variable is unset or does not hold a 32-character key."""
+    the integration key variable is unset or does not hold a 32-character key, or when
+    ``pagerduty_api_url`` is not a usable http(s) URL."""
     key = read_secret(KEY_SETTING, settings.pagerduty_integration_key_env, environ)
     assert key is not None  # required=True raises instead of returning None
     if len(key) != fmt.INTEGRATION_KEY_CHARS:

@@ -39,8 +39,13 @@ def configured_secrets(settings: NotificationSettings, environ: Mapping[str, str
     pieces error texts show alone (path, query, credentials). Unset variables are skipped."""
     values = [settings.default_webhook_url, *settings.webhook_headers.values()]
     values += [environ.get(getattr(settings, f.name) or "") for f in fields(settings) if f.name.endswith("_env")]
-    secrets = {piece for value in values if value for piece in (value, *url_pieces(value))}
-    return tuple(sorted(secrets, key=len, reverse=True))
+    return longest_first(piece for value in values if value for piece in (value, *url_secrets(value)))
+
+
+def longest_first(secrets: Iterable[str | None]) -> tuple[str, ...]:
+    """The non-empty secrets, each once, longest first: :func:`redact` then replaces a whole
+    URL before its path."""
+    return tuple(sorted({secret for secret in secrets if secret}, key=len, reverse=True))
 
 
 def redactor(settings: NotificationSettings, environ: Mapping[str, str]) -> Callable[[str], str]:
@@ -50,17 +55,17 @@ def redactor(settings: NotificationSettings, environ: Mapping[str, str]) -> Call
     return lambda text: redact(text, secrets)
 
 
-def url_pieces(value: str) -> set[str]:
-    """The path, query (alone and with the path) and credentials of an http(s) URL — what
-    error texts (requests': ``… with url: /path?query``) may show without the rest; nothing
-    for any other text."""
+def url_secrets(value: str) -> set[str]:
+    """The secret pieces of an http(s) URL: the URL itself, its path, its query (alone and
+    with the path) and its credentials — error texts may show any of them without the rest.
+    Empty for any other text. Every channel and the configuration's redactor use this."""
     try:
         parts = urlsplit(value)
     except ValueError:
         return set()
     if parts.scheme not in ("http", "https"):
         return set()
-    pieces = {parts.path, parts.query, parts.username, parts.password}
+    pieces = {value, parts.path, parts.query, parts.username, parts.password}
     if parts.query:
         pieces.add(f"{parts.path}?{parts.query}")
     return {piece for piece in pieces if piece and piece != "/"}

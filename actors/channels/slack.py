@@ -39,29 +39,30 @@ twice; an update repeated is harmless.
 A test notification (``is_test``) is posted as a new "[TEST]" message to the default channel
 (never into a thread, never touching the stored root) and returns ``state=None``.
 
-Expected failures never raise. Neither the token nor the webhook URL (nor its path, which
-requests quotes in connection errors) ever appears in an outcome or a log line.
+Expected failures never raise. Neither the token nor the webhook URL (nor any piece of it that an
+error text could show alone) ever appears in an outcome or a log line. Both modes post through
+the channels' one HTTP client (actors/channels/keepalive.py).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 from typing import Any, Mapping
-from urllib.parse import urlsplit
 
-import requests
 import structlog
 
 from ..domain.config import NotificationSettings, read_secret
 from ..domain.errors import ConfigError
 from ..domain.models import Delivery, Outcome, OutcomeKind
 from ..formatting import slack as fmt
-from .http import ThreadSessions, classify_status, parse_retry_after, post_json
-from .redact import redact
+from .http import classify_status, parse_retry_after
+from .keepalive import KeepAlivePoster, Reply
+from .redact import longest_first, redact, url_secrets
 
 WEBHOOK_SETTING = "notifications.slack_webhook_env"
 TOKEN_SETTING = "notifications.slack_bot_token_env"
 CHANNEL_SETTING = "notifications.slack_default_channel"
+API_URL_SETTING = "notifications.slack_api_url"
 
 #: Wait for a rate limit that came without Retry-After (Grafana OnCall's default).
 RATE_LIMIT_RETRY_SECS = 10.0
@@ -114,23 +115,21 @@ class SlackWebhookChannel:
     needs_state = False
 
     def __init__(self, url: str, timeout_secs: float) -> None:
-        self._url = url
-        self._secrets = tuple(sorted(_url_secrets(url), key=len, reverse=True))
-        self._timeout = timeout_secs
-        self._sessions = ThreadSessions()
+        """Raises ValueError (without the URL) when it is not a usable http(s) URL."""
+        self._secrets = longest_first(url_secrets(url))
+        self._poster = KeepAlivePoster(url, timeout_secs)
 
     def deliver(self, delivery: Delivery) -> Outcome:
         """POST the incident message; see the module docstring for how answers map to outcomes."""
-        response, error = post_json(self._sessions.get(), self._url, _encode(fmt.root_message(delivery)),
-                                    {"Content-Type": "application/json"}, self._timeout, self._secrets)
-        outcome = error or self._classify(response)
+        reply = self._poster.post(_encode(fmt.root_message(delivery)), {"Content-Type": "application/json"},
+                                  self._secrets)
+        outcome = reply if isinstance(reply, Outcome) else self._classify(reply)
         log.debug("slack_sent", mode="webhook", incident_id=delivery.incident_id,
                   outcome=outcome.kind.value, status_code=outcome.status_code)
         return outcome
 
-    def _classify(self, response: requests.Response | None) -> Outcome:
-        assert response is not None  # post_json returns a response or an outcome
-        status, body = response.status_code, response.text
+    def _classify(self, reply: Reply) -> Outcome:
+        status, body = reply.status, reply.text
         hint = _hint(body, self._secrets)
         if 200 <= status < 300:
             if body == WEBHOOK_OK:
@@ -138,9 +137,8 @@ class SlackWebhookChannel:
             return Outcome.failed(f"HTTP {status}: unexpected answer {hint!r} (Slack answers 'ok' on success)",
                                   status, disable_destination=hint in GONE_ERRORS)
         if status == 429:
-            return _rate_limited(f"HTTP 429: {hint or 'rate limited'}", status,
-                                 response.headers.get("Retry-After"))
-        outcome = classify_status(status, hint, response.headers.get("Retry-After"), self._secrets)
+            return _rate_limited(f"HTTP 429: {hint or 'rate limited'}", status, reply.retry_after)
+        outcome = classify_status(status, hint, reply.retry_after, self._secrets)
         if outcome.kind is OutcomeKind.FAILED and (status in (404, 410) or hint in GONE_ERRORS):
             return dataclasses.replace(outcome, disable_destination=True)
         return outcome
@@ -149,16 +147,7 @@ class SlackWebhookChannel:
         """Nothing to prepare: connections are made on the first send."""
 
     def close(self) -> None:
-        self._sessions.close()
-
-
-def _url_secrets(url: str) -> set[str]:
-    """The URL and the pieces of it that requests' error texts show alone (path, query)."""
-    parts = urlsplit(url)
-    pieces = {url, parts.path, parts.query, parts.username, parts.password}
-    if parts.query:
-        pieces.add(f"{parts.path}?{parts.query}")
-    return {piece for piece in pieces if piece and piece != "/"}
+        self._poster.close()
 
 
 # -- bot (Web API) mode ---------------------------------------------------------------------
@@ -181,12 +170,13 @@ class SlackApiChannel:
     needs_state = True
 
     def __init__(self, token: str, default_channel: str, api_url: str, timeout_secs: float) -> None:
+        """Raises ValueError when ``api_url`` is not a usable http(s) URL."""
         self._token = token
         self._secrets = (token,)
         self._channel = default_channel
-        self._api_url = api_url.rstrip("/")
-        self._timeout = timeout_secs
-        self._sessions = ThreadSessions()
+        self._poster = KeepAlivePoster(api_url, timeout_secs)
+        #: ``<api path>/`` : a method's path is this plus its name.
+        self._methods = self._poster.target.split("?", 1)[0].rstrip("/") + "/"
 
     def deliver(self, delivery: Delivery) -> Outcome:
         """Post, or update and reply in, the incident's thread (see the module docstring)."""
@@ -234,25 +224,24 @@ class SlackApiChannel:
         """One Web API call, classified; never raises for network or HTTP trouble."""
         headers = {"Content-Type": "application/json; charset=utf-8",
                    "Authorization": f"Bearer {self._token}"}
-        response, error = post_json(self._sessions.get(), f"{self._api_url}/{method}", _encode(payload),
-                                    headers, self._timeout, self._secrets)
-        answer = _Answer(failure=_prefixed(method, error)) if error else self._classify(method, response)
+        reply = self._poster.post(_encode(payload), headers, self._secrets, target=self._methods + method)
+        answer = _Answer(failure=_prefixed(method, reply)) if isinstance(reply, Outcome) \
+            else self._classify(method, reply)
         log.debug("slack_sent", mode="api", method=method, error=answer.error,
                   outcome=answer.failure.kind.value if answer.failure else "delivered",
-                  status_code=response.status_code if response is not None else None)
+                  status_code=None if isinstance(reply, Outcome) else reply.status)
         return answer
 
-    def _classify(self, method: str, response: requests.Response | None) -> _Answer:
-        assert response is not None  # post_json returns a response or an outcome
-        status, body = response.status_code, _json_body(response)
+    def _classify(self, method: str, reply: Reply) -> _Answer:
+        status, body = reply.status, reply.json_object()
         code = redact(str(body.get("error") or ""), self._secrets)[:_MAX_HINT_CHARS]
-        retry_after = response.headers.get("Retry-After")
+        retry_after = reply.retry_after
         if status == 429:
-            said = code or _hint(response.text, self._secrets) or "rate limited"
+            said = code or _hint(reply.text, self._secrets) or "rate limited"
             return _Answer(failure=_rate_limited(f"Slack {method}: HTTP 429: {said}", status, retry_after),
                            error=code)
         if not 200 <= status < 300:
-            outcome = classify_status(status, code or _hint(response.text, self._secrets), retry_after,
+            outcome = classify_status(status, code or _hint(reply.text, self._secrets), retry_after,
                                       self._secrets)
             return _Answer(failure=_prefixed(method, outcome), error=code)
         if body.get("ok") is True:
@@ -273,7 +262,7 @@ class SlackApiChannel:
         """Nothing to prepare: connections are made on the first send."""
 
     def close(self) -> None:
-        self._sessions.close()
+        self._poster.close()
 
 
 def _prefixed(method: str, outcome: Outcome) -> Outcome:
@@ -286,14 +275,6 @@ def _stored_root(state: Mapping[str, Any]) -> dict[str, str] | None:
     if isinstance(channel, str) and channel and isinstance(ts, str) and ts:
         return {"channel": channel, "ts": ts}
     return None
-
-
-def _json_body(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = json.loads(response.content or b"{}")
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _scopes(body: Mapping[str, Any], secrets: tuple[str, ...]) -> str:
@@ -319,7 +300,8 @@ def _clean_secret(key: str, env_name: str | None, value: str) -> str:
 def build(settings: NotificationSettings, environ: Mapping[str, str]) -> SlackApiChannel | SlackWebhookChannel:
     """The Slack channel for ``[notifications]``: bot mode when ``slack_bot_token_env`` is set,
     else webhook mode. Raises ConfigError naming the key (never the value) when the variable
-    is unset or unusable, or when bot mode has no ``slack_default_channel``."""
+    is unset or unusable, when bot mode has no ``slack_default_channel`` or a usable
+    ``slack_api_url``."""
     timeout = settings.timeout("slack")
     if settings.slack_bot_token_env:
         token = read_secret(TOKEN_SETTING, settings.slack_bot_token_env, environ)
@@ -329,14 +311,18 @@ def build(settings: NotificationSettings, environ: Mapping[str, str]) -> SlackAp
         if settings.slack_webhook_env:
             log.warning("slack_webhook_unused", setting=WEBHOOK_SETTING,
                         reason="a bot token is configured; messages go through the Web API")
-        return SlackApiChannel(_clean_secret(TOKEN_SETTING, settings.slack_bot_token_env, token),
-                               settings.slack_default_channel, settings.slack_api_url, timeout)
+        try:
+            return SlackApiChannel(_clean_secret(TOKEN_SETTING, settings.slack_bot_token_env, token),
+                                   settings.slack_default_channel, settings.slack_api_url, timeout)
+        except ValueError as exc:
+            raise ConfigError(API_URL_SETTING, f"is not a usable http(s) URL: {exc}") from None
     if not settings.slack_webhook_env:
         raise ConfigError(WEBHOOK_SETTING, "Slack needs slack_webhook_env or slack_bot_token_env")
     url = read_secret(WEBHOOK_SETTING, settings.slack_webhook_env, environ)
     assert url is not None
     url = _clean_secret(WEBHOOK_SETTING, settings.slack_webhook_env, url)
-    if not url.startswith(("https://", "http://")) or not urlsplit(url).hostname:
+    try:
+        return SlackWebhookChannel(url, timeout)
+    except ValueError:
         raise ConfigError(WEBHOOK_SETTING, f"environment variable {settings.slack_webhook_env} "
-                                           "must hold an http(s) webhook URL")
-    return SlackWebhookChannel(url, timeout)
+                                           "must hold an http(s) webhook URL") from None

@@ -7,18 +7,17 @@ time and ``webhook-signature`` covers exactly the bytes sent. Redirects are neve
 Transport: by default (``webhook_worker_processes``) each sender's instance makes its HTTP
 exchanges in a worker process of its own (actors/channels/post_worker.py), so they run beside
 the main interpreter; otherwise in-process, where one instance may be shared by every sender
-of the pool and each thread keeps its own persistent connection (actors/channels/keepalive.py).
-:meth:`WebhookChannel.close` ends them. The URL, the signing secret and custom header values
-are treated as secrets: they never appear in outcomes, exceptions or logs.
+of the pool and each thread keeps its own persistent connection (actors/channels/keepalive.py,
+the channels' one HTTP client). :meth:`WebhookChannel.close` ends them. The URL, the signing
+secret and custom header values are treated as secrets: they never appear in outcomes,
+exceptions or logs.
 """
 from __future__ import annotations
 
 import re
 import time
 from typing import Callable, Mapping
-from urllib.parse import urlsplit
 
-import requests
 import structlog
 
 from ..domain.config import NotificationSettings, read_secret
@@ -29,6 +28,7 @@ from ..formatting.webhook import render
 from .http import classify_status
 from .keepalive import KeepAlivePoster
 from .post_worker import ProcessPoster
+from .redact import longest_first, url_secrets
 
 NAME = "webhook"
 #: The only destination today: ``notifications.default_webhook_url``.
@@ -79,10 +79,7 @@ class WebhookChannel:
         if secret is not None:
             _check_secret(secret)
         secret_texts = {secret, secret.strip().removeprefix(SECRET_PREFIX)} if secret else set()
-        # Longest first, so a whole URL is replaced before its path.
-        self._secrets: tuple[str, ...] = tuple(sorted(
-            {*(_url_secrets(url) if url else ()), *secret_texts, *_header_secrets(self._headers)},
-            key=len, reverse=True))
+        self._secrets = longest_first({*url_secrets(url or ""), *secret_texts, *_header_secrets(self._headers)})
         try:
             self._poster: KeepAlivePoster | ProcessPoster | None = None
             if url:
@@ -160,20 +157,3 @@ def _header_secrets(headers: Mapping[str, str]) -> set[str]:
     """Each header value, and each long word of it (``Bearer <token>`` → the token alone too)."""
     values = {value for value in headers.values() if value}
     return values | {word for value in values for word in value.split() if len(word) >= _MIN_HEADER_WORD}
-
-
-def _url_secrets(url: str) -> set[str]:
-    """The URL and each piece of it that error texts may show alone.
-
-    Error texts may show a path or query alone (requests, for one, reports ``… with url:
-    /path?query``), so the path, query and credentials are secrets of their own. Raises
-    ConfigError (without the URL) if the URL cannot be prepared for a request.
-    """
-    try:
-        prepared = requests.Request("POST", url).prepare()
-    except requests.RequestException:
-        raise ConfigError("notifications.default_webhook_url", "is not a usable http(s) URL") from None
-    pieces: set[str | None] = {url, prepared.url, prepared.path_url}
-    for parts in (urlsplit(url), urlsplit(prepared.url or url)):
-        pieces |= {parts.path, parts.query, parts.username, parts.password}
-    return {piece for piece in pieces if piece and piece != "/"}

@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     _paging(listing)
     create = leaf(sub, "create", commands.incidents_create, "open an incident by hand (no alert needed)")
     _incident_fields(create)
-    create.add_argument("--source", default="", help="default: manual")
+    create.add_argument("--source", default="manual")
     create.add_argument("--assignee", action="extend", nargs="+", default=[], metavar="NAME")
     create.add_argument("--actor", default="")
     update = leaf(sub, "update", commands.incidents_update,
