@@ -34,6 +34,7 @@ EXIT_CONFIG = 2
 EXIT_SUPERVISION = 1
 EXIT_LISTEN = 3
 EXIT_STORE_IN_USE = 4
+SWITCH_INTERVAL_SECS = 0.0005
 
 
 def read_settings(path: str | None) -> Settings:
@@ -58,6 +59,9 @@ def serve(settings: Settings, ready: threading.Event | None = None) -> int:
     from actors.api.server import ApiServer
 
     log = structlog.get_logger("server")
+    # Threads waiting for the GIL (a sender whose reply arrived, a gRPC call) get it within
+    # 0.5 ms instead of CPython's default 5 ms: measured, this bounds latency under load.
+    sys.setswitchinterval(SWITCH_INTERVAL_SECS)
     engine = Engine(settings)
     try:  # the port first: a second server on it must fail before it touches the store
         api = ApiServer(engine, settings.server)

@@ -189,7 +189,7 @@ class RouterActor(SupervisedActor):
         room = self._room(key)
         if not queue or room <= 0 or self._draining:
             return
-        kept: deque[Delivery] = deque()
+        kept: list[Delivery] = []  # waiting behind an earlier delivery of the same incident
         blocked: set[str] = set()
         while queue and room > 0:
             delivery = queue.popleft()
@@ -204,8 +204,7 @@ class RouterActor(SupervisedActor):
                 self._to_store([key])
                 return
             room -= 1
-        kept.extend(queue)
-        self.parked[key] = kept
+        queue.extendleft(reversed(kept))
 
     # -- deliveries from the store --------------------------------------------------------
     def _request_pull(self) -> None:

@@ -131,6 +131,20 @@ def proc_cpu(pid: int) -> float | None:
         return None
 
 
+def children(pid: int) -> list[int]:
+    """Pids of the direct children of a process (the server's sender worker processes)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+                pass
+    return out
+
+
 def thread_cpu(pid: int) -> dict[int, float]:
     """CPU seconds per thread (tid) of a process."""
     out: dict[int, float] = {}
@@ -417,7 +431,15 @@ class Server:
         return proc_status(self.pid, "VmHWM")
 
     def cpu(self) -> float:
-        return proc_cpu(self.pid) or 0.0
+        """The server process's CPU seconds, its worker processes' included."""
+        return sum(proc_cpu(pid) or 0.0 for pid in (self.pid, *children(self.pid)))
+
+    def worker_cpu(self) -> float:
+        return sum(proc_cpu(pid) or 0.0 for pid in children(self.pid))
+
+    def hwm_workers(self) -> int:
+        """Peak RSS of the worker processes, added up."""
+        return sum(proc_status(pid, "VmHWM") or 0 for pid in children(self.pid))
 
     def stop(self) -> None:
         if self.channel is not None:
@@ -713,16 +735,16 @@ class Bench:
 
             names = thread_names(s.pid) if run == 0 else {}
             tcpu0 = thread_cpu(s.pid)
-            cpu0, rcpu0, ccpu0 = s.cpu(), self.rx.cpu(), self_cpu()
+            cpu0, rcpu0, ccpu0, wcpu0 = s.cpu(), self.rx.cpu(), self_cpu(), s.worker_cpu()
             t0 = mono()
             acks = submit_batches(s, reqs, timeout=self.limit(n), submitted=submit)
             t_acked = acks["t_last_ack"] or mono()
             got = self.rx.wait_count(n, timeout=max(1.0, t0 + self.limit(n) - mono()))
-            cpu1, rcpu1, ccpu1 = s.cpu(), self.rx.cpu(), self_cpu()
+            cpu1, rcpu1, ccpu1, wcpu1 = s.cpu(), self.rx.cpu(), self_cpu(), s.worker_cpu()
             tcpu1 = thread_cpu(s.pid)
             by_thread = {names.get(tid, str(tid)): round((c - tcpu0.get(tid, 0.0)) * 1000 / n, 4)
                          for tid, c in tcpu1.items() if c - tcpu0.get(tid, 0.0) >= 0.01}
-            hwm = s.hwm()
+            hwm, hwm_workers = s.hwm(), s.hwm_workers()
             lat, last, received, dups = self._latencies(prefix, submit)
             res = {"n": n, "accepted": acks["accepted"], "errors": acks["errors"], "error": acks["error"],
                    "received": received, "duplicates": dups, "timed_out": got < n,
@@ -730,8 +752,9 @@ class Bench:
                    "e2e_s": last - t0, "e2e_per_s": received / (last - t0) if received else 0.0,
                    "lat_p50_ms": pct(lat, 50) * 1e3, "lat_p99_ms": pct(lat, 99) * 1e3,
                    "lat_max_ms": max(lat) * 1e3 if lat else float("nan"),
-                   "rss_idle": rss_idle, "rss_hwm": hwm,
+                   "rss_idle": rss_idle, "rss_hwm": hwm, "rss_hwm_workers": hwm_workers,
                    "cpu_per_1k": (cpu1 - cpu0) * 1000 / n, "rx_cpu_per_1k": (rcpu1 - rcpu0) * 1000 / n,
+                   "workers_cpu_per_1k": (wcpu1 - wcpu0) * 1000 / n,
                    "client_cpu_per_1k": (ccpu1 - ccpu0) * 1000 / n,
                    "server_cpu_per_1k_by_thread": dict(sorted(by_thread.items(), key=lambda kv: -kv[1]))}
         finally:
@@ -742,8 +765,8 @@ class Bench:
         self.say(f"  burst         run {run}: accept {res['accept_per_s']:.0f}/s, e2e {res['e2e_per_s']:.0f}/s "
                  f"({res['e2e_s']:.2f}s, got {received}/{n}, dups {dups}), p50 {res['lat_p50_ms']:.1f}ms "
                  f"p99 {res['lat_p99_ms']:.1f}ms max {res['lat_max_ms']:.1f}ms, RSS idle/peak "
-                 f"{(rss_idle or 0) / 2**20:.1f}/{(hwm or 0) / 2**20:.1f} MiB, CPU/1k alerts "
-                 f"server {res['cpu_per_1k']:.3f}s rx {res['rx_cpu_per_1k']:.3f}s client {res['client_cpu_per_1k']:.3f}s")
+                 f"{(rss_idle or 0) / 2**20:.1f}/{(hwm or 0) / 2**20:.1f} MiB (+{hwm_workers / 2**20:.1f} workers), "
+                 f"CPU/1k alerts server {res['cpu_per_1k']:.3f}s (workers {res['workers_cpu_per_1k']:.3f}s) rx {res['rx_cpu_per_1k']:.3f}s client {res['client_cpu_per_1k']:.3f}s")
         if run == 0 and by_thread:
             self.say("    server CPU s per 1,000 alerts by thread: " + ", ".join(
                 f"{k} {v:.3f}" for k, v in res["server_cpu_per_1k_by_thread"].items()))

@@ -12,7 +12,7 @@ import pytest
 from actors.domain.models import (Delivery, Incident, IncidentState, IncidentType, Resolution,
                                   ResolutionMethod, Severity, to_iso)
 from actors.formatting.signing import decode_secret, sign
-from actors.formatting.webhook import render
+from actors.formatting.webhook import payload, render
 
 # The reference library's test vector (PROTOCOLS.md section 4).
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -144,3 +144,15 @@ def test_a_test_notification_is_marked_with_test_true() -> None:
     data = json.loads(render(make_delivery(is_test=True)))
     assert data["test"] is True
     assert data["event_type"] == "incident.detected"
+
+
+def test_the_stored_snapshot_is_embedded_as_is_and_the_bytes_match_the_payload() -> None:
+    from actors.domain.models import snapshot_json
+    incident = make_incident(title="Ünïcode \ud800 title")
+    stored = snapshot_json(incident)
+    with_snapshot = render(make_delivery(incident, snapshot=stored))
+    assert stored.encode("ascii") in with_snapshot
+    expected = json.dumps(payload(make_delivery(incident)), separators=(",", ":"), ensure_ascii=True).encode()
+    assert with_snapshot == render(make_delivery(incident)) == expected
+    older = json.dumps(incident.to_dict(), separators=(",", ":"), ensure_ascii=False)  # a version-1 snapshot
+    assert render(make_delivery(incident, snapshot=older)) == expected

@@ -70,7 +70,8 @@ class ProcessPoster:
         except (OSError, EOFError, TimeoutError) as error:
             self._stop(kill=True)
             raise WorkerDied(f"webhook worker process {proc.pid} {_how_it_ended(proc, error)}") from None
-        return pickle.loads(frame)
+        answer = pickle.loads(frame)
+        return Reply(*answer) if isinstance(answer, tuple) else answer
 
     def close(self) -> None:
         """End the worker (it exits when its input closes); a later post starts a new one."""
@@ -163,7 +164,10 @@ def main() -> int:
         except EOFError:
             poster.close()
             return 0
-        _write_frame(replies, pickle.dumps(poster.post(body, headers, secrets)))
+        answer = poster.post(body, headers, secrets)
+        if isinstance(answer, Reply):  # a plain tuple unpickles several times faster
+            answer = (answer.status, answer.text, answer.retry_after)
+        _write_frame(replies, pickle.dumps(answer))
 
 
 if __name__ == "__main__":

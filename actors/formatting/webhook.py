@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..domain.models import Delivery, to_iso
+from ..domain.models import Delivery, snapshot_json, to_iso
 
 
 def payload(delivery: Delivery) -> dict[str, Any]:
@@ -27,9 +27,16 @@ def payload(delivery: Delivery) -> dict[str, Any]:
 
 
 def render(delivery: Delivery) -> bytes:
-    """Compact JSON bytes of :func:`payload`.
+    """Compact JSON bytes of :func:`payload`, with the stored snapshot embedded as it is.
 
     ASCII-only (non-ASCII text, even a lone surrogate, becomes a ``\\u`` escape), so this
-    never fails on odd incident text.
+    never fails on odd incident text. The snapshot the store holds is already compact ASCII
+    JSON (:func:`~actors.domain.models.snapshot_json`), so it is not serialised again; one
+    stored by an older version may hold non-ASCII text, and is then re-encoded.
     """
-    return json.dumps(payload(delivery), separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    snapshot = delivery.snapshot or snapshot_json(delivery.incident)
+    if not snapshot.isascii():
+        snapshot = json.dumps(json.loads(snapshot), separators=(",", ":"), ensure_ascii=True)
+    test = ',"test":true' if delivery.is_test else ""
+    return (f'{{"event_type":{json.dumps(delivery.event_type)},"timestamp":"{to_iso(delivery.occurred_at)}",'
+            f'"incident":{snapshot},"notification_id":{json.dumps(delivery.notification_id)}{test}}}').encode("ascii")
