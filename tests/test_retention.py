@@ -253,7 +253,7 @@ def test_a_version_2_store_is_vacuumed_once_and_its_counters_filled(tmp_path):
     conn = sqlite3.connect(path, isolation_level=None)
     conn.executescript("""
         DROP TRIGGER notification_counted; DROP TRIGGER notification_recounted; DROP TRIGGER notification_uncounted;
-        DROP TABLE notification_counts; DROP INDEX alerts_incident; DROP INDEX channel_state_incident;
+        DROP TABLE notification_counts; DROP INDEX channel_state_incident;
         PRAGMA auto_vacuum = NONE; VACUUM; PRAGMA user_version = 2;""")
     assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
     conn.close()

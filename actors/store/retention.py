@@ -101,9 +101,10 @@ def _prune_incidents(conn: sqlite3.Connection, cutoff: float, max_rows: int,
         if created_at >= cutoff:
             return max_rows - budget, None
         if state == IncidentState.CLOSED and _expired(conn, incident_id, cutoff):
-            budget -= _delete_incident(conn, incident_id, budget)
-            if budget <= 0:  # it may have more rows: the next batch looks at it again
-                return max_rows, after
+            deleted, gone = _delete_incident(conn, incident_id, budget)
+            budget -= deleted
+            if not gone:  # the next batch goes on with it
+                return max_rows - budget, after
         after = (created_at, incident_id)
     return max_rows - budget, after if len(rows) == max_rows else None
 
@@ -118,22 +119,23 @@ def _expired(conn: sqlite3.Connection, incident_id: str, cutoff: float) -> bool:
                         (incident_id,)).fetchone() is None
 
 
-#: How to delete up to N rows of one incident from each of its tables, its own row last.
-_INCIDENT_PARTS = (
-    "DELETE FROM alerts WHERE alert_id IN (SELECT alert_id FROM alerts WHERE incident_id = ?1 LIMIT ?2)",
-    "DELETE FROM channel_state WHERE incident_id = ?1 AND (channel, destination) IN "
-    "(SELECT channel, destination FROM channel_state WHERE incident_id = ?1 LIMIT ?2)",
-    "DELETE FROM timeline WHERE id IN (SELECT id FROM timeline WHERE incident_id = ?1 ORDER BY id LIMIT ?2)",
-    "DELETE FROM incidents WHERE id = ?1 AND ?2 > 0",
-)
-
-
-def _delete_incident(conn: sqlite3.Connection, incident_id: str, budget: int) -> int:
-    """Up to ``budget`` rows of the incident, oldest timeline entries first (its last one, which
-    says how old it is, goes last), its own row only once nothing else of it is left."""
-    deleted = 0
-    for sql in _INCIDENT_PARTS:
-        deleted += conn.execute(sql, (incident_id, budget - deleted)).rowcount
-        if deleted >= budget:
-            break
-    return deleted
+def _delete_incident(conn: sqlite3.Connection, incident_id: str, budget: int) -> tuple[int, bool]:
+    """Up to ``budget`` rows of the incident: its channel state, then its oldest timeline entries
+    with the alerts they name (every alert is named by the entry that recorded it, ``created``
+    or ``alert_joined``, so alerts need no index by incident on the hot path), its own row only
+    once nothing else of it is left. Its last entry, which says how old it is, goes last.
+    Returns the rows deleted and whether the incident is gone."""
+    deleted = conn.execute("DELETE FROM channel_state WHERE incident_id = ?1 AND (channel, destination) IN "
+                           "(SELECT channel, destination FROM channel_state WHERE incident_id = ?1 LIMIT ?2)",
+                           (incident_id, budget)).rowcount
+    chunk = (budget - deleted) // 2  # each entry may take an alert with it
+    ids = [row[0] for row in conn.execute("SELECT id FROM timeline WHERE incident_id = ? ORDER BY id LIMIT ?",
+                                          (incident_id, chunk))]
+    if ids:
+        deleted += conn.execute("DELETE FROM alerts WHERE alert_id IN (SELECT json_extract(detail, '$.alert_id') "
+                                "FROM timeline WHERE incident_id = ? AND id <= ?)", (incident_id, ids[-1])).rowcount
+        deleted += conn.execute("DELETE FROM timeline WHERE incident_id = ? AND id <= ?",
+                                (incident_id, ids[-1])).rowcount
+    if len(ids) == chunk or deleted >= budget:
+        return deleted, False
+    return deleted + conn.execute("DELETE FROM incidents WHERE id = ?", (incident_id,)).rowcount, True

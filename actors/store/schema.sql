@@ -25,7 +25,6 @@ CREATE TABLE IF NOT EXISTS alerts (
     received_at REAL NOT NULL,
     data        TEXT NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS alerts_incident ON alerts (incident_id);   -- retention deletes by incident
 
 CREATE TABLE IF NOT EXISTS timeline (
     id          INTEGER PRIMARY KEY,
