@@ -10,7 +10,8 @@ Tree (one_for_one at every level, started in this order, stopped in reverse)::
     top ─┬─ pool:webhook ─ sender:webhook:0 … N
          ├─ pool:slack / pool:email / pool:pagerduty (when enabled)
          ├─ router
-         └─ processor
+         ├─ processor
+         └─ retention (prunes the store off the hot path)
 
 one_for_one because no part keeps state another needs: each recovers from the store on its
 own. A restarted router starts a new lease epoch (every owed row is free to it, and senders
@@ -35,7 +36,7 @@ from .channels.faults import ChannelFaults, TransportFault
 from .channels.redact import redactor
 from .channels.registry import build_channel, enabled_channels, log_destination_warnings
 from .directory import ActorDirectory
-from .domain.changes import ChannelCounts, IncidentQuery, NotificationRecord
+from .domain.changes import ChannelCounts, IncidentQuery, NotificationRecord, StoreUsage
 from .domain.channel_setup import unusable_channel
 from .domain.commands import AddNote, AlertResult, CreateIncident, ResolveIncident, TransitionIncident, UpdateIncident
 from .domain.config import Settings
@@ -49,6 +50,7 @@ from .intake import GroupCommit
 from .messages import Drain, InFlightCounts, SenderRestarted, SubmitAlerts, Wake
 from .lease import RouterLease
 from .processor import ProcessorActor
+from .retention import RetentionActor
 from .router import RouterActor, sender_name
 from .scheduler import Scheduler
 from .sender import SenderActor
@@ -70,6 +72,7 @@ class NotificationStats:
     channels: list[ChannelCounts]
     in_flight: dict[str, tuple[int, int]]
     actors: list[ChildStatus]
+    store: StoreUsage
 
 
 class Engine:
@@ -142,11 +145,13 @@ class Engine:
         specs.append(ChildSpec("processor", lambda parent, name: ProcessorActor.start(
             parent, name, self.store, self.settings.processing, self.receivers, self.directory, self.hub,
             self.lease, self.clock, faults=self.faults)))
+        specs.append(ChildSpec("retention", lambda parent, name: RetentionActor.start(
+            parent, name, self.store, self.settings.state.retention_days, self.scheduler, faults=self.faults)))
         self._top = Supervisor.start(None, "top", specs, Strategy.ONE_FOR_ONE, sup.max_restarts,
                                      sup.within_secs, self.directory, self.scheduler,
                                      on_restart=self._restarted, on_escalate=self._escalated,
                                      redact=self.redact)
-        self._wait_until_running(expected=2 + sum(1 + n.pool_size(c) for c in self._probes))
+        self._wait_until_running(expected=3 + sum(1 + n.pool_size(c) for c in self._probes))
 
     def _wait_until_running(self, expected: int, timeout: float = 30.0) -> None:
         """Block until every actor of the tree has started (supervisors start children in
@@ -325,7 +330,7 @@ class Engine:
             in_flight = self.directory.get("router").ask(InFlightCounts(), timeout=5)
         except (Unavailable, pykka.ActorDeadError, pykka.Timeout):
             in_flight = {}
-        return NotificationStats(self.store.channel_counts(), in_flight, self.actor_statuses())
+        return NotificationStats(self.store.channel_counts(), in_flight, self.actor_statuses(), self.store.usage())
 
     def actor_statuses(self) -> list[ChildStatus]:
         """Every supervised actor's liveness, restart count and last failure."""

@@ -71,13 +71,27 @@ class StatsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class StoreStats(_message.Message):
+    __slots__ = ("size_bytes", "free_bytes", "oldest_record_at", "retention_days")
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_RECORD_AT_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_DAYS_FIELD_NUMBER: _ClassVar[int]
+    size_bytes: int
+    free_bytes: int
+    oldest_record_at: _timestamp_pb2.Timestamp
+    retention_days: int
+    def __init__(self, size_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., oldest_record_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retention_days: _Optional[int] = ...) -> None: ...
+
 class Stats(_message.Message):
-    __slots__ = ("channels", "actors")
+    __slots__ = ("channels", "actors", "store")
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     ACTORS_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
     channels: _containers.RepeatedCompositeFieldContainer[ChannelStats]
     actors: _containers.RepeatedCompositeFieldContainer[ActorStatus]
-    def __init__(self, channels: _Optional[_Iterable[_Union[ChannelStats, _Mapping]]] = ..., actors: _Optional[_Iterable[_Union[ActorStatus, _Mapping]]] = ...) -> None: ...
+    store: StoreStats
+    def __init__(self, channels: _Optional[_Iterable[_Union[ChannelStats, _Mapping]]] = ..., actors: _Optional[_Iterable[_Union[ActorStatus, _Mapping]]] = ..., store: _Optional[_Union[StoreStats, _Mapping]] = ...) -> None: ...
 
 class Notification(_message.Message):
     __slots__ = ("id", "incident_id", "channel", "destination", "event_type", "status", "attempts", "created_at", "updated_at", "next_attempt_at", "last_error")

@@ -64,7 +64,7 @@ def test_when_enabled_it_is_listed_by_reflection_and_lists_every_actor(admin):
                                                timeout=TIMEOUT))
     assert "admin.AdminService" in {s.name for s in answer.list_services_response.service}
     listed = actors(stub)
-    assert set(listed) == {"pool:webhook", "sender:webhook:0", "sender:webhook:1", "router", "processor"}
+    assert set(listed) == {"pool:webhook", "sender:webhook:0", "sender:webhook:1", "router", "processor", "retention"}
     assert all(a.alive and a.restarts == 0 for a in listed.values())
 
 

@@ -260,7 +260,7 @@ def test_hundreds_of_crashes_and_transport_failures_under_load_lose_and_duplicat
     # every restart is explained, and one_for_one restarts nothing but the actor that exited
     assert injected == sum(crashes.values())
     restarts = {name: s.restarts for name, s in statuses.items()}
-    assert restarts == {"pool:webhook": 0, "router": exits["router"], "processor": exits["processor"],
+    assert restarts == {"pool:webhook": 0, "retention": 0, "router": exits["router"], "processor": exits["processor"],
                         **{s: exits[s] for s in SENDERS}}, (crashes, exits)
     assert all(s.alive for s in statuses.values())
 

@@ -10,7 +10,8 @@ from ..domain.channel_setup import missing_destination
 from ..domain.config import CHANNELS
 from ..domain.limits import MAX_NAME, text
 from ..engine import Engine
-from .convert import attempt_to_proto, delivery_status_from_proto, notification_to_proto, page_size
+from .convert import (attempt_to_proto, delivery_status_from_proto, notification_to_proto, page_size,
+                      to_timestamp)
 from .errors import translate
 from .ids import full_id
 
@@ -41,7 +42,11 @@ class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
                 destinations=destinations.get(name, []), warning=missing_destination(settings, name) or ""))
         actors = [notifications_pb2.ActorStatus(name=a.name, restarts=a.restarts, last_failure=a.last_failure,
                                                 alive=a.alive) for a in stats.actors]
-        return notifications_pb2.Stats(channels=channels, actors=actors)
+        store = notifications_pb2.StoreStats(
+            size_bytes=stats.store.size_bytes, free_bytes=stats.store.free_bytes,
+            oldest_record_at=to_timestamp(stats.store.oldest_record_at),
+            retention_days=self.engine.settings.state.retention_days)
+        return notifications_pb2.Stats(channels=channels, actors=actors, store=store)
 
     @translate
     def ListNotifications(self, request: notifications_pb2.ListNotificationsRequest,

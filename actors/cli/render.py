@@ -145,7 +145,7 @@ def event(e: incidents_pb2.IncidentEvent) -> str:
 
 def stats(s: notifications_pb2.Stats) -> str:
     """Channels (with the number of destinations, or "disabled"), any warning about a
-    channel that delivers nowhere, then actors."""
+    channel that delivers nowhere, then actors, then the store."""
     channels = table(("CHANNEL", "QUEUED", "IN_FLIGHT", "RETRYING", "DELIVERED", "SKIPPED", "DEAD", "P50_MS", "P99_MS",
                       "DESTINATIONS"),
                      ((c.channel, c.queued, c.in_flight, c.retrying, c.delivered, c.skipped, c.dead,
@@ -155,7 +155,24 @@ def stats(s: notifications_pb2.Stats) -> str:
     channels += "".join(f"\nwarning: {clean(c.warning)}" for c in s.channels if c.warning)
     actors = table(("ACTOR", "ALIVE", "RESTARTS", "LAST_FAILURE"),
                    ((a.name, "yes" if a.alive else "NO", a.restarts, a.last_failure or "-") for a in s.actors))
-    return f"{channels}\n\n{actors}" if s.actors else channels
+    parts = [channels, actors] if s.actors else [channels]
+    return "\n\n".join(parts + [store(s.store)]) if s.HasField("store") else "\n\n".join(parts)
+
+
+def store(s: notifications_pb2.StoreStats) -> str:
+    retention = f"{s.retention_days} days" if s.retention_days else "forever"
+    return fields([("store size", size(s.size_bytes)), ("free in it", size(s.free_bytes)),
+                   ("oldest record", when(s, "oldest_record_at")), ("kept for", retention)])
+
+
+def size(n: int) -> str:
+    """Bytes in binary units: 812 B, 4.0 KiB, 1.5 GiB."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
 
 
 def notifications(items: Sequence[notifications_pb2.Notification]) -> str:

@@ -59,6 +59,16 @@ class IncidentQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreUsage:
+    """How big the store file is, how much of it is free for reuse, and its oldest record
+    (None when it holds none)."""
+
+    size_bytes: int
+    free_bytes: int
+    oldest_record_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelCounts:
     channel: str
     counts: Mapping[str, int]

@@ -41,6 +41,8 @@ class ServerSettings:
 class StateSettings:
     path: str = "./data/incidents.db"
     synchronous: str = "normal"
+    #: Settled notifications and closed incidents older than this many days are deleted; 0 keeps all.
+    retention_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,8 @@ _POSITIVE = {
     *(f"notifications.{c}.{k}" for c in CHANNELS for k in ("pool_size", "timeout_secs", "rate_per_sec")),
 }
 _NON_NEGATIVE = {"server.grpc_port", "processing.deduplication_window_secs",
-                 "notifications.max_retries", "notifications.smtp_port", "server.shutdown_grace_secs"}
+                 "notifications.max_retries", "notifications.smtp_port", "server.shutdown_grace_secs",
+                 "state.retention_days"}
 
 
 def _check_value(key: str, annotation: Any, value: Any) -> Any:

@@ -2,15 +2,24 @@
 
 ``PRAGMA user_version`` says which version a file has: 0 is a new file or one written before
 versions were kept (version 1: a ``leased`` flag instead of a named lease, every incident
-snapshot stored twice). :func:`migrate` brings a file to :data:`VERSION` in one transaction;
-if a step fails, the transaction is rolled back and the file is left as it was.
+snapshot stored twice; version 2: no incremental vacuum, notifications counted by a GROUP BY).
+:func:`migrate` brings a file to :data:`VERSION` in one transaction; if a step fails, the
+transaction is rolled back and the file is left as it was.
+
+Version 3 needs ``auto_vacuum = INCREMENTAL``, which SQLite sets only on a file whose header
+is not written yet or by a VACUUM (a rewrite of the whole file, outside any transaction,
+needing as much free disk as the file takes). An older file is VACUUMed first, once: if that
+fails or is interrupted, the file is unchanged and still at its old version, and the next
+start does it.
 """
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
-VERSION = 2
+VERSION = 3
+#: ``PRAGMA auto_vacuum`` value of a file whose free pages ``PRAGMA incremental_vacuum`` returns.
+INCREMENTAL = 2
 SCHEMA = (Path(__file__).with_name("schema.sql")).read_text(encoding="utf-8")
 
 #: Version 1 → 2: named leases (the old flag is dropped: whatever it held is simply owed) and
@@ -28,6 +37,13 @@ DROP TABLE incidents;
 ALTER TABLE incidents_v2 RENAME TO incidents;
 """
 
+#: Version 2 → 3 (after the schema script made the table and its triggers): count what is there.
+_FILL_COUNTS = """
+DELETE FROM notification_counts;
+INSERT INTO notification_counts (channel, status, count)
+    SELECT channel, status, COUNT(*) FROM notifications GROUP BY channel, status;
+"""
+
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the store behind ``conn`` (autocommit mode) to :data:`VERSION`; returns the version
@@ -35,14 +51,25 @@ def migrate(conn: sqlite3.Connection) -> int:
     found = conn.execute("PRAGMA user_version").fetchone()[0]
     if found >= VERSION:
         return found
+    _vacuum_incrementally(conn)
     steps = _V1_TO_V2 if _has_column(conn, "notifications", "leased") else ""
     try:  # one script, one transaction (executescript would commit an outer one first)
-        conn.executescript(f"BEGIN IMMEDIATE;\n{steps}\n{SCHEMA}\nPRAGMA user_version = {VERSION};\nCOMMIT;")
+        conn.executescript(f"BEGIN IMMEDIATE;\n{steps}\n{SCHEMA}\n{_FILL_COUNTS}\n"
+                           f"PRAGMA user_version = {VERSION};\nCOMMIT;")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
     return found
+
+
+def _vacuum_incrementally(conn: sqlite3.Connection) -> None:
+    """Make the file hand freed pages back on ``PRAGMA incremental_vacuum``, unless it does
+    already. Takes a VACUUM even for a new file: once WAL mode has written its header, the
+    setting changes no other way (for a file without rows that is instant)."""
+    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != INCREMENTAL:
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        conn.execute("VACUUM")
 
 
 def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:

@@ -1,5 +1,8 @@
--- LLM Incident Manager store (SQLite), schema version 2. Times are Unix seconds (REAL, UTC).
+-- LLM Incident Manager store (SQLite), schema version 3. Times are Unix seconds (REAL, UTC).
 -- actors/store/migrations.py brings older files to this version.
+-- Space freed by retention (actors/retention.py) is handed back with PRAGMA incremental_vacuum;
+-- this takes effect only on a file that has no tables yet (migrations.py VACUUMs older files).
+PRAGMA auto_vacuum = INCREMENTAL;
 CREATE TABLE IF NOT EXISTS incidents (
     id          TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
@@ -64,6 +67,28 @@ CREATE INDEX IF NOT EXISTS notifications_status ON notifications (channel, statu
 CREATE INDEX IF NOT EXISTS notifications_delivered
     ON notifications (channel, delivered_at) WHERE delivered_at IS NOT NULL;
 
+-- Notifications per (channel, status), kept by the triggers below in the transaction that
+-- inserts, re-statuses or deletes a notification, so GetStats never counts the outbox.
+CREATE TABLE IF NOT EXISTS notification_counts (
+    channel TEXT NOT NULL,
+    status  TEXT NOT NULL,
+    count   INTEGER NOT NULL,
+    PRIMARY KEY (channel, status)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS notification_counted AFTER INSERT ON notifications BEGIN
+    INSERT INTO notification_counts (channel, status, count) VALUES (new.channel, new.status, 1)
+        ON CONFLICT (channel, status) DO UPDATE SET count = count + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS notification_recounted AFTER UPDATE OF status ON notifications
+    WHEN old.status IS NOT new.status BEGIN
+    UPDATE notification_counts SET count = count - 1 WHERE channel = old.channel AND status = old.status;
+    INSERT INTO notification_counts (channel, status, count) VALUES (new.channel, new.status, 1)
+        ON CONFLICT (channel, status) DO UPDATE SET count = count + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS notification_uncounted AFTER DELETE ON notifications BEGIN
+    UPDATE notification_counts SET count = count - 1 WHERE channel = old.channel AND status = old.status;
+END;
+
 CREATE TABLE IF NOT EXISTS attempts (
     id              INTEGER PRIMARY KEY,
     notification_id TEXT NOT NULL,
@@ -84,3 +109,4 @@ CREATE TABLE IF NOT EXISTS channel_state (
     data        TEXT NOT NULL,
     PRIMARY KEY (channel, destination, incident_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS channel_state_incident ON channel_state (incident_id);  -- retention

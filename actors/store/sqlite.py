@@ -22,11 +22,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple, Sequence
 
-from ..domain.changes import (Change, ChannelCounts, IncidentQuery, NotificationRecord)
+from ..domain.changes import (Change, ChannelCounts, IncidentQuery, NotificationRecord, StoreUsage)
 from ..domain.errors import IllegalTransition, InvalidArgument, NotFound
 from ..domain.models import (Attempt, Delivery, DeliveryStatus, EventKind, Incident, Outcome,
                              OutcomeKind, TimelineEvent, snapshot_json)
 from .migrations import migrate
+from .retention import Cursor, prune_batch
 
 #: The incident as it stands: its own JSON, or the snapshot of the event it points at.
 _INCIDENT_DATA = "coalesce(i.data, t.snapshot)"
@@ -323,10 +324,13 @@ class SqliteStore:
         return self.notification(notification_id)
 
     def channel_counts(self, latency_sample: int = 1000) -> list[ChannelCounts]:
+        """Notifications per channel and status, from the counters the schema's triggers keep
+        (a read of a few rows, however long the history), with the latency percentiles of
+        each channel's last ``latency_sample`` deliveries."""
         conn = self._connection()
         counts: dict[str, dict[str, int]] = {}
         for channel, status, count in conn.execute(
-                "SELECT channel, status, COUNT(*) FROM notifications GROUP BY channel, status"):
+                "SELECT channel, status, count FROM notification_counts WHERE count > 0"):
             counts.setdefault(channel, {})[status] = count
         result = []
         for channel in sorted(counts):
@@ -337,6 +341,34 @@ class SqliteStore:
                                         _percentile(latencies, 0.99)))
         return result
 
+    # -- retention ---------------------------------------------------------------------
+    def prune(self, cutoff: float, max_rows: int, cursor: Cursor = Cursor()) -> tuple[int, Cursor | None]:
+        """One transaction deleting at most ``max_rows`` rows that retention lets go (settled
+        notifications and closed incidents last changed before ``cutoff``; see
+        actors/store/retention.py). Returns the rows deleted and the cursor of the next batch,
+        None when the pass is over."""
+        with self._transaction() as conn:
+            return prune_batch(conn, cutoff, max_rows, cursor)
+
+    def reclaim_space(self, max_pages: int) -> int:
+        """Give up to ``max_pages`` free pages back to the file system (the file shrinks);
+        returns how many free pages are left."""
+        with self._write_lock:
+            conn = self._connection()
+            # executescript runs the pragma to the end (execute would free one page per step)
+            conn.executescript(f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({int(max_pages)}); COMMIT;")
+            return conn.execute("PRAGMA freelist_count").fetchone()[0]
+
+    def usage(self) -> StoreUsage:
+        """The file's size and free space (from its page counts) and the oldest record kept."""
+        conn = self._connection()
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        oldest = [row[0] for row in conn.execute(
+            "SELECT min(created_at) FROM incidents UNION ALL "
+            "SELECT * FROM (SELECT created_at FROM notifications ORDER BY seq LIMIT 1)") if row[0] is not None]
+        return StoreUsage(pages * page_size, free * page_size, _dt(min(oldest)) if oldest else None)
 
 _NOTIFICATION_SELECT = ("SELECT id, incident_id, channel, destination, event_type, status, attempts, "
                         "created_at, updated_at, due_at, last_error, seq FROM notifications")
