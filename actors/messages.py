@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .domain.models import Alert, Delivery
+from .domain.models import Alert, Delivery, Outcome
 
 
 # -- processor (asked by the engine's group commit) -----------------------------------------
@@ -102,3 +102,13 @@ class TimerDue:
 
     delivery: Delivery
     paced: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """(A channel's transport to the sender) how a delivery started with ``deliver_later``
+    went: an Outcome, or the exception that ended the transport (the sender raises it)."""
+
+    delivery: Delivery
+    outcome: Outcome | Exception
+    started: float  # time.perf_counter() when it was started

@@ -2,7 +2,8 @@
 
 For each delivery it paces (token bucket), calls the channel once, and either settles it or
 keeps a retry timer that later tells this actor to try again: it never sleeps, so its
-mailbox keeps moving. Finished attempts are recorded in one transaction per burst — at most
+mailbox keeps moving. A pipelined channel (webhook with worker processes) answers later, as
+an ``Answered`` message, with up to ``PIPELINE_DEPTH`` deliveries in flight per sender. Finished attempts are recorded in one transaction per burst — at most
 ``SETTLE_BATCH`` of them, none older than ``settle_window`` — and only then is the router
 told the slot is free. Timers die with the actor (cancelled in ``cleanup``); the store still
 says the delivery is owed (with its due time), so the router hands it out again.
@@ -10,23 +11,25 @@ says the delivery is owed (with its due time), so the router hands it out again.
 Nothing is read back for a delivery handed over from the processor: it arrives whole
 (``Send``). A router that restarted may re-send what this sender holds or has just finished —
 those are recognised in memory and dropped — and a delivery pulled from the store (recovery,
-overflow) is checked against it first, since a sender instance now gone may have made it. The store records an attempt only if it is the next one of
-a delivery still owed, so a sender that lost a delivery to another changes nothing.
+overflow) is checked against it first, since a sender instance now gone may have made it.
+The store records an attempt only if it is the next one of a delivery still owed, so a sender
+that lost a delivery to another changes nothing.
 
-An exception escaping ``Channel.deliver`` is a bug: it crashes this actor (pykka calls
-``on_failure``) and the pool supervisor starts a fresh one.
+An exception escaping ``Channel.deliver`` is a bug, and a transport that died (a worker
+process ended) is a failure too: either crashes this actor (pykka calls ``on_failure``), the
+pool supervisor starts a fresh one, and the router has what it held sent again, same ids.
 """
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 import pykka
 import structlog
 
-from .channels.base import Channel
+from .channels.base import Channel, PipelinedChannel
 from .channels.faults import ChannelFaults, injected_delivery
 from .directory import ActorDirectory
 from .domain.models import Delivery, DeliveryStatus, Outcome, OutcomeKind
@@ -34,7 +37,7 @@ from .domain.ratelimit import TokenBucket
 from .domain.retry import RetryPolicy
 from .faults import ActorFaults
 from .events import DeliverySettled, EventHub
-from .messages import Send, Settled, TimerDue, TimerFired, TimerSet
+from .messages import Answered, Send, Settled, TimerDue, TimerFired, TimerSet
 from .scheduler import Scheduler, TimerHandle
 from .store.sqlite import AttemptRecord, SqliteStore
 from .supervision import SupervisedActor, tell_quietly
@@ -49,6 +52,8 @@ SETTLE_BATCH = 16
 #: The longest a finished attempt waits to be recorded (seconds): bounds what a killed process
 #: can have sent without recording it, and so what it repeats after a restart.
 SETTLE_WINDOW = 0.005
+#: Deliveries a pipelined channel (webhook with worker processes) has in flight at once per sender.
+PIPELINE_DEPTH = 8
 #: Recently settled deliveries remembered, to drop a re-send from a restarted router.
 RECENTLY_SETTLED = 10_000
 _OWED = (DeliveryStatus.QUEUED, DeliveryStatus.RETRYING)
@@ -72,6 +77,9 @@ class SenderActor(SupervisedActor):
         self.settle_window = settle_window
         self.clock = clock
         self.timers: dict[str, tuple[TimerHandle, Delivery]] = {}
+        self._pipelined = isinstance(channel, PipelinedChannel)
+        self._in_flight: dict[str, Delivery] = {}       # started with deliver_later, not answered
+        self._held_back: deque[Delivery] = deque()      # waiting for a free place in the pipeline
         self._unsettled: list[AttemptRecord] = []
         self._unsettled_ids: set[str] = set()
         self._oldest_unsettled = 0.0
@@ -88,7 +96,7 @@ class SenderActor(SupervisedActor):
         self.channel.close()
 
     def context_of(self, message: Any) -> Mapping[str, str]:
-        if isinstance(message, (Send, TimerDue)):
+        if isinstance(message, (Send, TimerDue, Answered)):
             return {"incident_id": message.delivery.incident_id,
                     "notification_id": message.delivery.notification_id}
         return {}
@@ -97,6 +105,8 @@ class SenderActor(SupervisedActor):
         if isinstance(message, Send):
             if not self._already_held(message.delivery) and not (message.verify and self._made(message.delivery)):
                 self._paced(message.delivery)
+        elif isinstance(message, Answered):
+            self._answered(message)
         elif isinstance(message, TimerDue):
             self.timers.pop(message.delivery.notification_id, None)
             self.directory.tell(ROUTER, TimerFired(message.delivery.notification_id))
@@ -120,7 +130,8 @@ class SenderActor(SupervisedActor):
             self.timers[nid] = (timer, replace(held, lease=delivery.lease))
             self.directory.tell(ROUTER, TimerSet(nid))
             return True
-        if nid in self._unsettled_ids:
+        if nid in self._unsettled_ids or nid in self._in_flight or any(
+                held.notification_id == nid for held in self._held_back):
             return True  # settling it tells the router
         if self._recently_settled.get(nid, 0) >= delivery.attempt:  # a re-queue makes a later attempt
             self.directory.tell(ROUTER, Settled(nid))
@@ -156,7 +167,34 @@ class SenderActor(SupervisedActor):
             delivery = replace(delivery, state=self.store.channel_state(
                 delivery.channel, delivery.destination, delivery.incident_id))
         started = time.perf_counter()
-        outcome = self._deliver(delivery)
+        fault = self.transport_faults.take(self.channel.name) if self.transport_faults.armed else None
+        if fault is not None:
+            self._finish(delivery, injected_delivery(fault, self.channel, delivery, self.transport_faults), started)
+        elif not self._pipelined:
+            self._finish(delivery, self.channel.deliver(delivery), started)
+        elif len(self._in_flight) >= PIPELINE_DEPTH:
+            self._held_back.append(delivery)
+        else:
+            ref = self.actor_ref
+            outcome = self.channel.deliver_later(  # type: ignore[attr-defined]
+                delivery, lambda answer: tell_quietly(ref, Answered(delivery, answer, started)))
+            if outcome is None:
+                self._in_flight[delivery.notification_id] = delivery
+            else:
+                self._finish(delivery, outcome, started)
+
+    def _answered(self, message: Answered) -> None:
+        """A pipelined delivery's outcome; an exception (its transport died) crashes this actor."""
+        self._in_flight.pop(message.delivery.notification_id, None)
+        if isinstance(message.outcome, Exception):
+            raise message.outcome
+        self._finish(message.delivery, message.outcome, message.started)
+        if self._held_back:
+            self._attempt(self._held_back.popleft())
+
+    def _finish(self, delivery: Delivery, outcome: Outcome, started: float) -> None:
+        """Decide what an attempt's outcome means (settled, retry later, given up) and queue
+        its record for the next :meth:`_settle`."""
         duration_ms = (time.perf_counter() - started) * 1000.0
         now = self.clock()
         status = _FINAL_STATUS.get(outcome.kind)
@@ -178,14 +216,6 @@ class SenderActor(SupervisedActor):
             self._oldest_unsettled = time.monotonic()
         self._unsettled.append(AttemptRecord(delivery, outcome, status, now, duration_ms, next_attempt_at))
         self._unsettled_ids.add(delivery.notification_id)
-
-    def _deliver(self, delivery: Delivery) -> Outcome:
-        """The channel's outcome, or an injected one while transport faults are planned."""
-        if self.transport_faults.armed:
-            fault = self.transport_faults.take(self.channel.name)
-            if fault is not None:
-                return injected_delivery(fault, self.channel, delivery, self.transport_faults)
-        return self.channel.deliver(delivery)
 
     def _settle(self) -> None:
         """Record the finished attempts in one transaction, then free their router slots.

@@ -209,7 +209,8 @@ def test_events_for_every_lifecycle_state_are_delivered_with_their_event_type(
         "incident.resolved", "incident.closed"]
 
 
-def test_one_instance_serves_several_sender_threads_at_once(channels: list[WebhookChannel]) -> None:
+def test_without_worker_processes_one_instance_serves_several_sender_threads_at_once(
+        channels: list[WebhookChannel]) -> None:
     together = threading.Barrier(4, timeout=5)
 
     def hold_until_all_arrive(request: Recorded) -> Reply:
@@ -217,7 +218,7 @@ def test_one_instance_serves_several_sender_threads_at_once(channels: list[Webho
         return Reply(200)
 
     with HttpReceiver(hold_until_all_arrive) as rx:
-        channel = open_channel(channels, rx.url + "/hook")
+        channel = open_channel(channels, rx.url + "/hook", webhook_worker_processes=False)
         with ThreadPoolExecutor(4) as pool:
             outcomes = list(pool.map(lambda n: channel.deliver(make_delivery(notification_id=f"n-{n}")), range(4)))
         channel.close()

@@ -8,7 +8,7 @@ sender actor so its supervisor replaces it.
 """
 from __future__ import annotations
 
-from typing import Mapping, Protocol
+from typing import Callable, Mapping, Protocol, runtime_checkable
 
 from ..domain.config import NotificationSettings
 from ..domain.models import Delivery, Outcome
@@ -38,6 +38,19 @@ class Channel(Protocol):
 
     def close(self) -> None:
         """Release connections; called once when the engine stops."""
+        ...
+
+
+@runtime_checkable
+class PipelinedChannel(Channel, Protocol):
+    """A channel that can start a delivery and answer later, so its sender keeps several in
+    flight (the webhook channel with worker processes)."""
+
+    def deliver_later(self, delivery: Delivery, done: Callable[[Outcome | Exception], None]) -> Outcome | None:
+        """Start one delivery. Either its outcome now (when it could not be pipelined; ``done``
+        is then not called), or None and, exactly once, later and from another thread,
+        ``done`` with its outcome or with the exception that ended the transport (the sender
+        raises it: a supervised crash)."""
         ...
 
 

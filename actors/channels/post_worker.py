@@ -8,10 +8,11 @@ stdin/stdout pipes: a frame is a 4-byte length and a pickle. The URL and the sec
 first frame, never on the command line (``ps`` shows that). A worker ends when its input does:
 when the server closes it, or dies (``kill -9`` included).
 
-A worker that dies, or does not answer within the request timeout plus a margin, raises
-:class:`WorkerDied` from :meth:`ProcessPoster.post`: an exception escaping a channel's
-``deliver`` crashes its sender actor, whose supervisor starts a fresh one (and with it a fresh
-worker), and the router has the delivery it held sent again, with the same id.
+Requests are pipelined: the sender submits without waiting and a reader thread hands back
+each answer in order. A worker that dies, or does not answer within the request timeout plus
+a margin, answers every pending request with :class:`WorkerDied`, which the sender raises:
+its actor crashes, its supervisor starts a fresh one (and with it a fresh worker), and the
+router has the deliveries it held sent again, with their ids.
 """
 from __future__ import annotations
 
@@ -21,9 +22,12 @@ import select
 import struct
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
+from concurrent.futures import Future
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO, Callable, Iterable
 
 from .keepalive import KeepAlivePoster, Reply
 from ..domain.models import Outcome
@@ -38,9 +42,18 @@ class WorkerDied(Exception):
     """The worker process ended or hung; what it was sending is still owed."""
 
 
+#: What a request comes to: the worker's reply, or WorkerDied when it has none.
+Answer = Reply | Outcome | WorkerDied
+Done = Callable[[Answer], None]
+
+
 class ProcessPoster:
-    """POSTs to one URL through one worker process (started on first use). Not thread-safe:
-    one per sender actor."""
+    """POSTs to one URL through one worker process (started on first use or by :meth:`open`).
+
+    :meth:`submit` does not wait: requests queue in the worker's input pipe and a reader thread
+    hands each answer, in order, to the callback given with it, so the worker is never idle
+    waiting for its caller. Submitting is for one thread at a time (its sender actor).
+    """
 
     def __init__(self, url: str, timeout: float, secrets: Iterable[str] = ()) -> None:
         """Raises ValueError when the URL is not http(s) with a host (checked here, as the
@@ -49,6 +62,8 @@ class ProcessPoster:
         self._config = pickle.dumps((url, timeout, tuple(secrets)))
         self._answer_within = timeout + ANSWER_MARGIN_SECS
         self._proc: subprocess.Popen[bytes] | None = None
+        self._pending: deque[tuple[Done, float]] = deque()  # callbacks of unanswered requests
+        self._lock = threading.Lock()
 
     @property
     def pid(self) -> int | None:
@@ -57,28 +72,43 @@ class ProcessPoster:
     def open(self) -> None:
         """Start the worker now and wait until it is ready, so the first send does not pay
         for its start. Raises WorkerDied if it does not come up."""
-        if self._proc is None or self._proc.poll() is not None:
+        if self._proc is None:
             self._start()
 
-    def post(self, body: bytes, headers: dict[str, str], secrets: Iterable[str | None] = ()) -> Reply | Outcome:
-        """The worker's :meth:`KeepAlivePoster.post` result; raises WorkerDied if it has none."""
-        proc = self._proc if self._proc is not None and self._proc.poll() is None else self._start()
-        assert proc.stdin is not None and proc.stdout is not None
+    def submit(self, body: bytes, headers: dict[str, str], done: Done) -> None:
+        """Queue one POST; ``done`` is later called from the reader thread with the worker's
+        :meth:`KeepAlivePoster.post` result, or with WorkerDied if the worker ended or did not
+        answer in time (then every request still pending gets one). Raises WorkerDied when the
+        worker is already gone."""
+        proc = self._proc or self._start()
+        assert proc.stdin is not None
+        with self._lock:
+            if self._proc is not proc:
+                raise WorkerDied(f"webhook worker process {proc.pid} is gone")
+            self._pending.append((done, time.monotonic()))
         try:
             _write_frame(proc.stdin, pickle.dumps((body, headers)))
-            frame = _read_frame(proc.stdout, self._answer_within)
-        except (OSError, EOFError, TimeoutError) as error:
-            self._stop(kill=True)
-            raise WorkerDied(f"webhook worker process {proc.pid} {_how_it_ended(proc, error)}") from None
-        answer = pickle.loads(frame)
-        return Reply(*answer) if isinstance(answer, tuple) else answer
+        except OSError:
+            pass  # the reader sees the worker end and answers every pending request
+
+    def post(self, body: bytes, headers: dict[str, str], secrets: Iterable[str | None] = ()) -> Reply | Outcome:
+        """:meth:`submit`, waiting for the answer; raises WorkerDied if there is none."""
+        answered: Future[Answer] = Future()
+        self.submit(body, headers, answered.set_result)
+        answer = answered.result()
+        if isinstance(answer, WorkerDied):
+            raise answer
+        return answer
 
     def close(self) -> None:
-        """End the worker (it exits when its input closes); a later post starts a new one."""
-        self._stop(kill=False)
+        """End the worker (it exits when its input closes); a later post starts a new one.
+        Requests still pending get WorkerDied."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is not None:
+            _stop(proc, kill=False)
 
     def _start(self) -> subprocess.Popen[bytes]:
-        self._stop(kill=True)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (_PACKAGE_ROOT, os.environ.get("PYTHONPATH"))))}
         proc = subprocess.Popen([sys.executable, "-m", "actors.channels.post_worker"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, bufsize=0,
@@ -88,26 +118,56 @@ class ProcessPoster:
             _write_frame(proc.stdin, self._config)
             _read_frame(proc.stdout, self._answer_within)  # "ready"
         except (OSError, EOFError, TimeoutError) as error:
-            proc.kill()
-            proc.wait()
+            _stop(proc, kill=True)
             raise WorkerDied(f"webhook worker process {proc.pid} did not start: {_how_it_ended(proc, error)}") from None
         self._proc = proc
+        threading.Thread(target=self._read_answers, args=(proc,), name=f"post-worker-{proc.pid}",
+                         daemon=True).start()
         return proc
 
-    def _stop(self, kill: bool) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                stream.close()
-        if kill:
-            proc.kill()
+    def _read_answers(self, proc: subprocess.Popen[bytes]) -> None:
+        """Hand each answer to its request's callback, in order, until the worker ends; then
+        every request still pending gets WorkerDied. A worker silent past the timeout while a
+        request waits is killed."""
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
         try:
-            proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            while True:
+                if not select.select([fd], [], [], 1.0)[0]:
+                    with self._lock:
+                        oldest = self._pending[0][1] if self._pending else None
+                    if oldest is not None and time.monotonic() - oldest > self._answer_within:
+                        raise TimeoutError("no answer")
+                    continue
+                answer = pickle.loads(_read_frame(proc.stdout))
+                with self._lock:
+                    done, _ = self._pending.popleft()
+                done(Reply(*answer) if isinstance(answer, tuple) else answer)
+        except (OSError, EOFError, TimeoutError, ValueError) as error:
+            died = WorkerDied(f"webhook worker process {proc.pid} {_how_it_ended(proc, error)}")
+        with self._lock:
+            if self._proc is proc:
+                self._proc = None
+            pending, self._pending = list(self._pending), deque()
+        _stop(proc, kill=True)
+        for done, _ in pending:
+            done(died)
+
+
+def _stop(proc: subprocess.Popen[bytes], kill: bool) -> None:
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            try:
+                stream.close()
+            except OSError:
+                pass
+    if kill:
+        proc.kill()
+    try:
+        proc.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _how_it_ended(proc: subprocess.Popen[bytes], error: BaseException) -> str:

@@ -26,8 +26,8 @@ from ..domain.models import Delivery, Outcome
 from ..formatting.signing import MIN_SECRET_BYTES, SECRET_PREFIX, decode_secret, sign
 from ..formatting.webhook import render
 from .http import classify_status
-from .keepalive import KeepAlivePoster
-from .post_worker import ProcessPoster
+from .keepalive import KeepAlivePoster, Reply
+from .post_worker import ProcessPoster, WorkerDied
 from .redact import longest_first, url_secrets
 
 NAME = "webhook"
@@ -96,10 +96,23 @@ class WebhookChannel:
         than ``default`` (or no URL) fails, naming the setting to fix.
         """
         if self._poster is None or delivery.destination != DESTINATION:
-            return Outcome.failed(f"webhook destination {delivery.destination!r} is not configured "
-                                  "(set notifications.default_webhook_url)")
+            return _not_configured(delivery)
         body = render(delivery)
-        reply = self._poster.post(body, self._request_headers(delivery.notification_id, body), self._secrets)
+        return self._outcome(self._poster.post(body, self._request_headers(delivery.notification_id, body),
+                                               self._secrets))
+
+    def deliver_later(self, delivery: Delivery, done: Callable[[Outcome | WorkerDied], None]) -> Outcome | None:
+        """:meth:`deliver` without waiting when a worker process sends: None now, and ``done``
+        called later from its reader thread (with WorkerDied if the worker ended). Without a
+        worker, the outcome at once (``done`` is not called)."""
+        if not isinstance(self._poster, ProcessPoster) or delivery.destination != DESTINATION:
+            return self.deliver(delivery)
+        body = render(delivery)
+        self._poster.submit(body, self._request_headers(delivery.notification_id, body),
+                            lambda answer: done(answer if isinstance(answer, WorkerDied) else self._outcome(answer)))
+        return None
+
+    def _outcome(self, reply: Reply | Outcome) -> Outcome:
         if isinstance(reply, Outcome):
             return reply
         return classify_status(reply.status, reply.text, reply.retry_after, self._secrets)
@@ -122,6 +135,11 @@ class WebhookChannel:
         if self._secret is not None:
             headers["webhook-signature"] = sign(self._secret, notification_id, timestamp, body)
         return headers
+
+
+def _not_configured(delivery: Delivery) -> Outcome:
+    return Outcome.failed(f"webhook destination {delivery.destination!r} is not configured "
+                          "(set notifications.default_webhook_url)")
 
 
 def _check_secret(secret: str) -> None:
