@@ -26,6 +26,7 @@ from ..domain.changes import (Change, ChannelCounts, IncidentQuery, Notification
 from ..domain.errors import IllegalTransition, InvalidArgument, NotFound
 from ..domain.models import (Attempt, Delivery, DeliveryStatus, EventKind, Incident, Outcome,
                              OutcomeKind, TimelineEvent, snapshot_json)
+from .checkpoints import Checkpointer
 from .migrations import migrate
 from .retention import Cursor, prune_batch
 
@@ -73,6 +74,7 @@ class SqliteStore:
         # contending writers sleep in steps of up to 100 ms.
         self._write_lock = threading.Lock()
         migrate(self._connection())
+        self._checkpointer = Checkpointer(self.path) if self.path != ":memory:" else None
 
     # -- connections -------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -83,6 +85,7 @@ class SqliteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute("PRAGMA foreign_keys=OFF")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's thread does it
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -92,7 +95,11 @@ class SqliteStore:
         return _Txn(self._connection(), self._write_lock)
 
     def close(self) -> None:
-        """Close every connection opened by any thread. Later calls reopen as needed."""
+        """Close every connection opened by any thread, after a last checkpoint. Later calls
+        reopen connections as needed (without a checkpointer: a closed store is for reading)."""
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         with self._lock:
             for conn in self._connections:
                 conn.close()
