@@ -154,6 +154,8 @@ class SenderActor(SupervisedActor):
                 delivery.channel, delivery.destination, delivery.incident_id))
         started = time.perf_counter()
         outcome = self._deliver(delivery)
+        if self.fenced:
+            return  # abandoned during the send: its replacement owns the delivery now
         duration_ms = (time.perf_counter() - started) * 1000.0
         now = self.clock()
         status = _FINAL_STATUS.get(outcome.kind)
@@ -189,9 +191,9 @@ class SenderActor(SupervisedActor):
 
         Finished attempts wait here at most ``settle_window`` (and are settled in ``cleanup``
         too), so only a killed process can lose them: those deliveries are then owed again and
-        repeated with the same id.
+        repeated with the same id. A fenced sender records and reports nothing.
         """
-        if not self._unsettled:
+        if not self._unsettled or self.fenced:
             return
         records, self._unsettled = self._unsettled, []
         self._unsettled_ids.clear()

@@ -7,7 +7,6 @@ import pykka
 import pytest
 
 from actors.directory import ActorDirectory
-from actors.scheduler import Scheduler
 from actors.supervision import ChildSpec, Restart, Strategy, SupervisedActor, Supervisor
 from tests.support.waiting import wait_until
 
@@ -35,7 +34,6 @@ class Worker(SupervisedActor):
 
 @pytest.fixture
 def tree():
-    scheduler = Scheduler()
     directory = ActorDirectory()
     journal: list[tuple[str, str]] = []
     escalated = threading.Event()
@@ -44,8 +42,8 @@ def tree():
     def make(strategy: Strategy, restarts=(Restart.PERMANENT,) * 3, max_restarts: int = 5):
         specs = [ChildSpec(name, lambda parent, n: Worker.start(parent, n, journal), restart)
                  for name, restart in zip(("a", "b", "c"), restarts)]
-        top = Supervisor.start(None, "top", specs, strategy, max_restarts, 30, directory, scheduler,
-                               on_escalate=lambda reason: escalated.set(), liveness_interval=0.05)
+        top = Supervisor.start(None, "top", specs, strategy, max_restarts, 30, directory,
+                               on_escalate=lambda reason: escalated.set())
         refs.append(top)
         wait_until(lambda: len(journal) == 3 and all(directory.lookup(name) for name in "abc"))
         return top
@@ -54,7 +52,6 @@ def tree():
     for ref in refs:
         if ref.is_alive():
             ref.stop(block=True, timeout=TIMEOUT)
-    scheduler.stop()
 
 
 def crash(directory: ActorDirectory, name: str) -> pykka.ActorRef:

@@ -40,7 +40,7 @@ class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
                 latency_p99_ms=counts.latency_p99_ms, enabled=name in CHANNELS and settings.enabled(name),
                 destinations=destinations.get(name, []), warning=missing_destination(settings, name) or ""))
         actors = [notifications_pb2.ActorStatus(name=a.name, restarts=a.restarts, last_failure=a.last_failure,
-                                                alive=a.alive) for a in stats.actors]
+                                                alive=a.alive, fenced=a.fenced) for a in stats.actors]
         return notifications_pb2.Stats(channels=channels, actors=actors)
 
     @translate
