@@ -11,7 +11,9 @@ Nothing is read back for a delivery handed over from the processor: it arrives w
 (``Send``). A router that restarted may re-send what this sender holds or has just finished —
 those are recognised in memory and dropped — and a delivery pulled from the store (recovery,
 overflow) is checked against it first, since a sender instance now gone may have made it. The store records an attempt only if it is the next one of
-a delivery still owed, so a sender that lost a delivery to another changes nothing.
+a delivery still owed, so a sender that lost a delivery to another changes nothing. A sender
+its supervisor fenced (it did not stop in time, e.g. stuck in a send) records and tells
+nothing once that send returns.
 
 An exception escaping ``Channel.deliver`` is a bug: it crashes this actor (pykka calls
 ``on_failure``) and the pool supervisor starts a fresh one.
