@@ -4,7 +4,9 @@
 Composition root: reads the configuration, sets up logging, starts the engine (store,
 channels, supervised actors) and the gRPC server, and handles signals. The first SIGTERM
 or SIGINT stops intake (UNAVAILABLE), lets in-flight sends finish within
-``[server] shutdown_grace_secs``, keeps everything else in the store and exits 0; a second
+``[server] shutdown_grace_secs``, keeps everything else in the store and exits 0 within the
+grace plus a moment (a send still stuck then is abandoned: owed again at the next start,
+with the same id); a second
 signal exits at once (nothing is lost: every acknowledged alert and owed notification is
 already committed). If supervision gives up (restart intensity exceeded), it logs why and
 exits 1. A bad configuration exits 2 with a message naming the key; a port it cannot listen

@@ -56,7 +56,7 @@ from .scheduler import Scheduler
 from .sender import SenderActor
 from .store.checks import check_store_path, open_store
 from .store.lock import StoreLock
-from .supervision import ChildSpec, ChildStatus, GetStatus, Strategy, Supervisor
+from .supervision import LAST_CHANCE, ChildSpec, ChildStatus, Fencing, GetStatus, Strategy, Supervisor
 
 #: TransportFault is re-exported for the gRPC edge, which may not import actors.channels.
 __all__ = ["ChannelFactory", "Engine", "NotificationStats", "TransportFault"]
@@ -101,6 +101,8 @@ class Engine:
         self._store_lock: StoreLock | None = None
         self.lease = RouterLease()
         self.scheduler: Scheduler | None = None
+        #: How long the tree's supervisors wait for a child to stop before fencing it.
+        self.fencing = Fencing()
         self._stopping = False
         self._probes: dict[str, Channel] = {}
         self._test_lock = threading.Lock()
@@ -148,9 +150,9 @@ class Engine:
         specs.append(ChildSpec("retention", lambda parent, name: RetentionActor.start(
             parent, name, self.store, self.settings.state.retention_days, self.scheduler, faults=self.faults)))
         self._top = Supervisor.start(None, "top", specs, Strategy.ONE_FOR_ONE, sup.max_restarts,
-                                     sup.within_secs, self.directory, self.scheduler,
+                                     sup.within_secs, self.directory,
                                      on_restart=self._restarted, on_escalate=self._escalated,
-                                     redact=self.redact)
+                                     fencing=self.fencing, redact=self.redact)
         self._wait_until_running(expected=3 + sum(1 + n.pool_size(c) for c in self._probes))
 
     def _wait_until_running(self, expected: int, timeout: float = 30.0) -> None:
@@ -180,8 +182,8 @@ class Engine:
 
         def start_pool(parent: pykka.ActorRef, name: str) -> pykka.ActorRef:
             return Supervisor.start(parent, name, members, Strategy.ONE_FOR_ONE, sup.max_restarts,
-                                    sup.within_secs, self.directory, self.scheduler,
-                                    on_restart=self._restarted, redact=self.redact)
+                                    sup.within_secs, self.directory, on_restart=self._restarted,
+                                    fencing=self.fencing, redact=self.redact)
         return ChildSpec(f"pool:{channel}", start_pool)
 
     def _restarted(self, name: str) -> None:
@@ -203,17 +205,21 @@ class Engine:
 
     def stop(self, grace_secs: float | None = None) -> None:
         """Stop intake, let in-flight sends finish for up to ``grace_secs``, then stop every
-        actor. Whatever is still owed stays in the store for the next start."""
+        actor; returns within the grace plus a moment. A send still running then is abandoned
+        (its sender fenced: nothing is recorded for it); it stays owed in the store with
+        everything else, and the next start sends it again with the same id."""
         if self._top is None:
             return
         self._accepting = False
         grace = self.settings.server.shutdown_grace_secs if grace_secs is None else grace_secs
         deadline = time.monotonic() + grace
         try:
-            while self.directory.get("router").ask(Drain(), timeout=5) > 0 and time.monotonic() < deadline:
+            while (self.directory.get("router").ask(Drain(), timeout=max(deadline - time.monotonic(), LAST_CHANCE))
+                   > 0 and time.monotonic() < deadline):
                 self.failed.wait(0.05)
         except (Unavailable, pykka.ActorDeadError, pykka.Timeout):
             pass
+        self.fencing.stop_by(deadline)
         self._teardown()
         log.info("engine_stopped")
 

@@ -13,7 +13,8 @@ Nothing is read back for a delivery handed over from the processor: it arrives w
 those are recognised in memory and dropped — and a delivery pulled from the store (recovery,
 overflow) is checked against it first, since a sender instance now gone may have made it.
 The store records an attempt only if it is the next one of a delivery still owed, so a sender
-that lost a delivery to another changes nothing.
+that lost a delivery to another changes nothing. A sender its supervisor fenced (it did not
+stop in time, e.g. stuck in a send) records and tells nothing once that send returns.
 
 An exception escaping ``Channel.deliver`` is a bug, and a transport that died (a worker
 process ended) is a failure too: either crashes this actor (pykka calls ``on_failure``), the
@@ -87,6 +88,9 @@ class SenderActor(SupervisedActor):
 
     def started(self) -> None:
         self.channel.open()
+
+    def on_fenced(self) -> None:
+        self.channel.close()  # ends its worker process: what waits in its pipe is never sent
 
     def cleanup(self) -> None:
         self._settle()
@@ -195,6 +199,8 @@ class SenderActor(SupervisedActor):
     def _finish(self, delivery: Delivery, outcome: Outcome, started: float) -> None:
         """Decide what an attempt's outcome means (settled, retry later, given up) and queue
         its record for the next :meth:`_settle`."""
+        if self.fenced:
+            return  # abandoned during the send: its replacement owns the delivery now
         duration_ms = (time.perf_counter() - started) * 1000.0
         now = self.clock()
         status = _FINAL_STATUS.get(outcome.kind)
@@ -222,9 +228,9 @@ class SenderActor(SupervisedActor):
 
         Finished attempts wait here at most ``settle_window`` (and are settled in ``cleanup``
         too), so only a killed process can lose them: those deliveries are then owed again and
-        repeated with the same id.
+        repeated with the same id. A fenced sender records and reports nothing.
         """
-        if not self._unsettled:
+        if not self._unsettled or self.fenced:
             return
         records, self._unsettled = self._unsettled, []
         self._unsettled_ids.clear()

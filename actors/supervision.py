@@ -9,8 +9,19 @@ transient, temporary). Every way a child can die reaches it exactly once per act
   same path (an asker gets :class:`ActorCrashed`, an ``ActorDeadError``);
 - an exception in ``on_start`` (pykka then calls neither on_failure nor on_stop) → the
   :class:`SupervisedActor` wrapper reports it before re-raising;
+- a BaseException that is no Exception (SystemExit, KeyboardInterrupt) in a message → the
+  same path as a crash (pykka itself would stop *every* actor of the process);
 - a stop from outside → the child's ``on_stop`` reports it;
-- anything else (e.g. BaseException) → the periodic liveness check notices the dead ref.
+- anything else that ends the actor's thread without a report (a BaseException in start or in
+  clean-up) → the wrapped actor loop reports it as the thread ends.
+
+Nothing polls: every report is a message the dying actor's own thread sends.
+
+A child that does not stop in time (``Fencing``: ``stop_timeout``, or the tree's stop
+deadline at shutdown) is abandoned and *fenced*: it may still be running — blocked in a
+network call — beside its replacement, but from then on it handles no message and its
+senders record and report nothing (:attr:`SupervisedActor.fenced`). The count shows in
+:class:`ChildStatus` as ``fenced``.
 
 Each crash is logged once, by the supervisor, as ``actor_exited``: the reason, the traceback
 and what the actor was working on, with secrets redacted (the ``redact`` a supervisor is
@@ -26,12 +37,14 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import threading
 import time
 import traceback
-from collections import deque
+import weakref
+from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NoReturn
 
 import pykka
 import structlog
@@ -39,7 +52,6 @@ import structlog
 from .channels.redact import redact as redact_known_shapes
 from .directory import ActorDirectory
 from .faults import ActorFaults, InjectedFault
-from .scheduler import Scheduler
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +73,7 @@ class Strategy(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class ChildExited:
-    """A child's report (or the liveness check's) that an actor instance ended."""
+    """A child's report that an actor instance ended."""
 
     name: str
     urn: str
@@ -71,11 +83,6 @@ class ChildExited:
     context: Mapping[str, str] = field(default_factory=dict)
     #: The formatted traceback of the exception that ended it, if one did.
     traceback: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class _CheckLiveness:
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +96,8 @@ class ChildStatus:
     alive: bool
     restarts: int
     last_failure: str
+    #: Instances abandoned still running because they did not stop in time (see Fencing).
+    fenced: int = 0
 
 
 class ActorCrashed(pykka.ActorDeadError):
@@ -129,6 +138,58 @@ class ChildSpec:
     restart: Restart = Restart.PERMANENT
 
 
+#: How long a child still running when its stop budget is spent gets before it is fenced (s).
+LAST_CHANCE = 0.05
+
+#: Every live SupervisedActor instance, by actor urn (see :func:`fence`).
+_FENCES: "weakref.WeakValueDictionary[str, SupervisedActor]" = weakref.WeakValueDictionary()
+
+
+def fence(ref: pykka.ActorRef) -> None:
+    """Fence the instance behind ``ref``: it handles no further message, the work it is in
+    the middle of takes no effect where the actor checks :attr:`SupervisedActor.fenced`, and
+    its :meth:`SupervisedActor.on_fenced` lets go of what it holds outside (called here, in
+    the supervisor's thread)."""
+    actor = _FENCES.get(ref.actor_urn)
+    if actor is not None:
+        actor._fence.set()
+        actor.on_fenced()
+
+
+class Fencing:
+    """How long supervisors wait for children to stop, and how many they abandoned (fenced).
+
+    Shared by the supervisors of one tree, so a count outlives a supervisor that is itself
+    replaced. The children of one stop share a budget: ``stop_timeout`` from the moment it
+    begins, but never past the tree's stop deadline once :meth:`stop_by` set one (shutdown).
+    A child still running when the budget is spent gets ``LAST_CHANCE`` more, then it is fenced
+    and left running: actor threads are daemons, so it does not hold up the process's exit, and
+    whatever it was sending stays owed in the store.
+    """
+
+    def __init__(self, stop_timeout: float = 10.0) -> None:
+        self.stop_timeout = stop_timeout
+        self._deadline = math.inf
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def stop_by(self, deadline: float) -> None:
+        """Every stop from now on gives up at ``deadline`` (a time.monotonic() value)."""
+        self._deadline = deadline
+
+    def budget_end(self) -> float:
+        """When a stop beginning now gives up on the children still running."""
+        return min(time.monotonic() + self.stop_timeout, self._deadline)
+
+    def record(self, name: str) -> None:
+        with self._lock:
+            self._counts[name] += 1
+
+    def count(self, name: str) -> int:
+        with self._lock:
+            return self._counts[name]
+
+
 class SupervisedActor(pykka.ThreadingActor):
     """Base for actors under a supervisor: reports every kind of exit to it.
 
@@ -148,8 +209,23 @@ class SupervisedActor(pykka.ThreadingActor):
         self._reported = False
         self._context: Mapping[str, str] = {}
         self._failed = False
+        self._fence = threading.Event()
+        _FENCES[self.actor_urn] = self
         #: The exception that last left :meth:`on_receive` or :meth:`on_start`.
         self.raised: BaseException | None = None
+
+    @property
+    def fenced(self) -> bool:
+        """True once the supervisor gave up waiting for this instance to stop (it may still be
+        inside a long call, beside its replacement). Nothing it does from then on may take
+        effect: it drops every further message, and a handler that acts on the outside world
+        after a long call checks this first."""
+        return self._fence.is_set()
+
+    def on_fenced(self) -> None:
+        """(Called from the supervisor's thread when it fences this instance.) Let go of what
+        it holds outside the process, e.g. a worker process that would go on sending; must
+        be thread-safe and must not raise."""
 
     def started(self) -> None:
         """Start-up work; an exception here is reported as an abnormal exit."""
@@ -168,6 +244,8 @@ class SupervisedActor(pykka.ThreadingActor):
         return {}
 
     def on_receive(self, message: Any) -> Any:
+        if self.fenced:
+            return None  # abandoned: its replacement owns this work now
         self._context = self.context_of(message)
         self.raised = None
         try:
@@ -175,19 +253,29 @@ class SupervisedActor(pykka.ThreadingActor):
         except Exception as exc:
             self.raised = exc
             raise
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt: pykka would stop every actor
+            self._crash(message, exc)
 
     def _handle(self, message: Any) -> Any:
         try:
             self.faults.before_message(self.name)
         except InjectedFault as fault:
-            # pykka crashes an actor only for a *told* message (an asked one's exception just
-            # goes back to the asker). An injected crash must crash it either way: stop now,
-            # clean up and report, then let the asker (if any) see an ActorDeadError.
-            self.actor_stopped.set()
-            pykka.ActorRegistry.unregister(self.actor_ref)
-            self.on_failure(type(fault), fault, fault.__traceback__)
-            raise ActorCrashed(f"{self.name} crashed while handling {type(message).__name__}: {fault}") from fault
+            self._crash(message, fault)
         return self.receive(message)
+
+    def _crash(self, message: Any, error: BaseException) -> NoReturn:
+        """End this actor now as crashed by ``error``, whether ``message`` was told or asked.
+
+        pykka crashes an actor only for an Exception from a *told* message (an asked one's goes
+        back to the asker), and answers any other BaseException by stopping every actor of the
+        process. Here: stop, clean up and report, then let the asker (if any) see an
+        :class:`ActorCrashed`, an ActorDeadError."""
+        self.actor_stopped.set()
+        pykka.ActorRegistry.unregister(self.actor_ref)
+        self.on_failure(type(error), error, error.__traceback__)
+        crashed = ActorCrashed(f"{self.name} crashed while handling {type(message).__name__}: {error!r}")
+        self.raised = crashed
+        raise crashed from error
 
     def on_start(self) -> None:
         _running.actor = self
@@ -207,12 +295,25 @@ class SupervisedActor(pykka.ThreadingActor):
 
     def on_failure(self, exception_type: Any, exception_value: Any, tb: Any) -> None:
         if self._failed:
-            return  # an injected crash already ran this before pykka's own failure path
+            return  # _crash already ran this before pykka's own failure path
         self._failed = True
         try:
             self.cleanup()
         finally:
             self._report(f"crashed: {exception_value!r}", abnormal=True, error=exception_value)
+
+    def _actor_loop(self) -> None:
+        """pykka's actor loop (this thread's whole life), plus the report of an exit that made
+        none: a BaseException out of start or clean-up ends the thread past pykka's handlers."""
+        try:
+            super()._actor_loop()
+        except BaseException as exc:  # the thread ends here either way; the supervisor logs it
+            pykka.ActorRegistry.unregister(self.actor_ref)
+            self.actor_stopped.set()
+            self._actor_loop_teardown()  # askers still waiting get ActorDeadError
+            self._report(f"ended by {exc!r}", abnormal=True, error=exc)
+        finally:
+            self._report("ended without reporting", abnormal=True)
 
     def _report(self, reason: str, abnormal: bool, error: BaseException | None = None) -> None:
         if self._reported or self.supervisor is None:
@@ -238,74 +339,71 @@ class Supervisor(SupervisedActor):
 
     def __init__(self, supervisor: pykka.ActorRef | None, name: str, specs: list[ChildSpec],
                  strategy: Strategy, max_restarts: int, within_secs: float,
-                 directory: ActorDirectory, scheduler: Scheduler,
+                 directory: ActorDirectory,
                  on_restart: Callable[[str], None] = lambda name: None,
                  on_escalate: Callable[[str], None] = lambda reason: None,
-                 liveness_interval: float = 0.5,
+                 fencing: Fencing | None = None,
                  redact: Callable[[str], str] = redact_known_shapes) -> None:
         """``redact`` cleans every crash reason and traceback before it is logged, kept as
         ``last_failure`` or escalated; the default knows URL and token shapes, not the
-        configured secrets."""
+        configured secrets. ``fencing`` (shared by a tree) bounds how long a stop waits."""
         super().__init__(supervisor, name)
         self.children = [_Child(spec) for spec in specs]
         self.strategy = strategy
         self.max_restarts = max_restarts
         self.within_secs = within_secs
         self.directory = directory
-        self.scheduler = scheduler
         self.on_restart = on_restart
         self.on_escalate = on_escalate
-        self.liveness_interval = liveness_interval
+        self.fencing = fencing or Fencing()
         self.redact = redact
         self._restart_times: deque[float] = deque()
         self._stopping_urns: set[str] = set()
-        self._timer = None
         self._escalated = False
-        self._suspects: set[str] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
     def started(self) -> None:
         for child in self.children:
             self._start(child)
-        self._schedule_liveness()
 
     def cleanup(self) -> None:
         """Stop the children; a root supervisor that ends for any reason but escalation
         (a crash, pykka stopping every actor) tells ``on_escalate`` too, so the program
         hosting it never runs on half-dead."""
-        if self._timer:
-            self._timer.cancel()
         self._stop_children(self.children)
         if self.supervisor is None and not self._escalated:
             self.on_escalate(f"{self.name} supervisor stopped")
-
-    def _schedule_liveness(self) -> None:
-        ref = self.actor_ref
-        self._timer = self.scheduler.call_later(self.liveness_interval, lambda: tell_quietly(ref, _CheckLiveness()))
 
     def _start(self, child: _Child) -> None:
         child.ref = child.spec.start(self.actor_ref, child.spec.name)
         self.directory.register(child.spec.name, child.ref)
 
     def _stop_children(self, children: list[_Child]) -> None:
-        """Stop in reverse start order, waiting for each so order holds."""
+        """Stop in reverse start order, waiting for each so order holds. A worker still
+        running when the stop budget (see :class:`Fencing`) is spent is fenced and left
+        behind; a child supervisor is waited for, as it bounds its own children's stops."""
+        give_up_at = self.fencing.budget_end()
         for child in reversed(children):
             ref, child.ref = child.ref, None
             if ref is None:
                 continue
             self.directory.unregister(child.spec.name, ref)
             self._stopping_urns.add(ref.actor_urn)
+            bounded = not issubclass(ref.actor_class, Supervisor)
             try:
-                ref.stop(block=True, timeout=10)
-            except (pykka.ActorDeadError, pykka.Timeout):
+                ref.stop(block=True, timeout=max(give_up_at - time.monotonic(), LAST_CHANCE) if bounded else None)
+            except pykka.ActorDeadError:
                 pass
+            except pykka.Timeout:
+                fence(ref)
+                self.fencing.record(child.spec.name)
+                log.warning("actor_fenced", supervisor=self.name, actor=child.spec.name,
+                            reason="did not stop in time; left running, nothing it does from now on takes effect")
 
     # -- messages ----------------------------------------------------------------------
     def receive(self, message: Any) -> Any:
         if isinstance(message, ChildExited):
             self._child_exited(message)
-        elif isinstance(message, _CheckLiveness):
-            self._check_liveness()
         elif isinstance(message, GetStatus):
             return self._status()
         else:
@@ -313,24 +411,9 @@ class Supervisor(SupervisedActor):
         return None
 
     def _status(self) -> list[ChildStatus]:
-        statuses = []
-        for child in self.children:
-            statuses.append(ChildStatus(child.spec.name, bool(child.ref and child.ref.is_alive()),
-                                        child.restarts, child.last_failure))
-        return statuses
-
-    def _check_liveness(self) -> None:
-        """A child found dead twice in a row without having reported is treated as crashed.
-        (Once is not enough: pykka marks an actor dead just before its on_stop/on_failure
-        sends the report, which says whether the exit was normal.)"""
-        dead = {child.ref.actor_urn: child for child in self.children
-                if child.ref is not None and not child.ref.is_alive()}
-        for urn in dead.keys() & self._suspects:
-            child = dead[urn]
-            self._child_exited(ChildExited(child.spec.name, urn, "died without reporting", abnormal=True))
-        self._suspects = set(dead) - self._suspects
-        if not self._escalated:
-            self._schedule_liveness()
+        return [ChildStatus(child.spec.name, bool(child.ref and child.ref.is_alive()), child.restarts,
+                            child.last_failure, self.fencing.count(child.spec.name))
+                for child in self.children]
 
     def _child_exited(self, exit: ChildExited) -> None:
         if exit.urn in self._stopping_urns:

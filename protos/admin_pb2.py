@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/admin.proto\x12\x05\x61\x64min\"n\n\x17InjectActorFaultRequest\x12\r\n\x05\x61\x63tor\x18\x01 \x01(\t\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.admin.ActorFaultKind\x12\r\n\x05times\x18\x03 \x01(\r\x12\x10\n\x08\x64\x65lay_ms\x18\x04 \x01(\r\"\x9b\x01\n\x1bInjectTransportFaultRequest\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\r\n\x05times\x18\x02 \x01(\r\x12\'\n\x04kind\x18\x03 \x01(\x0e\x32\x19.admin.TransportFaultKind\x12\x0c\n\x04\x63ode\x18\x04 \x01(\r\x12\x10\n\x08\x64\x65lay_ms\x18\x05 \x01(\r\x12\x13\n\x0bretry_after\x18\x06 \x01(\t\"4\n\x12\x43learFaultsRequest\x12\r\n\x05\x61\x63tor\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\"\x0f\n\rFaultsCleared\"/\n\rFaultInjected\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\x13\n\x11ListActorsRequest\"R\n\x0b\x41\x63torStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x61live\x18\x02 \x01(\x08\x12\x10\n\x08restarts\x18\x03 \x01(\r\x12\x14\n\x0clast_failure\x18\x04 \x01(\t\"/\n\tActorList\x12\"\n\x06\x61\x63tors\x18\x01 \x03(\x0b\x32\x12.admin.ActorStatus\"\x13\n\x11\x46\x61ultStatsRequest\"a\n\nFaultStats\x12\x18\n\x10injected_crashes\x18\x01 \x01(\x04\x12!\n\x19injected_transport_faults\x18\x02 \x01(\x04\x12\x16\n\x0e\x61\x63tors_stopped\x18\x03 \x01(\x04*|\n\x0e\x41\x63torFaultKind\x12 \n\x1c\x41\x43TOR_FAULT_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43RASH_NEXT_MESSAGE\x10\x01\x12\x12\n\x0e\x43RASH_ON_START\x10\x02\x12\x12\n\x0e\x44\x45LAY_MESSAGES\x10\x03\x12\x08\n\x04STOP\x10\x04*\x89\x01\n\x12TransportFaultKind\x12$\n TRANSPORT_FAULT_KIND_UNSPECIFIED\x10\x00\x12\x0b\n\x07TIMEOUT\x10\x01\x12\x16\n\x12\x43ONNECTION_REFUSED\x10\x02\x12\x0f\n\x0bHTTP_STATUS\x10\x03\x12\r\n\tSMTP_CODE\x10\x04\x12\x08\n\x04SLOW\x10\x05\x32\xe2\x02\n\x0c\x41\x64minService\x12H\n\x10InjectActorFault\x12\x1e.admin.InjectActorFaultRequest\x1a\x14.admin.FaultInjected\x12P\n\x14InjectTransportFault\x12\".admin.InjectTransportFaultRequest\x1a\x14.admin.FaultInjected\x12>\n\x0b\x43learFaults\x12\x19.admin.ClearFaultsRequest\x1a\x14.admin.FaultsCleared\x12\x38\n\nListActors\x12\x18.admin.ListActorsRequest\x1a\x10.admin.ActorList\x12<\n\rGetFaultStats\x12\x18.admin.FaultStatsRequest\x1a\x11.admin.FaultStatsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/admin.proto\x12\x05\x61\x64min\"n\n\x17InjectActorFaultRequest\x12\r\n\x05\x61\x63tor\x18\x01 \x01(\t\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.admin.ActorFaultKind\x12\r\n\x05times\x18\x03 \x01(\r\x12\x10\n\x08\x64\x65lay_ms\x18\x04 \x01(\r\"\x9b\x01\n\x1bInjectTransportFaultRequest\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\r\n\x05times\x18\x02 \x01(\r\x12\'\n\x04kind\x18\x03 \x01(\x0e\x32\x19.admin.TransportFaultKind\x12\x0c\n\x04\x63ode\x18\x04 \x01(\r\x12\x10\n\x08\x64\x65lay_ms\x18\x05 \x01(\r\x12\x13\n\x0bretry_after\x18\x06 \x01(\t\"4\n\x12\x43learFaultsRequest\x12\r\n\x05\x61\x63tor\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\"\x0f\n\rFaultsCleared\"/\n\rFaultInjected\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\x13\n\x11ListActorsRequest\"b\n\x0b\x41\x63torStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x61live\x18\x02 \x01(\x08\x12\x10\n\x08restarts\x18\x03 \x01(\r\x12\x14\n\x0clast_failure\x18\x04 \x01(\t\x12\x0e\n\x06\x66\x65nced\x18\x05 \x01(\r\"/\n\tActorList\x12\"\n\x06\x61\x63tors\x18\x01 \x03(\x0b\x32\x12.admin.ActorStatus\"\x13\n\x11\x46\x61ultStatsRequest\"a\n\nFaultStats\x12\x18\n\x10injected_crashes\x18\x01 \x01(\x04\x12!\n\x19injected_transport_faults\x18\x02 \x01(\x04\x12\x16\n\x0e\x61\x63tors_stopped\x18\x03 \x01(\x04*|\n\x0e\x41\x63torFaultKind\x12 \n\x1c\x41\x43TOR_FAULT_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43RASH_NEXT_MESSAGE\x10\x01\x12\x12\n\x0e\x43RASH_ON_START\x10\x02\x12\x12\n\x0e\x44\x45LAY_MESSAGES\x10\x03\x12\x08\n\x04STOP\x10\x04*\x89\x01\n\x12TransportFaultKind\x12$\n TRANSPORT_FAULT_KIND_UNSPECIFIED\x10\x00\x12\x0b\n\x07TIMEOUT\x10\x01\x12\x16\n\x12\x43ONNECTION_REFUSED\x10\x02\x12\x0f\n\x0bHTTP_STATUS\x10\x03\x12\r\n\tSMTP_CODE\x10\x04\x12\x08\n\x04SLOW\x10\x05\x32\xe2\x02\n\x0c\x41\x64minService\x12H\n\x10InjectActorFault\x12\x1e.admin.InjectActorFaultRequest\x1a\x14.admin.FaultInjected\x12P\n\x14InjectTransportFault\x12\".admin.InjectTransportFaultRequest\x1a\x14.admin.FaultInjected\x12>\n\x0b\x43learFaults\x12\x19.admin.ClearFaultsRequest\x1a\x14.admin.FaultsCleared\x12\x38\n\nListActors\x12\x18.admin.ListActorsRequest\x1a\x10.admin.ActorList\x12<\n\rGetFaultStats\x12\x18.admin.FaultStatsRequest\x1a\x11.admin.FaultStatsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACTORFAULTKIND']._serialized_start=693
-  _globals['_ACTORFAULTKIND']._serialized_end=817
-  _globals['_TRANSPORTFAULTKIND']._serialized_start=820
-  _globals['_TRANSPORTFAULTKIND']._serialized_end=957
+  _globals['_ACTORFAULTKIND']._serialized_start=709
+  _globals['_ACTORFAULTKIND']._serialized_end=833
+  _globals['_TRANSPORTFAULTKIND']._serialized_start=836
+  _globals['_TRANSPORTFAULTKIND']._serialized_end=973
   _globals['_INJECTACTORFAULTREQUEST']._serialized_start=29
   _globals['_INJECTACTORFAULTREQUEST']._serialized_end=139
   _globals['_INJECTTRANSPORTFAULTREQUEST']._serialized_start=142
@@ -48,13 +48,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTACTORSREQUEST']._serialized_start=419
   _globals['_LISTACTORSREQUEST']._serialized_end=438
   _globals['_ACTORSTATUS']._serialized_start=440
-  _globals['_ACTORSTATUS']._serialized_end=522
-  _globals['_ACTORLIST']._serialized_start=524
-  _globals['_ACTORLIST']._serialized_end=571
-  _globals['_FAULTSTATSREQUEST']._serialized_start=573
-  _globals['_FAULTSTATSREQUEST']._serialized_end=592
-  _globals['_FAULTSTATS']._serialized_start=594
-  _globals['_FAULTSTATS']._serialized_end=691
-  _globals['_ADMINSERVICE']._serialized_start=960
-  _globals['_ADMINSERVICE']._serialized_end=1314
+  _globals['_ACTORSTATUS']._serialized_end=538
+  _globals['_ACTORLIST']._serialized_start=540
+  _globals['_ACTORLIST']._serialized_end=587
+  _globals['_FAULTSTATSREQUEST']._serialized_start=589
+  _globals['_FAULTSTATSREQUEST']._serialized_end=608
+  _globals['_FAULTSTATS']._serialized_start=610
+  _globals['_FAULTSTATS']._serialized_end=707
+  _globals['_ADMINSERVICE']._serialized_start=976
+  _globals['_ADMINSERVICE']._serialized_end=1330
 # @@protoc_insertion_point(module_scope)

@@ -88,16 +88,18 @@ class ListActorsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ActorStatus(_message.Message):
-    __slots__ = ("name", "alive", "restarts", "last_failure")
+    __slots__ = ("name", "alive", "restarts", "last_failure", "fenced")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ALIVE_FIELD_NUMBER: _ClassVar[int]
     RESTARTS_FIELD_NUMBER: _ClassVar[int]
     LAST_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    FENCED_FIELD_NUMBER: _ClassVar[int]
     name: str
     alive: bool
     restarts: int
     last_failure: str
-    def __init__(self, name: _Optional[str] = ..., alive: _Optional[bool] = ..., restarts: _Optional[int] = ..., last_failure: _Optional[str] = ...) -> None: ...
+    fenced: int
+    def __init__(self, name: _Optional[str] = ..., alive: _Optional[bool] = ..., restarts: _Optional[int] = ..., last_failure: _Optional[str] = ..., fenced: _Optional[int] = ...) -> None: ...
 
 class ActorList(_message.Message):
     __slots__ = ("actors",)

@@ -26,7 +26,6 @@ from actors.domain.models import Alert, Delivery, IncidentType, Outcome, Severit
 from actors.embed import IncidentManager
 from actors.engine import Engine
 from actors.logs import configure_logging
-from actors.scheduler import Scheduler
 from actors.supervision import ChildSpec, GetStatus, Strategy, SupervisedActor, Supervisor
 from protos import alerts_pb2, incidents_pb2
 from tests.support.http_receiver import HttpReceiver
@@ -203,16 +202,16 @@ class LeakyActor(SupervisedActor):
 
 
 def test_a_supervisor_without_the_engines_secrets_still_cuts_urls_and_tokens():
-    scheduler, directory = Scheduler(), ActorDirectory()
+    directory = ActorDirectory()
+    top = Supervisor.start(None, "top", [ChildSpec("leaky", LeakyActor.start)], Strategy.ONE_FOR_ONE,
+                           5, 30, directory)
     try:
-        top = Supervisor.start(None, "top", [ChildSpec("leaky", LeakyActor.start)], Strategy.ONE_FOR_ONE,
-                               5, 30, directory, scheduler)
         wait_until(lambda: directory.lookup("leaky") is not None)
         directory.tell("leaky", "go")
         wait_until(lambda: top.ask(GetStatus(), timeout=TIMEOUT)[0].restarts == 1)
         failure = top.ask(GetStatus(), timeout=TIMEOUT)[0].last_failure
     finally:
-        scheduler.stop()
+        top.stop(block=True, timeout=TIMEOUT)
     assert "https://hooks.example/…" in failure and "s3cret" not in failure and "xoxb" not in failure
 
 

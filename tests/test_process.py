@@ -138,6 +138,39 @@ def test_a_second_signal_exits_at_once_and_still_loses_nothing(tmp_path):
     assert first.json()["notification_id"] == again.json()["notification_id"]
 
 
+def test_sigterm_with_a_send_stuck_exits_within_the_grace_and_a_later_start_sends_it_again(tmp_path):
+    arrived: list[Recorded] = []  # as they arrive (the receiver records a request once answered)
+    answer_the_first = threading.Event()  # set only after the server is gone: it never gets an answer
+
+    def respond(request: Recorded) -> Reply:
+        arrived.append(request)
+        if len(arrived) == 1:
+            answer_the_first.wait(TIMEOUT * 6)
+        return Reply()
+
+    with HttpReceiver(respond) as rx:
+        config = write_config(tmp_path / "c.toml", tmp_path / "store.db", rx.url + "/hook", "webhook_timeout_secs = 30")
+        config.write_text(config.read_text().replace("shutdown_grace_secs = 5", "shutdown_grace_secs = 1"))
+        server = ServerProcess(config)
+        try:
+            server.start()
+            with client_for(server.port) as client:
+                client.alerts.SubmitAlert(alert(1), timeout=TIMEOUT)
+            wait_until(lambda: len(arrived) == 1)
+            signalled = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            exit_code = server.wait()
+            took = time.monotonic() - signalled
+            server.start()  # the abandoned send is owed again: sent with the same id
+            wait_until(lambda: len(arrived) == 2)
+        finally:
+            answer_the_first.set()
+            server.stop()
+    assert exit_code == 0 and took < 3, (exit_code, took)
+    assert arrived[0].headers["webhook-id"] == arrived[1].headers["webhook-id"]
+    assert "Traceback" not in "".join(server.output)
+
+
 def test_a_taken_port_is_a_clear_error_with_its_own_exit_code(tmp_path):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]

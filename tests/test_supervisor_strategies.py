@@ -7,8 +7,7 @@ import pykka
 import pytest
 
 from actors.directory import ActorDirectory
-from actors.scheduler import Scheduler
-from actors.supervision import ChildSpec, Restart, Strategy, SupervisedActor, Supervisor
+from actors.supervision import ChildSpec, GetStatus, Restart, Strategy, SupervisedActor, Supervisor
 from tests.support.waiting import wait_until
 
 TIMEOUT = 10.0
@@ -35,7 +34,6 @@ class Worker(SupervisedActor):
 
 @pytest.fixture
 def tree():
-    scheduler = Scheduler()
     directory = ActorDirectory()
     journal: list[tuple[str, str]] = []
     escalated = threading.Event()
@@ -44,8 +42,8 @@ def tree():
     def make(strategy: Strategy, restarts=(Restart.PERMANENT,) * 3, max_restarts: int = 5):
         specs = [ChildSpec(name, lambda parent, n: Worker.start(parent, n, journal), restart)
                  for name, restart in zip(("a", "b", "c"), restarts)]
-        top = Supervisor.start(None, "top", specs, strategy, max_restarts, 30, directory, scheduler,
-                               on_escalate=lambda reason: escalated.set(), liveness_interval=0.05)
+        top = Supervisor.start(None, "top", specs, strategy, max_restarts, 30, directory,
+                               on_escalate=lambda reason: escalated.set())
         refs.append(top)
         wait_until(lambda: len(journal) == 3 and all(directory.lookup(name) for name in "abc"))
         return top
@@ -54,7 +52,6 @@ def tree():
     for ref in refs:
         if ref.is_alive():
             ref.stop(block=True, timeout=TIMEOUT)
-    scheduler.stop()
 
 
 def crash(directory: ActorDirectory, name: str) -> pykka.ActorRef:
@@ -111,3 +108,64 @@ def test_too_many_restarts_stop_every_child_and_escalate(tree):
         wait_until(lambda: escalated.is_set() or directory.lookup("a") not in (None, old))
     assert escalated.wait(TIMEOUT)
     wait_until(lambda: not any(ref.is_alive() for ref in pykka.ActorRegistry.get_all()))
+
+
+class Exiting(Worker):
+    """A worker whose handler raises SystemExit on "exit": no Exception, so pykka would stop
+    every actor of the process; here only this one ends, as a crash."""
+
+    def receive(self, message):
+        if message == "exit":
+            raise SystemExit("bye")
+        return super().receive(message)
+
+
+@pytest.mark.parametrize("asked", [False, True])
+def test_a_base_exception_in_a_handler_restarts_only_that_child(asked):
+    directory, journal = ActorDirectory(), []
+    specs = [ChildSpec(name, lambda parent, n: Exiting.start(parent, n, journal)) for name in "abc"]
+    top = Supervisor.start(None, "top", specs, Strategy.ONE_FOR_ONE, 5, 30, directory)
+    try:
+        wait_until(lambda: all(directory.lookup(name) for name in "abc"))
+        before = {name: directory.get(name) for name in "abc"}
+        if asked:
+            with pytest.raises(pykka.ActorDeadError, match="SystemExit"):
+                before["b"].ask("exit", timeout=TIMEOUT)
+        else:
+            before["b"].tell("exit")
+        wait_until(lambda: directory.lookup("b") not in (None, before["b"]))
+        status = {s.name: s for s in top.ask(GetStatus(), timeout=TIMEOUT)}
+        assert status["b"].restarts == 1 and "SystemExit('bye')" in status["b"].last_failure
+        assert ("stop", "b") in journal  # its clean-up ran
+        assert directory.get("a") is before["a"] and directory.get("c") is before["c"]
+        assert all(s.alive for s in status.values()) and top.is_alive()
+    finally:
+        top.stop(block=True, timeout=TIMEOUT)
+
+
+class InterruptedOnce(Worker):
+    """A worker whose first start raises KeyboardInterrupt, which passes pykka's start
+    handling (it catches Exception only) and ends the thread with no report of its own."""
+
+    interrupted = threading.Event()
+
+    def started(self):
+        if not self.interrupted.is_set():
+            self.interrupted.set()
+            raise KeyboardInterrupt
+        super().started()
+
+
+def test_a_thread_ended_by_a_base_exception_in_start_is_reported_and_restarted():
+    directory, journal = ActorDirectory(), []
+    InterruptedOnce.interrupted.clear()
+    top = Supervisor.start(None, "top", [ChildSpec("a", lambda parent, n: InterruptedOnce.start(parent, n, journal))],
+                           Strategy.ONE_FOR_ONE, 5, 30, directory)
+    try:
+        # nothing polls: the dying thread itself reports (there is no liveness timer to notice it)
+        wait_until(lambda: top.ask(GetStatus(), timeout=TIMEOUT)[0].restarts == 1)
+        status = top.ask(GetStatus(), timeout=TIMEOUT)[0]
+        assert status.alive and "KeyboardInterrupt" in status.last_failure
+        assert journal == [("start", "a")]
+    finally:
+        top.stop(block=True, timeout=TIMEOUT)

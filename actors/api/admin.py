@@ -165,7 +165,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     @translate
     def ListActors(self, request: admin_pb2.ListActorsRequest, context: grpc.ServicerContext) -> admin_pb2.ActorList:
         return admin_pb2.ActorList(actors=[
-            admin_pb2.ActorStatus(name=s.name, alive=s.alive, restarts=s.restarts, last_failure=s.last_failure)
+            admin_pb2.ActorStatus(name=s.name, alive=s.alive, restarts=s.restarts, last_failure=s.last_failure,
+                                  fenced=s.fenced)
             for s in self.engine.actor_statuses()])
 
     @translate

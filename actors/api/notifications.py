@@ -41,7 +41,7 @@ class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
                 latency_p99_ms=counts.latency_p99_ms, enabled=name in CHANNELS and settings.enabled(name),
                 destinations=destinations.get(name, []), warning=missing_destination(settings, name) or ""))
         actors = [notifications_pb2.ActorStatus(name=a.name, restarts=a.restarts, last_failure=a.last_failure,
-                                                alive=a.alive) for a in stats.actors]
+                                                alive=a.alive, fenced=a.fenced) for a in stats.actors]
         store = notifications_pb2.StoreStats(
             size_bytes=stats.store.size_bytes, free_bytes=stats.store.free_bytes,
             oldest_record_at=to_timestamp(stats.store.oldest_record_at),

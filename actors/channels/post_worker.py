@@ -101,12 +101,12 @@ class ProcessPoster:
         return answer
 
     def close(self) -> None:
-        """End the worker (it exits when its input closes); a later post starts a new one.
-        Requests still pending get WorkerDied."""
+        """End the worker now (requests still in its pipe are never sent, and get WorkerDied);
+        a later post starts a new one. Thread-safe."""
         with self._lock:
             proc, self._proc = self._proc, None
         if proc is not None:
-            _stop(proc, kill=False)
+            _stop(proc, kill=True)
 
     def _start(self) -> subprocess.Popen[bytes]:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (_PACKAGE_ROOT, os.environ.get("PYTHONPATH"))))}
