@@ -55,12 +55,13 @@ class ProcessPoster:
     waiting for its caller. Submitting is for one thread at a time (its sender actor).
     """
 
-    def __init__(self, url: str, timeout: float, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, url: str, timeout: float, secrets: Iterable[str] = (),
+                 answer_margin: float = ANSWER_MARGIN_SECS) -> None:
         """Raises ValueError when the URL is not http(s) with a host (checked here, as the
         worker would)."""
         KeepAlivePoster(url, timeout).close()
         self._config = pickle.dumps((url, timeout, tuple(secrets)))
-        self._answer_within = timeout + ANSWER_MARGIN_SECS
+        self._answer_within = timeout + answer_margin
         self._proc: subprocess.Popen[bytes] | None = None
         self._pending: deque[tuple[Done, float]] = deque()  # callbacks of unanswered requests
         self._lock = threading.Lock()
