@@ -172,7 +172,10 @@ def _stop(proc: subprocess.Popen[bytes], kill: bool) -> None:
 
 
 def _how_it_ended(proc: subprocess.Popen[bytes], error: BaseException) -> str:
-    code = proc.poll()
+    try:  # its output ends a moment before it can be reaped
+        code = proc.wait(timeout=0.5) if isinstance(error, EOFError) else proc.poll()
+    except subprocess.TimeoutExpired:
+        code = None
     if code is not None:
         return f"exited with {code}"
     if isinstance(error, TimeoutError):
