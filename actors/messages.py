@@ -44,10 +44,10 @@ class Poll:
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """A delivery is finished (delivered, skipped or dead) or was not the sender's to make:
-    its slot is free."""
+    """Deliveries that are finished (delivered, skipped or dead) or were not the sender's to
+    make: their slots are free."""
 
-    notification_id: str
+    notification_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +86,12 @@ class Drain:
 # -- sender ------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Attempt this delivery. Its ``lease`` names the sending router's epoch; a sender that
-    already holds the delivery on a timer takes the new lease and drops the Send. ``verify``
-    marks one pulled from the store (not handed over by the processor): it may have been made
-    by a sender instance that is gone, so the sender checks the store before sending it."""
+    """Attempt these deliveries, in order. Their ``lease`` names the sending router's epoch; a
+    sender that already holds one on a timer takes the new lease and drops it. ``verify``
+    marks ones pulled from the store (not handed over by the processor): they may have been
+    made by a sender instance that is gone, so the sender checks the store before sending."""
 
-    delivery: Delivery
+    deliveries: tuple[Delivery, ...]
     verify: bool = False
 
 
@@ -106,9 +106,5 @@ class TimerDue:
 
 @dataclass(frozen=True, slots=True)
 class Answered:
-    """(A channel's transport to the sender) how a delivery started with ``deliver_later``
-    went: an Outcome, or the exception that ended the transport (the sender raises it)."""
-
-    delivery: Delivery
-    outcome: Outcome | Exception
-    started: float  # time.perf_counter() when it was started
+    """(A channel's transport to the sender) answers to deliveries started with
+    ``deliver_later`` are waiting in the sender's answer box; told once per batch."""

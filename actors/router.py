@@ -89,6 +89,8 @@ class RouterActor(SupervisedActor):
         self._pull_requested = False
         self._draining = False
         self._poll_timer: TimerHandle | None = None
+        #: Sends decided while handling one message, told at its end: one Send per sender.
+        self._outgoing: dict[tuple[str, bool], list[Delivery]] = {}
 
     def started(self) -> None:
         self.token = self.lease.new_epoch()  # every row leased by an earlier epoch is free to us
@@ -108,15 +110,23 @@ class RouterActor(SupervisedActor):
         self._poll_timer = self.scheduler.call_later(self.poll_interval, lambda: tell_quietly(ref, Poll()))
 
     def context_of(self, message: Any) -> dict[str, str]:
-        if isinstance(message, (Settled, TimerSet, TimerFired)):
+        if isinstance(message, (TimerSet, TimerFired)):
             return {"notification_id": message.notification_id}
+        if isinstance(message, Settled):
+            return {"notification_id": ",".join(message.notification_ids)}
         return {}
 
     def receive(self, message: Any) -> Any:
+        try:
+            return self._receive(message)
+        finally:
+            self._flush_sends()
+
+    def _receive(self, message: Any) -> Any:
         if isinstance(message, Owed):
             self._owed(message)
         elif isinstance(message, Settled):
-            self._settled(message.notification_id)
+            self._settled(message.notification_ids)
         elif isinstance(message, TimerSet):
             self._set_on_timer(message.notification_id, True)
         elif isinstance(message, TimerFired):
@@ -198,11 +208,7 @@ class RouterActor(SupervisedActor):
                 kept.append(delivery)
                 continue
             self.parked_count -= 1
-            if not self._send(delivery):
-                self.store.release([delivery.notification_id])
-                queue.extendleft(reversed(kept))
-                self._to_store([key])
-                return
+            self._send(delivery)
             room -= 1
         queue.extendleft(reversed(kept))
 
@@ -222,8 +228,7 @@ class RouterActor(SupervisedActor):
                 continue  # wait for a worthwhile batch of free slots: fewer, larger queries
             leased = self.store.lease_due(key[0], key[1], now, room, self.token)
             for delivery in leased:
-                if not self._send(delivery, verify=True):
-                    self.store.release([delivery.notification_id])  # its sender is restarting
+                self._send(delivery, verify=True)
             if len(leased) < room and not self.store.has_free_owed(key[0], key[1], self.token):
                 self.from_store.discard(key)  # everything owed to it is ours now: back to memory
 
@@ -231,27 +236,36 @@ class RouterActor(SupervisedActor):
     def _room(self, key: Destination) -> int:
         return min(self.per_destination_limit - self.per_destination[key], self.max_in_flight - self.sending)
 
-    def _send(self, delivery: Delivery, verify: bool = False) -> bool:
+    def _send(self, delivery: Delivery, verify: bool = False) -> None:
+        """Track the delivery as out and queue it for its sender (told in :meth:`_flush_sends`)."""
         channel = delivery.channel
         name = sender_name(channel, zlib.crc32(delivery.incident_id.encode()) % self.pool_sizes[channel])
-        if not self.directory.tell(name, Send(delivery, verify)):
-            return False
+        self._outgoing.setdefault((name, verify), []).append(delivery)
         key = (channel, delivery.destination)
         self.tracked[delivery.notification_id] = _Tracked(key, delivery.incident_id, name)
         self.busy.add((delivery.incident_id, key))
         self.per_destination[key] += 1
         self.sending += 1
-        return True
 
-    def _settled(self, notification_id: str) -> None:
-        tracked = self._forget(notification_id)
-        if tracked is None:
-            return
-        key = tracked.destination
-        if key in self.from_store:
-            self._request_pull()
-        else:
-            self._dispatch(key)
+    def _flush_sends(self) -> None:
+        """One Send per sender for what was decided; what a sender that is restarting could
+        not take is let go of in the store, and its destinations are served from there."""
+        outgoing, self._outgoing = self._outgoing, {}
+        for (name, verify), deliveries in outgoing.items():
+            if self.directory.tell(name, Send(tuple(deliveries), verify)):
+                continue
+            for delivery in deliveries:
+                self._forget(delivery.notification_id)
+            self.store.release([d.notification_id for d in deliveries])
+            self._to_store({(d.channel, d.destination) for d in deliveries})
+
+    def _settled(self, notification_ids: tuple[str, ...]) -> None:
+        keys = {tracked.destination for tracked in map(self._forget, notification_ids) if tracked is not None}
+        for key in keys:
+            if key in self.from_store:
+                self._request_pull()
+            else:
+                self._dispatch(key)
 
     def _forget(self, notification_id: str) -> _Tracked | None:
         tracked = self.tracked.pop(notification_id, None)

@@ -3,7 +3,9 @@
 For each delivery it paces (token bucket), calls the channel once, and either settles it or
 keeps a retry timer that later tells this actor to try again: it never sleeps, so its
 mailbox keeps moving. A pipelined channel (webhook with worker processes) answers later, as
-an ``Answered`` message, with up to ``PIPELINE_DEPTH`` deliveries in flight per sender. Finished attempts are recorded in one transaction per burst — at most
+its answer box (the sender is told ``Answered`` once per batch of them), with up to
+``PIPELINE_DEPTH`` deliveries in flight per sender. Finished attempts are recorded in one
+transaction per burst — at most
 ``SETTLE_BATCH`` of them, none older than ``settle_window`` — and only then is the router
 told the slot is free. Timers die with the actor (cancelled in ``cleanup``); the store still
 says the delivery is owed (with its due time), so the router hands it out again.
@@ -22,6 +24,7 @@ pool supervisor starts a fresh one, and the router has what it held sent again, 
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import replace
@@ -81,6 +84,7 @@ class SenderActor(SupervisedActor):
         self._pipelined = isinstance(channel, PipelinedChannel)
         self._in_flight: dict[str, Delivery] = {}       # started with deliver_later, not answered
         self._held_back: deque[Delivery] = deque()      # waiting for a free place in the pipeline
+        self._answers = _AnswerBox(self.actor_ref)
         self._unsettled: list[AttemptRecord] = []
         self._unsettled_ids: set[str] = set()
         self._oldest_unsettled = 0.0
@@ -100,17 +104,21 @@ class SenderActor(SupervisedActor):
         self.channel.close()
 
     def context_of(self, message: Any) -> Mapping[str, str]:
-        if isinstance(message, (Send, TimerDue, Answered)):
+        if isinstance(message, Send):
+            return {"incident_id": ",".join(d.incident_id for d in message.deliveries),
+                    "notification_id": ",".join(d.notification_id for d in message.deliveries)}
+        if isinstance(message, TimerDue):
             return {"incident_id": message.delivery.incident_id,
                     "notification_id": message.delivery.notification_id}
         return {}
 
     def receive(self, message: Any) -> Any:
         if isinstance(message, Send):
-            if not self._already_held(message.delivery) and not (message.verify and self._made(message.delivery)):
-                self._paced(message.delivery)
+            for delivery in message.deliveries:
+                if not self._already_held(delivery) and not (message.verify and self._made(delivery)):
+                    self._paced(delivery)
         elif isinstance(message, Answered):
-            self._answered(message)
+            self._answered()
         elif isinstance(message, TimerDue):
             self.timers.pop(message.delivery.notification_id, None)
             self.directory.tell(ROUTER, TimerFired(message.delivery.notification_id))
@@ -138,7 +146,7 @@ class SenderActor(SupervisedActor):
                 held.notification_id == nid for held in self._held_back):
             return True  # settling it tells the router
         if self._recently_settled.get(nid, 0) >= delivery.attempt:  # a re-queue makes a later attempt
-            self.directory.tell(ROUTER, Settled(nid))
+            self.directory.tell(ROUTER, Settled((nid,)))
             return True
         return False
 
@@ -148,7 +156,7 @@ class SenderActor(SupervisedActor):
         record = self.store.notification(delivery.notification_id)
         if record.status in _OWED and record.attempts < delivery.attempt:
             return False
-        self.directory.tell(ROUTER, Settled(delivery.notification_id))
+        self.directory.tell(ROUTER, Settled((delivery.notification_id,)))
         return True
 
     def _paced(self, delivery: Delivery) -> None:
@@ -179,21 +187,22 @@ class SenderActor(SupervisedActor):
         elif len(self._in_flight) >= PIPELINE_DEPTH:
             self._held_back.append(delivery)
         else:
-            ref = self.actor_ref
+            answers = self._answers
             outcome = self.channel.deliver_later(  # type: ignore[attr-defined]
-                delivery, lambda answer: tell_quietly(ref, Answered(delivery, answer, started)))
+                delivery, lambda answer: answers.put(delivery, answer, started))
             if outcome is None:
                 self._in_flight[delivery.notification_id] = delivery
             else:
                 self._finish(delivery, outcome, started)
 
-    def _answered(self, message: Answered) -> None:
-        """A pipelined delivery's outcome; an exception (its transport died) crashes this actor."""
-        self._in_flight.pop(message.delivery.notification_id, None)
-        if isinstance(message.outcome, Exception):
-            raise message.outcome
-        self._finish(message.delivery, message.outcome, message.started)
-        if self._held_back:
+    def _answered(self) -> None:
+        """Pipelined deliveries' outcomes; an exception (their transport died) crashes this actor."""
+        for delivery, outcome, started in self._answers.take():
+            self._in_flight.pop(delivery.notification_id, None)
+            if isinstance(outcome, Exception):
+                raise outcome
+            self._finish(delivery, outcome, started)
+        while self._held_back and len(self._in_flight) < PIPELINE_DEPTH:
             self._attempt(self._held_back.popleft())
 
     def _finish(self, delivery: Delivery, outcome: Outcome, started: float) -> None:
@@ -234,29 +243,55 @@ class SenderActor(SupervisedActor):
             return
         records, self._unsettled = self._unsettled, []
         self._unsettled_ids.clear()
+        settled: list[str] = []
         for record, recorded in zip(records, self.store.record_attempts(records)):
             nid = record.delivery.notification_id
-            fields = _log_fields(self.name, record.delivery, record.outcome)
             if not recorded:  # another sender had it, or it was settled already
-                log.warning("attempt_not_recorded", reason="the delivery is no longer this sender's", **fields)
+                log.warning("attempt_not_recorded", reason="the delivery is no longer this sender's",
+                            **_log_fields(self.name, record.delivery, record.outcome))
                 held = self.timers.pop(nid, None)
                 if held:
                     held[0].cancel()
             elif record.status is DeliveryStatus.RETRYING:
                 continue  # still held: its timer is running
             elif record.status is DeliveryStatus.DEAD:
-                log.error("delivery_failed", disable_destination=record.outcome.disable_destination, **fields)
+                log.error("delivery_failed", disable_destination=record.outcome.disable_destination,
+                          **_log_fields(self.name, record.delivery, record.outcome))
             else:
-                log.debug("delivery_settled", status=record.status.value, **fields)
+                log.debug("delivery_settled", status=record.status.value, notification_id=nid)
             self._remember_settled(nid, record.delivery.attempt)
-            self.directory.tell(ROUTER, Settled(nid))
+            settled.append(nid)
             if recorded:
                 self.hub.publish(DeliverySettled(record.delivery, record.outcome, record.status.value))
+        if settled:
+            self.directory.tell(ROUTER, Settled(tuple(settled)))
 
     def _remember_settled(self, notification_id: str, attempt: int) -> None:
         self._recently_settled[notification_id] = attempt
         if len(self._recently_settled) > RECENTLY_SETTLED:
             self._recently_settled.popitem(last=False)
+
+
+class _AnswerBox:
+    """Outcomes of pipelined deliveries, put by the transport's thread and taken by the sender,
+    which is told ``Answered`` only when the box goes from empty to not: one message per batch."""
+
+    def __init__(self, sender: pykka.ActorRef) -> None:
+        self._sender = sender
+        self._answers: list[tuple[Delivery, Outcome | Exception, float]] = []
+        self._lock = threading.Lock()
+
+    def put(self, delivery: Delivery, outcome: Outcome | Exception, started: float) -> None:
+        with self._lock:
+            first = not self._answers
+            self._answers.append((delivery, outcome, started))
+        if first:
+            tell_quietly(self._sender, Answered())
+
+    def take(self) -> list[tuple[Delivery, Outcome | Exception, float]]:
+        with self._lock:
+            answers, self._answers = self._answers, []
+        return answers
 
 
 def _log_fields(actor: str, delivery: Delivery, outcome: Outcome) -> dict[str, object]:
