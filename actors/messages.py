@@ -51,6 +51,15 @@ class Settled:
 
 
 @dataclass(frozen=True, slots=True)
+class Released:
+    """Deliveries a sender was handed but found made by another (a replaced instance, a
+    stale Send) while they are still owed: they are free in the store again, and the router
+    serves their destinations from there until it has them back."""
+
+    notification_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TimerSet:
     """A sender holds this delivery on a timer (retry backoff or pacing): it no longer uses a
     sending slot, though it still counts for its destination."""

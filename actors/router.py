@@ -33,8 +33,8 @@ from .domain.models import Delivery
 from .domain.routing import Receiver
 from .faults import ActorFaults
 from .lease import RouterLease
-from .messages import (Drain, InFlightCounts, Owed, Poll, Pull, Send, SenderRestarted, Settled, TimerFired,
-                       TimerSet, Wake)
+from .messages import (Drain, InFlightCounts, Owed, Poll, Pull, Released, Send, SenderRestarted, Settled,
+                       TimerFired, TimerSet, Wake)
 from .scheduler import Scheduler, TimerHandle
 from .store.sqlite import SqliteStore
 from .supervision import SupervisedActor, tell_quietly
@@ -93,6 +93,10 @@ class RouterActor(SupervisedActor):
         self._outgoing: dict[tuple[str, bool], list[Delivery]] = {}
 
     def started(self) -> None:
+        # Reachable by name before the epoch begins: a delivery the processor leases to this
+        # epoch must never find the name missing (or still naming our dead predecessor), or
+        # no Owed would tell us of it while we trust our memory for its destination.
+        self.directory.register(self.name, self.actor_ref)
         self.token = self.lease.new_epoch()  # every row leased by an earlier epoch is free to us
         given_up = self.store.give_up_unrouted(set(self.destinations), self.clock())
         if given_up:
@@ -112,7 +116,7 @@ class RouterActor(SupervisedActor):
     def context_of(self, message: Any) -> dict[str, str]:
         if isinstance(message, (TimerSet, TimerFired)):
             return {"notification_id": message.notification_id}
-        if isinstance(message, Settled):
+        if isinstance(message, (Settled, Released)):
             return {"notification_id": ",".join(message.notification_ids)}
         return {}
 
@@ -127,6 +131,8 @@ class RouterActor(SupervisedActor):
             self._owed(message)
         elif isinstance(message, Settled):
             self._settled(message.notification_ids)
+        elif isinstance(message, Released):
+            self._to_store({t.destination for t in map(self._forget, message.notification_ids) if t is not None})
         elif isinstance(message, TimerSet):
             self._set_on_timer(message.notification_id, True)
         elif isinstance(message, TimerFired):

@@ -41,7 +41,7 @@ from .domain.ratelimit import TokenBucket
 from .domain.retry import RetryPolicy
 from .faults import ActorFaults
 from .events import DeliverySettled, EventHub
-from .messages import Answered, Send, Settled, TimerDue, TimerFired, TimerSet
+from .messages import Answered, Released, Send, Settled, TimerDue, TimerFired, TimerSet
 from .scheduler import Scheduler, TimerHandle
 from .store.sqlite import AttemptRecord, SqliteStore
 from .supervision import SupervisedActor, tell_quietly
@@ -152,11 +152,17 @@ class SenderActor(SupervisedActor):
 
     def _made(self, delivery: Delivery) -> bool:
         """True when the store shows this attempt made already (by a sender instance since
-        replaced, before the router pulled it again): the router is told it is settled."""
-        record = self.store.notification(delivery.notification_id)
+        replaced, before the router pulled it again). The router is told it is settled, or —
+        when a later attempt is still owed — that it is free in the store again."""
+        nid = delivery.notification_id
+        record = self.store.notification(nid)
         if record.status in _OWED and record.attempts < delivery.attempt:
             return False
-        self.directory.tell(ROUTER, Settled((delivery.notification_id,)))
+        if record.status in _OWED:
+            self.store.release([nid])
+            self.directory.tell(ROUTER, Released((nid,)))
+        else:
+            self.directory.tell(ROUTER, Settled((nid,)))
         return True
 
     def _paced(self, delivery: Delivery) -> None:
@@ -244,27 +250,32 @@ class SenderActor(SupervisedActor):
         records, self._unsettled = self._unsettled, []
         self._unsettled_ids.clear()
         settled: list[str] = []
+        released: list[str] = []
         for record, recorded in zip(records, self.store.record_attempts(records)):
             nid = record.delivery.notification_id
-            if not recorded:  # another sender had it, or it was settled already
+            if not recorded:  # another sender made this attempt; whatever is still owed is theirs
                 log.warning("attempt_not_recorded", reason="the delivery is no longer this sender's",
                             **_log_fields(self.name, record.delivery, record.outcome))
                 held = self.timers.pop(nid, None)
                 if held:
                     held[0].cancel()
-            elif record.status is DeliveryStatus.RETRYING:
+                released.append(nid)
+                continue
+            if record.status is DeliveryStatus.RETRYING:
                 continue  # still held: its timer is running
-            elif record.status is DeliveryStatus.DEAD:
+            if record.status is DeliveryStatus.DEAD:
                 log.error("delivery_failed", disable_destination=record.outcome.disable_destination,
                           **_log_fields(self.name, record.delivery, record.outcome))
             else:
                 log.debug("delivery_settled", status=record.status.value, notification_id=nid)
             self._remember_settled(nid, record.delivery.attempt)
             settled.append(nid)
-            if recorded:
-                self.hub.publish(DeliverySettled(record.delivery, record.outcome, record.status.value))
+            self.hub.publish(DeliverySettled(record.delivery, record.outcome, record.status.value))
         if settled:
             self.directory.tell(ROUTER, Settled(tuple(settled)))
+        if released:  # the router serves their destinations from the store until it has them back
+            self.store.release(released)
+            self.directory.tell(ROUTER, Released(tuple(released)))
 
     def _remember_settled(self, notification_id: str, attempt: int) -> None:
         self._recently_settled[notification_id] = attempt
