@@ -141,3 +141,31 @@ def test_token_bucket_paces_to_the_rate_after_the_burst():
     assert bucket.reserve(100.0) == pytest.approx(0.5)
     assert bucket.reserve(100.0) == pytest.approx(1.0)
     assert bucket.reserve(102.0) == 0.0
+
+
+def test_recent_alert_ids_are_bounded_and_forget_the_oldest():
+    from actors.domain.indexes import RecentAlerts
+    recent = RecentAlerts(capacity=2)
+    for n in range(3):
+        recent.add(f"a-{n}", f"i-{n}")
+    assert (recent.get("a-0"), recent.get("a-1"), recent.get("a-2")) == (None, "i-1", "i-2")
+
+
+def test_active_incidents_answer_misses_while_complete_and_send_unsure_ones_to_the_store():
+    from actors.domain.indexes import ActiveIncidents
+    now = utc_now()
+
+    def incident(n: int, fp: str, state: S = S.DETECTED, age: int = 0) -> Incident:
+        at = now - timedelta(seconds=age)
+        return Incident(f"i-{n}", fp, "t", "", Severity.P2, IncidentType.DATA, state, "s", at, at, at)
+
+    index = ActiveIncidents(capacity=2)
+    index.load([incident(1, "fp-a", age=10), incident(2, "fp-a")], complete=True)
+    assert index.lookup("fp-a")[0].id == "i-2" and index.lookup("fp-none") == (None, True)
+    index.put(incident(2, "fp-a", S.RESOLVED))  # the newest left: an older one may be active
+    assert index.lookup("fp-a") == (None, False)
+    index.found("fp-a", incident(1, "fp-a", age=10))  # what the store said
+    assert index.lookup("fp-a")[0].id == "i-1"
+    index.put(incident(3, "fp-b"))
+    index.put(incident(4, "fp-c"))  # more than it holds: the least recently used goes
+    assert not index.complete and index.lookup("fp-none") == (None, False)
