@@ -101,6 +101,7 @@ def test_a_duplicate_storm_reads_the_store_once_per_batch_not_once_per_alert(tmp
             assert not any(r.new_incident for r in results)  # every one joined
         with lock:
             reads = counts["SELECT"]
-    # two reads per batch, none per alert: which of its alert ids were recorded before, and
-    # the next timeline id (the active incidents of the fingerprints are known in memory)
-    assert reads <= 2 * batches, reads
+    # a few reads per batch, none per alert (that would be 1,000 here): two expected, which of
+    # its alert ids were recorded before and the next timeline id; the active incidents of the
+    # fingerprints are known in memory
+    assert reads <= 3 * batches, reads
