@@ -65,8 +65,12 @@ class ProcessorActor(SupervisedActor):
         self.active = ActiveIncidents(ACTIVE_INCIDENTS)
 
     def started(self) -> None:
-        active = self.store.active_incidents(ACTIVE_INCIDENTS + 1)
-        self.active.load(active, complete=len(active) <= ACTIVE_INCIDENTS)
+        """Index every active incident when they all fit; otherwise start empty and let the
+        store answer misses (loading some would cost memory without sparing those reads)."""
+        if self.store.count_active_incidents(ACTIVE_INCIDENTS + 1) <= ACTIVE_INCIDENTS:
+            self.active.load(self.store.active_incidents(ACTIVE_INCIDENTS), complete=True)
+        else:
+            self.active.load([], complete=False)
 
     def receive(self, message: Any) -> Any:
         handler = self._handlers.get(type(message))
@@ -122,7 +126,7 @@ class ProcessorActor(SupervisedActor):
         return incident
 
     def _join(self, incident: Incident, alert: Alert, now: datetime) -> Change:
-        updated = incident.evolve(alert_count=incident.alert_count + 1, last_alert_at=now, updated_at=now)
+        updated = incident.joined(now)
         event = PendingEvent(EventKind.ALERT_JOINED, now, alert.source,
                              {"alert_id": alert.alert_id, "severity": alert.severity.name,
                               "alert_count": updated.alert_count})

@@ -169,3 +169,11 @@ def test_active_incidents_answer_misses_while_complete_and_send_unsure_ones_to_t
     index.put(incident(3, "fp-b"))
     index.put(incident(4, "fp-c"))  # more than it holds: the least recently used goes
     assert not index.complete and index.lookup("fp-none") == (None, False)
+
+
+def test_joined_is_evolve_with_one_more_alert():
+    now = utc_now()
+    incident = Incident("i-1", "fp", "t", "d", Severity.P1, IncidentType.DATA, S.INVESTIGATING, "s",
+                        now - timedelta(minutes=5), now - timedelta(minutes=1), now - timedelta(minutes=1),
+                        alert_count=3, labels={"a": "b"}, affected_services=("db",), assignees=("ana",))
+    assert incident.joined(now) == incident.evolve(alert_count=4, last_alert_at=now, updated_at=now)

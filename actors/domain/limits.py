@@ -31,7 +31,7 @@ def text(field: str, value: object, limit: int, required: bool = False) -> str:
     value = value.strip()
     if required and not value:
         raise InvalidArgument(field, "must not be empty")
-    if len(value.encode("utf-8", "surrogatepass")) > limit:
+    if not (value.isascii() and len(value) <= limit) and len(value.encode("utf-8", "surrogatepass")) > limit:
         raise InvalidArgument(field, f"is longer than {limit} bytes")
     if "\x00" in value:
         raise InvalidArgument(field, "must not contain NUL characters")
@@ -46,10 +46,16 @@ def string_map(field: str, values: Mapping[str, str]) -> dict[str, str]:
     if len(values) > MAX_LABELS:
         raise InvalidArgument(field, f"has more than {MAX_LABELS} entries")
     for key, value in values.items():
-        name = f"{field}[{str(key)[:40]}]"
-        text(name, key, MAX_NAME, required=True)
-        text(name, value, MAX_LABEL_VALUE)
+        if not (_fits(key, MAX_NAME) and key.strip() and _fits(value, MAX_LABEL_VALUE)):
+            name = f"{field}[{str(key)[:40]}]"  # the full checks, for the error naming the entry
+            text(name, key, MAX_NAME, required=True)
+            text(name, value, MAX_LABEL_VALUE)
     return dict(values)
+
+
+def _fits(value: object, limit: int) -> bool:
+    """A quick yes for the common case: ASCII text within ``limit`` (then as many bytes), no NUL."""
+    return isinstance(value, str) and value.isascii() and len(value) <= limit and "\x00" not in value
 
 
 def string_list(field: str, values: Iterable[str]) -> tuple[str, ...]:

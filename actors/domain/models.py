@@ -176,6 +176,13 @@ class Incident:
     def evolve(self, **changes: Any) -> "Incident":
         return replace(self, **changes)
 
+    def joined(self, at: datetime) -> "Incident":
+        """This incident with one more alert, the last one at ``at``: :meth:`evolve` for the
+        hottest change of all (a duplicate storm), built directly (``replace`` costs 3×)."""
+        return Incident(self.id, self.fingerprint, self.title, self.description, self.severity, self.type,
+                        self.state, self.source, self.created_at, at, at, self.alert_count + 1, self.labels,
+                        self.affected_services, self.assignees, self.resolution)
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON snapshot stored with events and sent in webhook payloads."""
         return {

@@ -124,6 +124,11 @@ class SqliteStore:
             "ORDER BY i.created_at DESC LIMIT 1", (fingerprint,)).fetchone()
         return Incident.from_dict(json.loads(row[0])) if row else None
 
+    def count_active_incidents(self, up_to: int) -> int:
+        """How many incidents are active, counting no further than ``up_to``."""
+        return self._connection().execute(
+            "SELECT count(*) FROM (SELECT 1 FROM incidents WHERE active = 1 LIMIT ?)", (up_to,)).fetchone()[0]
+
     def active_incidents(self, limit: int) -> list[Incident]:
         """Up to ``limit`` active incidents, oldest first (so the newest per fingerprint comes last)."""
         rows = self._connection().execute(
