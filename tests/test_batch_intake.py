@@ -1,12 +1,15 @@
 """alerts.AlertIngestion/SubmitAlerts: many alerts in, one ack per alert out, in order, one commit."""
 from __future__ import annotations
 
+import threading
+
 import grpc
 import pytest
 
 from protos import alerts_pb2
 from tests.support.http_receiver import HttpReceiver
 from tests.support.server import make_settings, running
+from tests.support.waiting import wait_until
 
 from actors.api.alerts import MAX_CALL_BATCH
 
@@ -65,3 +68,51 @@ def test_more_alerts_than_the_call_limit_is_invalid_argument_naming_the_field(se
                                       timeout=TIMEOUT).acks
     assert len(acks) == MAX_CALL_BATCH  # nothing of the refused call was recorded: all new here
     assert all(a.status == alerts_pb2.ACCEPTED for a in acks)
+
+
+def test_stream_alerts_maps_an_unexpected_error_like_the_unary_call(server, monkeypatch):
+    engine, client, _ = server
+
+    def broken(alerts):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(engine, "submit_alerts", broken)
+    with pytest.raises(grpc.RpcError) as raised:
+        list(client.alerts.StreamAlerts(iter([alert(1)]), timeout=TIMEOUT))
+    assert raised.value.code() == grpc.StatusCode.INTERNAL  # not UNKNOWN
+
+
+def test_a_stream_cancelled_while_its_reader_waits_on_a_full_queue_leaves_no_reader_behind(server):
+    """The reader thread queues what the client sends. When the client goes away while that
+    queue is full, nobody takes from it any more: the reader must not wait for ever."""
+    engine, client, _ = server
+    sent = [0]
+
+    def requests():
+        for n in range(3000):
+            sent[0] += 1
+            yield alert(n)
+    engine.faults.delay_messages("processor", 5000)  # the first batch's commit holds everything up
+    call = client.alerts.StreamAlerts(requests(), timeout=TIMEOUT)
+    wait_until(lambda: sent[0] >= 1400)  # the first batch is in, the reader's queue (1,024) is full
+    call.cancel()
+    engine.faults.clear("processor")
+    wait_until(lambda: not any(t.name == "stream-reader" for t in threading.enumerate()))
+
+
+def test_an_alert_joins_an_incident_still_open_under_its_pre_v2_fingerprint(server):
+    """Incidents opened before fingerprints were length-prefixed keep their old fingerprint;
+    an alert of theirs still joins them."""
+    from actors.domain.changes import Change, PendingEvent
+    from actors.domain.dedup import legacy_fingerprint
+    from actors.domain.models import Alert, EventKind, Incident, IncidentState, IncidentType, Severity, utc_now
+    engine, client, _ = server
+    old = Alert("old", "sentinel", "alert 1", "", Severity.P1, IncidentType.APPLICATION)
+    now = utc_now()
+    incident = Incident("i-old", legacy_fingerprint(old), old.title, "", old.severity, old.type,
+                        IncidentState.DETECTED, old.source, now, now, now)
+    engine.store.apply([Change(incident, True, (PendingEvent(EventKind.CREATED, now, "t", {}),))])
+    engine.directory.get("processor").stop(block=True, timeout=TIMEOUT)  # restarts and reloads its index
+    wait_until(lambda: any(a.name == "processor" and a.alive and a.restarts == 1 for a in engine.actor_statuses()))
+    ack = client.alerts.SubmitAlert(alert(1), timeout=TIMEOUT)
+    assert (ack.incident_id, ack.new_incident) == ("i-old", False)
+    assert engine.incident("i-old").alert_count == 2

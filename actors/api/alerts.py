@@ -10,11 +10,11 @@ import grpc
 from protos import alerts_pb2, alerts_pb2_grpc
 
 from ..domain.commands import AlertResult
-from ..domain.errors import InvalidArgument, Overloaded, Unavailable
+from ..domain.errors import InvalidArgument, Overloaded
 from ..domain.models import Alert
 from ..engine import Engine
 from .convert import alert_from_proto
-from .errors import translate
+from .errors import translate, translate_stream
 
 T = TypeVar("T")
 STREAM_BATCH = 256
@@ -115,12 +115,14 @@ class AlertIngestionServicer(alerts_pb2_grpc.AlertIngestionServicer):
         results = iter(self.engine.submit_alerts(valid) if valid else [])
         return [ack or _ack(next(results)) for ack in acks]
 
+    @translate_stream
     def StreamAlerts(self, requests: Iterator[alerts_pb2.AlertRequest],
                      context: grpc.ServicerContext) -> Iterator[alerts_pb2.AlertAck]:
         """One ack per alert, in order. Alerts that arrive together are committed together.
         Bad alerts are REJECTED with the reason and the stream goes on; over the intake bound
-        they are RATE_LIMITED (the client resends them); while the server drains, the stream
-        ends with UNAVAILABLE."""
+        they are RATE_LIMITED (the client resends them). Any other error ends the stream with
+        the status the unary call would answer (UNAVAILABLE while the server drains, INTERNAL
+        for a bug)."""
         for batch in available_batches(requests, STREAM_BATCH, context.is_active):
             acks, valid = self._checked(batch)
             try:
@@ -128,6 +130,4 @@ class AlertIngestionServicer(alerts_pb2_grpc.AlertIngestionServicer):
             except Overloaded as error:
                 filled = [ack or alerts_pb2.AlertAck(alert_id=request.alert_id, status=alerts_pb2.RATE_LIMITED,
                                                      reason=str(error)) for ack, request in zip(acks, batch)]
-            except Unavailable as error:
-                context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
             yield from filled
