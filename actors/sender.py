@@ -128,6 +128,8 @@ class SenderActor(SupervisedActor):
                 self._paced(message.delivery)
         else:
             return super().receive(message)
+        if self._pipelined:
+            self.channel.flush()  # type: ignore[attr-defined]  # what this message started, in one write
         if self._unsettled and (len(self._unsettled) >= SETTLE_BATCH or self.actor_inbox.empty()
                                 or time.monotonic() - self._oldest_unsettled >= self.settle_window):
             self._settle()

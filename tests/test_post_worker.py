@@ -48,6 +48,9 @@ def test_answers_come_back_in_order_while_later_requests_are_already_queued():
         try:
             for n, answer in enumerate(answers):  # none of these waits for an answer
                 poster.submit(f"body {n}".encode(), {"Content-Type": "text/plain"}, answer.set_result)
+                if n % 7 == 6:
+                    poster.flush()  # several requests in one write, and several writes
+            poster.flush()
             replies = [answer.result(TIMEOUT) for answer in answers]
         finally:
             poster.close()
@@ -81,6 +84,7 @@ def test_a_killed_worker_answers_every_pending_request_with_worker_died():
         try:
             for answer in answers:
                 poster.submit(b"{}", {}, answer.set_result)
+            poster.flush()
             assert entered.wait(TIMEOUT)
             pid = poster.pid
             os.kill(pid, signal.SIGKILL)
@@ -99,6 +103,7 @@ def test_a_worker_silent_past_its_timeout_is_ended_and_its_requests_fail():
             poster.open()
             os.kill(poster.pid, signal.SIGSTOP)  # alive, but answers nothing
             poster.submit(b"{}", {}, answer.set_result)
+            poster.flush()
             died = answer.result(TIMEOUT)
         finally:
             poster.close()

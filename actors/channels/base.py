@@ -50,7 +50,12 @@ class PipelinedChannel(Channel, Protocol):
         """Start one delivery. Either its outcome now (when it could not be pipelined; ``done``
         is then not called), or None and, exactly once, later and from another thread,
         ``done`` with its outcome or with the exception that ended the transport (the sender
-        raises it: a supervised crash)."""
+        raises it: a supervised crash). What was started goes out by the next :meth:`flush`."""
+        ...
+
+    def flush(self) -> None:
+        """Send off every delivery started since the last flush (the sender calls it once per
+        message it handles, so many go out in one write)."""
         ...
 
 

@@ -64,6 +64,7 @@ class ProcessPoster:
         self._answer_within = timeout + answer_margin
         self._proc: subprocess.Popen[bytes] | None = None
         self._pending: deque[tuple[Done, float]] = deque()  # callbacks of unanswered requests
+        self._outgoing: list[tuple[bytes, dict[str, str]]] = []  # submitted, not yet flushed
         self._lock = threading.Lock()
 
     @property
@@ -77,18 +78,27 @@ class ProcessPoster:
             self._start()
 
     def submit(self, body: bytes, headers: dict[str, str], done: Done) -> None:
-        """Queue one POST; ``done`` is later called from the reader thread with the worker's
-        :meth:`KeepAlivePoster.post` result, or with WorkerDied if the worker ended or did not
-        answer in time (then every request still pending gets one). Raises WorkerDied when the
-        worker is already gone."""
+        """Queue one POST, to be handed to the worker by the next :meth:`flush` (together with
+        the others queued since: one write for many); ``done`` is later called from the reader
+        thread with the worker's :meth:`KeepAlivePoster.post` result, or with WorkerDied if the
+        worker ended or did not answer in time (then every request still pending gets one).
+        Raises WorkerDied when the worker is already gone."""
         proc = self._proc or self._start()
-        assert proc.stdin is not None
         with self._lock:
             if self._proc is not proc:
                 raise WorkerDied(f"webhook worker process {proc.pid} is gone")
             self._pending.append((done, time.monotonic()))
+            self._outgoing.append((body, headers))
+
+    def flush(self) -> None:
+        """Hand the worker every request submitted since the last flush, in one write."""
+        with self._lock:
+            proc, requests, self._outgoing = self._proc, self._outgoing, []
+        if not requests or proc is None:
+            return
+        assert proc.stdin is not None
         try:
-            _write_frame(proc.stdin, pickle.dumps((body, headers)))
+            _write_frame(proc.stdin, pickle.dumps(requests))
         except OSError:
             pass  # the reader sees the worker end and answers every pending request
 
@@ -96,6 +106,7 @@ class ProcessPoster:
         """:meth:`submit`, waiting for the answer; raises WorkerDied if there is none."""
         answered: Future[Answer] = Future()
         self.submit(body, headers, answered.set_result)
+        self.flush()
         answer = answered.result()
         if isinstance(answer, WorkerDied):
             raise answer
@@ -105,7 +116,7 @@ class ProcessPoster:
         """End the worker now (requests still in its pipe are never sent, and get WorkerDied);
         a later post starts a new one. Thread-safe."""
         with self._lock:
-            proc, self._proc = self._proc, None
+            proc, self._proc, self._outgoing = self._proc, None, []
         if proc is not None:
             _stop(proc, kill=True)
 
@@ -132,6 +143,7 @@ class ProcessPoster:
         request waits is killed."""
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
+        frames = _FrameReader(fd)
         try:
             while True:
                 if not select.select([fd], [], [], 1.0)[0]:
@@ -140,16 +152,17 @@ class ProcessPoster:
                     if oldest is not None and time.monotonic() - oldest > self._answer_within:
                         raise TimeoutError("no answer")
                     continue
-                answer = pickle.loads(_read_frame(proc.stdout))
-                with self._lock:
-                    done, _ = self._pending.popleft()
-                done(Reply(*answer) if isinstance(answer, tuple) else answer)
+                for frame in frames.read():  # every answer that has arrived, in order
+                    answer = pickle.loads(frame)
+                    with self._lock:
+                        done, _ = self._pending.popleft()
+                    done(Reply(*answer) if isinstance(answer, tuple) else answer)
         except (OSError, EOFError, TimeoutError, ValueError) as error:
             died = WorkerDied(f"webhook worker process {proc.pid} {_how_it_ended(proc, error)}")
         with self._lock:
             if self._proc is proc:
                 self._proc = None
-            pending, self._pending = list(self._pending), deque()
+            pending, self._pending, self._outgoing = list(self._pending), deque(), []
         _stop(proc, kill=True)
         for done, _ in pending:
             done(died)
@@ -169,6 +182,31 @@ def _stop(proc: subprocess.Popen[bytes], kill: bool) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+class _FrameReader:
+    """Frames from a pipe, read in chunks: one system call brings every answer waiting."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buffer = b""
+
+    def read(self) -> list[bytes]:
+        """The complete frames now available (at least one read; maybe none complete yet).
+        Raises EOFError when the pipe has ended."""
+        chunk = os.read(self._fd, 1 << 16)
+        if not chunk:
+            raise EOFError("the stream ended")
+        buffer = self._buffer + chunk
+        frames, at = [], 0
+        while len(buffer) - at >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(buffer, at)
+            if len(buffer) - at - _LENGTH.size < length:
+                break
+            frames.append(buffer[at + _LENGTH.size:at + _LENGTH.size + length])
+            at += _LENGTH.size + length
+        self._buffer = buffer[at:]
+        return frames
 
 
 def _how_it_ended(proc: subprocess.Popen[bytes], error: BaseException) -> str:
@@ -224,14 +262,15 @@ def main() -> int:
     _write_frame(replies, b"ready")
     while True:
         try:
-            body, headers = pickle.loads(_read_frame(requests))
+            batch = pickle.loads(_read_frame(requests))
         except EOFError:
             poster.close()
             return 0
-        answer = poster.post(body, headers, secrets)
-        if isinstance(answer, Reply):  # a plain tuple unpickles several times faster
-            answer = (answer.status, answer.text, answer.retry_after)
-        _write_frame(replies, pickle.dumps(answer))
+        for body, headers in batch:  # each answer goes back as soon as it is there
+            answer = poster.post(body, headers, secrets)
+            if isinstance(answer, Reply):  # a plain tuple unpickles several times faster
+                answer = (answer.status, answer.text, answer.retry_after)
+            _write_frame(replies, pickle.dumps(answer))
 
 
 if __name__ == "__main__":

@@ -103,14 +103,20 @@ class WebhookChannel:
 
     def deliver_later(self, delivery: Delivery, done: Callable[[Outcome | WorkerDied], None]) -> Outcome | None:
         """:meth:`deliver` without waiting when a worker process sends: None now, and ``done``
-        called later from its reader thread (with WorkerDied if the worker ended). Without a
-        worker, the outcome at once (``done`` is not called)."""
+        called later from its reader thread (with WorkerDied if the worker ended); the request
+        goes out with the next :meth:`flush`. Without a worker, the outcome at once (``done``
+        is not called)."""
         if not isinstance(self._poster, ProcessPoster) or delivery.destination != DESTINATION:
             return self.deliver(delivery)
         body = render(delivery)
         self._poster.submit(body, self._request_headers(delivery.notification_id, body),
                             lambda answer: done(answer if isinstance(answer, WorkerDied) else self._outcome(answer)))
         return None
+
+    def flush(self) -> None:
+        """Hand the worker what :meth:`deliver_later` queued (one write for all of it)."""
+        if isinstance(self._poster, ProcessPoster):
+            self._poster.flush()
 
     def _outcome(self, reply: Reply | Outcome) -> Outcome:
         if isinstance(reply, Outcome):
