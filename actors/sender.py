@@ -84,6 +84,7 @@ class SenderActor(SupervisedActor):
         self._pipelined = isinstance(channel, PipelinedChannel)
         self._in_flight: dict[str, Delivery] = {}       # started with deliver_later, not answered
         self._held_back: deque[Delivery] = deque()      # waiting for a free place in the pipeline
+        self._held_back_ids: set[str] = set()
         self._answers = _AnswerBox(self.actor_ref)
         self._unsettled: list[AttemptRecord] = []
         self._unsettled_ids: set[str] = set()
@@ -104,9 +105,10 @@ class SenderActor(SupervisedActor):
         self.channel.close()
 
     def context_of(self, message: Any) -> Mapping[str, str]:
-        if isinstance(message, Send):
-            return {"incident_id": ",".join(d.incident_id for d in message.deliveries),
-                    "notification_id": ",".join(d.notification_id for d in message.deliveries)}
+        if isinstance(message, Send):  # the first of them names the batch (it is built per message)
+            first, more = message.deliveries[0], len(message.deliveries) - 1
+            suffix = f" (and {more} more)" if more else ""
+            return {"incident_id": first.incident_id + suffix, "notification_id": first.notification_id + suffix}
         if isinstance(message, TimerDue):
             return {"incident_id": message.delivery.incident_id,
                     "notification_id": message.delivery.notification_id}
@@ -144,8 +146,7 @@ class SenderActor(SupervisedActor):
             self.timers[nid] = (timer, replace(held, lease=delivery.lease))
             self.directory.tell(ROUTER, TimerSet(nid))
             return True
-        if nid in self._unsettled_ids or nid in self._in_flight or any(
-                held.notification_id == nid for held in self._held_back):
+        if nid in self._unsettled_ids or nid in self._in_flight or nid in self._held_back_ids:
             return True  # settling it tells the router
         if self._recently_settled.get(nid, 0) >= delivery.attempt:  # a re-queue makes a later attempt
             self.directory.tell(ROUTER, Settled((nid,)))
@@ -194,6 +195,7 @@ class SenderActor(SupervisedActor):
             self._finish(delivery, self.channel.deliver(delivery), started)
         elif len(self._in_flight) >= PIPELINE_DEPTH:
             self._held_back.append(delivery)
+            self._held_back_ids.add(delivery.notification_id)
         else:
             answers = self._answers
             outcome = self.channel.deliver_later(  # type: ignore[attr-defined]
@@ -211,7 +213,9 @@ class SenderActor(SupervisedActor):
                 raise outcome
             self._finish(delivery, outcome, started)
         while self._held_back and len(self._in_flight) < PIPELINE_DEPTH:
-            self._attempt(self._held_back.popleft())
+            delivery = self._held_back.popleft()
+            self._held_back_ids.discard(delivery.notification_id)
+            self._attempt(delivery)
 
     def _finish(self, delivery: Delivery, outcome: Outcome, started: float) -> None:
         """Decide what an attempt's outcome means (settled, retry later, given up) and queue

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from .models import Alert, Incident
 
@@ -19,19 +20,32 @@ _LEGACY_SEPARATOR = "\x1f"
 
 
 def _fields(alert: Alert) -> list[str]:
+    return _field_list(alert.source, alert.type.name, alert.title, alert.affected_services)
+
+
+def _field_list(source: str, type_name: str, title: str, services: tuple[str, ...]) -> list[str]:
     """Source, type, title and the sorted affected services.
 
     Labels are left out on purpose: the original grouped on these four fields, and clients
     that vary a label per firing (a timestamp, a pod name) would otherwise never deduplicate.
     """
-    return [alert.source, alert.type.name, alert.title, *sorted(alert.affected_services)]
+    return [source, type_name, title, *sorted(services)]
+
+
+#: Fingerprints remembered (a storm repeats a few of them many times); bounded, least recent go.
+REMEMBERED = 10_000
 
 
 def fingerprint(alert: Alert) -> str:
     """The current fingerprint: ``v2:`` and SHA-256 over the fields (see :func:`_fields`),
     each written as its UTF-8 length in bytes, ``:``, then its bytes."""
+    return _fingerprint_of(alert.source, alert.type.name, alert.title, alert.affected_services)
+
+
+@lru_cache(maxsize=REMEMBERED)
+def _fingerprint_of(source: str, type_name: str, title: str, services: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
-    for field in _fields(alert):
+    for field in _field_list(source, type_name, title, services):
         data = field.encode("utf-8")
         digest.update(b"%d:%b" % (len(data), data))
     return FINGERPRINT_PREFIX + digest.hexdigest()
