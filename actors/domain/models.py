@@ -228,10 +228,13 @@ class Incident:
         )
 
 
+_SNAPSHOT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+
+
 def snapshot_json(incident: Incident) -> str:
     """The incident's snapshot as compact, ASCII-only JSON: the one serialisation of an event's
     snapshot, stored once and embedded as-is in webhook bodies (never fails on odd text)."""
-    return json.dumps(incident.to_dict(), separators=(",", ":"), ensure_ascii=True)
+    return _SNAPSHOT_ENCODER.encode(incident.to_dict())
 
 
 class EventKind(str, enum.Enum):
