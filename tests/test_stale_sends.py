@@ -1,0 +1,149 @@
+"""A sender handed a delivery the store shows already attempted (by an instance since replaced)
+tells the router the truth: settled when it is, released when a later attempt is still owed,
+so that no later event of the incident can overtake it (found by the chaos test)."""
+from __future__ import annotations
+
+import queue
+import time
+
+import pykka
+import pytest
+
+from actors.channels.faults import ChannelFaults
+from actors.directory import ActorDirectory
+from actors.domain.changes import Change, PendingEvent
+from actors.domain.models import (Delivery, DeliveryStatus, EventKind, Incident, IncidentState, IncidentType,
+                                  Outcome, Severity, utc_now)
+from actors.domain.retry import RetryPolicy
+from actors.domain.routing import Receiver
+from actors.events import EventHub
+from actors.messages import Released, Send, Settled
+from actors.scheduler import Scheduler
+from actors.sender import SenderActor
+from actors.store.sqlite import AttemptRecord, SqliteStore
+
+TIMEOUT = 10.0
+LEASE = "server-a:1"
+
+
+class NeverSends:
+    name, destinations, needs_state = "webhook", ("default",), False
+
+    def __init__(self) -> None:
+        self.sent: list[Delivery] = []
+
+    def deliver(self, delivery: Delivery) -> Outcome:
+        self.sent.append(delivery)
+        return Outcome.delivered("HTTP 200", 200)
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Recorder(pykka.ThreadingActor):
+    """Stands in for the router: keeps what it is told."""
+
+    def __init__(self, told: queue.Queue) -> None:
+        super().__init__()
+        self.told = told
+
+    def on_receive(self, message: object) -> None:
+        self.told.put(message)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    store = SqliteStore(tmp_path / "s.db")
+    told: queue.Queue = queue.Queue()
+    directory = ActorDirectory()
+    router = Recorder.start(told)
+    directory.register("router", router)
+    scheduler = Scheduler()
+    channel = NeverSends()
+    sender = SenderActor.start(None, "sender:webhook:0", channel, store, directory, scheduler, EventHub(),
+                               RetryPolicy(3, 60, 300), ChannelFaults())
+    yield store, sender, told, channel
+    sender.stop()
+    router.stop()
+    scheduler.stop()
+    store.close()
+
+
+def owed_delivery(store: SqliteStore) -> Delivery:
+    now = utc_now()
+    incident = Incident("i-1", "fp", "t", "", Severity.P1, IncidentType.DATA, IncidentState.DETECTED, "s",
+                        now, now, now)
+    event = PendingEvent(EventKind.CREATED, now, "t", {}, "incident.detected", (Receiver("webhook", "default"),))
+    (delivery,) = store.apply([Change(incident, True, (event,))], lease=LEASE).deliveries
+    return delivery
+
+
+def next_told(told: queue.Queue) -> object:
+    return told.get(timeout=TIMEOUT)
+
+
+def test_a_stale_send_of_a_delivery_still_owed_is_released_not_settled(setup):
+    store, sender, told, channel = setup
+    delivery = owed_delivery(store)
+    later = time.time() + 3600
+    (recorded,) = store.record_attempts([AttemptRecord(delivery, Outcome.retry("HTTP 503", 503),
+                                                       DeliveryStatus.RETRYING, time.time(), 1.0, later)])
+    assert recorded  # attempt 1 made by a sender since replaced; attempt 2 is due in an hour
+    sender.tell(Send((delivery,), verify=True))  # pulled before that record: it names attempt 1
+    assert next_told(told) == Released((delivery.notification_id,))
+    assert channel.sent == []
+    assert store.has_free_owed("webhook", "default", LEASE)  # the router will find it in the store
+
+
+def test_a_stale_send_of_a_delivery_already_settled_is_settled(setup):
+    store, sender, told, channel = setup
+    delivery = owed_delivery(store)
+    store.record_attempts([AttemptRecord(delivery, Outcome.delivered("HTTP 200", 200), DeliveryStatus.DELIVERED,
+                                         time.time(), 1.0)])
+    sender.tell(Send((delivery,), verify=True))
+    assert next_told(told) == Settled((delivery.notification_id,))
+    assert channel.sent == []
+
+
+def test_after_a_release_the_router_keeps_a_later_event_behind_the_released_one(tmp_path):
+    from actors.lease import RouterLease
+    from actors.messages import Owed
+    from actors.router import RouterActor
+    store = SqliteStore(tmp_path / "s.db")
+    told: queue.Queue = queue.Queue()
+    directory, lease, scheduler = ActorDirectory(), RouterLease("server-a"), Scheduler()
+    directory.register("sender:webhook:0", Recorder.start(told))
+    router = RouterActor.start(None, "router", store, (Receiver("webhook", "default"),), {"webhook": 1},
+                               directory, scheduler, lease, 10, 10)
+    try:
+        router.ask(Settled(()), timeout=TIMEOUT)  # started, and its first pull done
+        now = utc_now()
+        incident = Incident("i-1", "fp", "t", "", Severity.P1, IncidentType.DATA, IncidentState.DETECTED, "s",
+                            now, now, now)
+        receivers = (Receiver("webhook", "default"),)
+
+        def event(state: IncidentState) -> Delivery:
+            change = Change(incident.evolve(state=state), False, (PendingEvent(
+                EventKind.STATE_CHANGED, utc_now(), "t", {}, state.event_type, receivers),))
+            (delivery,) = store.apply([change], lease=lease.token).deliveries
+            router.tell(Owed((delivery,), lease.token))
+            return delivery
+
+        first = event(IncidentState.DETECTED)
+        sent = next_told(told)
+        assert [d.notification_id for d in sent.deliveries] == [first.notification_id]
+        store.release([first.notification_id])  # a sender found it made elsewhere, still owed
+        router.tell(Released((first.notification_id,)))
+        second = event(IncidentState.RESOLVED)
+        again = next_told(told)  # the router pulls the first again; the second waits behind it
+        assert [d.notification_id for d in again.deliveries] == [first.notification_id] and again.verify
+        router.ask(Settled(()), timeout=TIMEOUT)
+        assert told.empty(), "the resolve overtook its trigger"
+        assert second.notification_id not in {d.notification_id for d in again.deliveries}
+    finally:
+        pykka.ActorRegistry.stop_all()
+        scheduler.stop()
+        store.close()
