@@ -105,6 +105,12 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True)
+class SettleDue:
+    """(Sender to itself, from a timer) the oldest finished attempt has waited the settle
+    window: record what finished now."""
+
+
+@dataclass(frozen=True, slots=True)
 class TimerDue:
     """(Sender to itself, from a timer) attempt this delivery now. ``paced`` says the timer
     was the pacing wait, whose send slot is already reserved; a retry must be paced anew."""

@@ -41,7 +41,7 @@ from .domain.ratelimit import TokenBucket
 from .domain.retry import RetryPolicy
 from .faults import ActorFaults
 from .events import DeliverySettled, EventHub
-from .messages import Answered, Released, Send, Settled, TimerDue, TimerFired, TimerSet
+from .messages import Answered, Released, Send, SettleDue, Settled, TimerDue, TimerFired, TimerSet
 from .scheduler import Scheduler, TimerHandle
 from .store.sqlite import AttemptRecord, SqliteStore
 from .supervision import SupervisedActor, tell_quietly
@@ -89,6 +89,7 @@ class SenderActor(SupervisedActor):
         self._unsettled: list[AttemptRecord] = []
         self._unsettled_ids: set[str] = set()
         self._oldest_unsettled = 0.0
+        self._settle_timer: TimerHandle | None = None
         self._recently_settled: OrderedDict[str, int] = OrderedDict()  # id → last attempt settled
 
     def started(self) -> None:
@@ -121,6 +122,8 @@ class SenderActor(SupervisedActor):
                     self._paced(delivery)
         elif isinstance(message, Answered):
             self._answered()
+        elif isinstance(message, SettleDue):
+            self._settle_timer = None
         elif isinstance(message, TimerDue):
             self.timers.pop(message.delivery.notification_id, None)
             self.directory.tell(ROUTER, TimerFired(message.delivery.notification_id))
@@ -132,10 +135,18 @@ class SenderActor(SupervisedActor):
             return super().receive(message)
         if self._pipelined:
             self.channel.flush()  # type: ignore[attr-defined]  # what this message started, in one write
-        if self._unsettled and (len(self._unsettled) >= SETTLE_BATCH or self.actor_inbox.empty()
+        if self._unsettled and (len(self._unsettled) >= SETTLE_BATCH or self._idle()
                                 or time.monotonic() - self._oldest_unsettled >= self.settle_window):
             self._settle()
+        elif self._unsettled and self._settle_timer is None:  # whatever comes next, record by then
+            ref = self.actor_ref
+            self._settle_timer = self.scheduler.call_later(self.settle_window, lambda: tell_quietly(ref, SettleDue()))
         return None
+
+    def _idle(self) -> bool:
+        """Nothing more is on its way to this sender right now (no message waiting, no answer
+        outstanding): what finished is recorded at once instead of waiting for company."""
+        return self.actor_inbox.empty() and not self._in_flight
 
     def _already_held(self, delivery: Delivery) -> bool:
         """True for a Send to drop: a restarted router re-sent a delivery this sender holds on a
@@ -251,6 +262,9 @@ class SenderActor(SupervisedActor):
         too), so only a killed process can lose them: those deliveries are then owed again and
         repeated with the same id. A fenced sender records and reports nothing.
         """
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
+            self._settle_timer = None
         if not self._unsettled or self.fenced:
             return
         records, self._unsettled = self._unsettled, []

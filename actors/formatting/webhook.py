@@ -38,5 +38,6 @@ def render(delivery: Delivery) -> bytes:
     if not snapshot.isascii():
         snapshot = json.dumps(json.loads(snapshot), separators=(",", ":"), ensure_ascii=True)
     test = ',"test":true' if delivery.is_test else ""
-    return (f'{{"event_type":{json.dumps(delivery.event_type)},"timestamp":"{to_iso(delivery.occurred_at)}",'
-            f'"incident":{snapshot},"notification_id":{json.dumps(delivery.notification_id)}{test}}}').encode("ascii")
+    quote = json.encoder.encode_basestring_ascii  # what json.dumps does with a string, without its set-up
+    return (f'{{"event_type":{quote(delivery.event_type)},"timestamp":"{to_iso(delivery.occurred_at)}",'
+            f'"incident":{snapshot},"notification_id":{quote(delivery.notification_id)}{test}}}').encode("ascii")
