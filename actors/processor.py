@@ -13,7 +13,6 @@ and the actor keeps running (pykka semantics); only a bug in a *told* message cr
 """
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any, Callable
 
@@ -27,7 +26,7 @@ from .domain.dedup import fingerprint, joins_incident, legacy_fingerprint
 from .domain.errors import IllegalTransition
 from .domain.indexes import ActiveIncidents, RecentAlerts
 from .domain.models import (Alert, EventKind, Incident, IncidentState, Resolution,
-                             ResolutionMethod, TimelineEvent, utc_now)
+                             ResolutionMethod, TimelineEvent, new_id, utc_now)
 from .domain.routing import Receiver, route
 from .domain.state_machine import check_transition
 from .faults import ActorFaults
@@ -63,6 +62,7 @@ class ProcessorActor(SupervisedActor):
         self.clock = clock
         self.recent_alerts = RecentAlerts(RECENT_ALERT_IDS)
         self.active = ActiveIncidents(ACTIVE_INCIDENTS)
+        self.legacy_active = True  # until started() has looked
 
     def started(self) -> None:
         """Index every active incident when they all fit; otherwise start empty and let the
@@ -71,6 +71,9 @@ class ProcessorActor(SupervisedActor):
             self.active.load(self.store.active_incidents(ACTIVE_INCIDENTS), complete=True)
         else:
             self.active.load([], complete=False)
+        # New incidents always get the current fingerprint, so once none is active under the
+        # legacy one (the usual case), no alert needs a second lookup.
+        self.legacy_active = self.store.has_active_legacy_fingerprints()
 
     def receive(self, message: Any) -> Any:
         handler = self._handlers.get(type(message))
@@ -90,8 +93,9 @@ class ProcessorActor(SupervisedActor):
                 results.append(AlertResult(alert.alert_id, known, duplicate=True, new_incident=False))
                 continue
             fp = fingerprint(alert)
-            current = (pending.get(fp) or self._active_incident(fp)
-                       or self._active_incident(legacy_fingerprint(alert)))  # opened before fingerprint v2
+            current = pending.get(fp) or self._active_incident(fp)
+            if current is None and self.legacy_active:  # opened before fingerprint v2
+                current = self._active_incident(legacy_fingerprint(alert))
             if joins_incident(current, now, self.settings.deduplication_window_secs,
                               self.settings.deduplication_enabled):
                 assert current is not None
@@ -134,7 +138,7 @@ class ProcessorActor(SupervisedActor):
 
     def _open(self, alert: Alert, fp: str, now: datetime) -> Change:
         incident = Incident(
-            id=str(uuid.uuid4()), fingerprint=fp, title=alert.title, description=alert.description,
+            id=new_id(), fingerprint=fp, title=alert.title, description=alert.description,
             severity=alert.severity, type=alert.type, state=IncidentState.DETECTED, source=alert.source,
             created_at=now, updated_at=now, last_alert_at=now, labels=dict(alert.labels),
             affected_services=alert.affected_services)
@@ -152,7 +156,7 @@ class ProcessorActor(SupervisedActor):
         alert_like = Alert("", command.source, command.title, command.description, command.severity,
                            command.type, affected_services=command.affected_services)
         incident = Incident(
-            id=str(uuid.uuid4()), fingerprint=fingerprint(alert_like), title=command.title,
+            id=new_id(), fingerprint=fingerprint(alert_like), title=command.title,
             description=command.description, severity=command.severity, type=command.type,
             state=IncidentState.DETECTED, source=command.source, created_at=now, updated_at=now,
             last_alert_at=now, alert_count=0, labels=dict(command.labels),

@@ -9,7 +9,6 @@ import signal
 import socket
 import sys
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from actors.cli import main
 from actors.domain.models import utc_now
 from actors.engine import Engine
 from actors.events import DeliverySettled
+from actors import processor
 from actors.cli import prometheus
 from protos import alerts_pb2, incidents_pb2, notifications_pb2
 from tests.support import exposition
@@ -525,9 +525,9 @@ def test_a_too_short_or_unknown_id_prefix_is_not_found(imctl):
 
 
 def test_an_ambiguous_id_prefix_is_refused_naming_the_matches(server, imctl, monkeypatch):
-    shared = [uuid.UUID(f"feedface-0000-4000-8000-00000000000{n}") for n in (1, 2)]
-    real_uuid4 = uuid.uuid4
-    monkeypatch.setattr(uuid, "uuid4", lambda: shared.pop(0) if shared else real_uuid4())
+    shared = [f"feedface-0000-4000-8000-00000000000{n}" for n in (1, 2)]
+    real_new_id = processor.new_id
+    monkeypatch.setattr(processor, "new_id", lambda: shared.pop(0) if shared else real_new_id())
     made = [imctl("incidents", "create", "--title", f"t{n}", "--severity", "P2", "--type", "data").out.split()[2]
             for n in (1, 2)]
     assert made == ["feedface-0000-4000-8000-000000000001", "feedface-0000-4000-8000-000000000002"]

@@ -177,3 +177,12 @@ def test_joined_is_evolve_with_one_more_alert():
                         now - timedelta(minutes=5), now - timedelta(minutes=1), now - timedelta(minutes=1),
                         alert_count=3, labels={"a": "b"}, affected_services=("db",), assignees=("ana",))
     assert incident.joined(now) == incident.evolve(alert_count=4, last_alert_at=now, updated_at=now)
+
+
+def test_new_ids_are_random_version_4_uuids_in_their_text_form():
+    import uuid
+    from actors.domain.models import new_id
+    ids = [new_id() for _ in range(2000)]
+    parsed = [uuid.UUID(i) for i in ids]
+    assert all(str(p) == i and p.version == 4 and p.variant == uuid.RFC_4122 for p, i in zip(parsed, ids))
+    assert len(set(ids)) == len(ids) and {i[19] for i in ids} == set("89ab")

@@ -7,9 +7,17 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Mapping
+
+
+def new_id() -> str:
+    """A random (version 4) UUID in its text form, as ``str(uuid.uuid4())`` gives, at a
+    quarter of its cost: one is made for every incident and every notification."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 def utc_now() -> datetime:

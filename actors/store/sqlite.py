@@ -17,7 +17,6 @@ import base64
 import json
 import sqlite3
 import threading
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple, Sequence
@@ -25,7 +24,7 @@ from typing import Any, Iterable, NamedTuple, Sequence
 from ..domain.changes import (Change, ChannelCounts, IncidentQuery, NotificationRecord, StoreUsage)
 from ..domain.errors import IllegalTransition, InvalidArgument, NotFound
 from ..domain.models import (Attempt, Delivery, DeliveryStatus, EventKind, Incident, Outcome,
-                             OutcomeKind, TimelineEvent, snapshot_json)
+                             OutcomeKind, TimelineEvent, new_id, snapshot_json)
 from .checkpoints import Checkpointer
 from .migrations import migrate
 from .retention import Cursor, prune_batch
@@ -128,6 +127,11 @@ class SqliteStore:
         """How many incidents are active, counting no further than ``up_to``."""
         return self._connection().execute(
             "SELECT count(*) FROM (SELECT 1 FROM incidents WHERE active = 1 LIMIT ?)", (up_to,)).fetchone()[0]
+
+    def has_active_legacy_fingerprints(self) -> bool:
+        """True while some active incident carries a fingerprint from before ``v2:``."""
+        return self._connection().execute(
+            "SELECT 1 FROM incidents WHERE active = 1 AND fingerprint NOT LIKE 'v2:%' LIMIT 1").fetchone() is not None
 
     def active_incidents(self, limit: int) -> list[Incident]:
         """Up to ``limit`` active incidents, oldest first (so the newest per fingerprint comes last)."""
@@ -451,7 +455,7 @@ def _write_changes(conn: sqlite3.Connection, changes: Sequence[Change], lease: s
                                   _dumps(dict(event.detail)), snapshot if notifies else None))
             events.append(TimelineEvent(incident.id, event.kind, event.at, event.actor, event.detail, timeline_id))
             for receiver in event.receivers if notifies else ():
-                nid = str(uuid.uuid4())
+                nid = new_id()
                 notification_rows.append((nid, incident.id, timeline_id, receiver.channel, receiver.destination,
                                           event.event_type, at, at, lease or None, at, at))
                 applied.deliveries.append(Delivery(
