@@ -43,19 +43,28 @@ def string_map(field: str, values: Mapping[str, str]) -> dict[str, str]:
     values at most MAX_LABEL_VALUE bytes. Raises InvalidArgument naming ``field[key]``."""
     if not isinstance(values, Mapping):
         raise InvalidArgument(field, f"must be a mapping of strings, got {type(values).__name__}")
-    if len(values) > MAX_LABELS:
+    copy = dict(values)
+    if len(copy) > MAX_LABELS:
         raise InvalidArgument(field, f"has more than {MAX_LABELS} entries")
-    for key, value in values.items():
-        if not (_fits(key, MAX_NAME) and key.strip() and _fits(value, MAX_LABEL_VALUE)):
-            name = f"{field}[{str(key)[:40]}]"  # the full checks, for the error naming the entry
+    if not _plainly_valid(copy):
+        for key, value in copy.items():  # the full checks, for the error naming the entry
+            name = f"{field}[{str(key)[:40]}]"
             text(name, key, MAX_NAME, required=True)
             text(name, value, MAX_LABEL_VALUE)
-    return dict(values)
+    return copy
 
 
-def _fits(value: object, limit: int) -> bool:
-    """A quick yes for the common case: ASCII text within ``limit`` (then as many bytes), no NUL."""
-    return isinstance(value, str) and value.isascii() and len(value) <= limit and "\x00" not in value
+def _plainly_valid(entries: dict[str, str]) -> bool:
+    """A quick yes for the common map (checked all at once): ASCII strings (so as many bytes
+    as characters) within their limits, no NUL, no blank key."""
+    try:
+        keys, values = "".join(entries), "".join(entries.values())
+    except TypeError:  # something that is not a string: let the full checks name it
+        return False
+    return (keys.isascii() and values.isascii() and "\x00" not in keys and "\x00" not in values
+            and max(map(len, entries), default=0) <= MAX_NAME
+            and max(map(len, entries.values()), default=0) <= MAX_LABEL_VALUE
+            and all(key.strip() for key in entries))
 
 
 def string_list(field: str, values: Iterable[str]) -> tuple[str, ...]:
