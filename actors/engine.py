@@ -56,7 +56,7 @@ from .scheduler import Scheduler
 from .sender import SenderActor
 from .store.checks import check_store_path, open_store
 from .store.lock import StoreLock
-from .supervision import LAST_CHANCE, ChildSpec, ChildStatus, Fencing, GetStatus, Strategy, Supervisor
+from .supervision import LAST_CHANCE, ChildSpec, ChildStatus, Fencing, GetStatus, Started, Strategy, Supervisor
 
 #: TransportFault is re-exported for the gRPC edge, which may not import actors.channels.
 __all__ = ["ChannelFactory", "Engine", "NotificationStats", "TransportFault"]
@@ -156,15 +156,24 @@ class Engine:
         self._wait_until_running(expected=3 + sum(1 + n.pool_size(c) for c in self._probes))
 
     def _wait_until_running(self, expected: int, timeout: float = 30.0) -> None:
-        """Block until every actor of the tree has started (supervisors start children in
-        their own threads). Raises Unavailable if that takes longer than ``timeout``."""
+        """Block until every actor of the tree has started and finished its start-up (a
+        sender's worker process is ready, say; supervisors start children in their own
+        threads). Raises Unavailable if that takes longer than ``timeout``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             statuses = self.actor_statuses()
-            if len(statuses) == expected and all(s.alive for s in statuses):
+            if len(statuses) == expected and all(s.alive for s in statuses) and all(
+                    self._started(s.name, deadline) for s in statuses):
                 return
             self.failed.wait(0.01)
         raise Unavailable("the actor tree did not start in time")
+
+    def _started(self, name: str, deadline: float) -> bool:
+        ref = self.directory.lookup(name)
+        try:
+            return ref is not None and ref.ask(Started(), timeout=max(0.0, deadline - time.monotonic()))
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return False
 
     def _pool_spec(self, channel: str, policy: RetryPolicy) -> ChildSpec:
         n = self.settings.notifications

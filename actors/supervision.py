@@ -86,6 +86,11 @@ class ChildExited:
 
 
 @dataclass(frozen=True, slots=True)
+class Started:
+    """Ask: answered (True) once the actor's start-up (``on_start``) is done."""
+
+
+@dataclass(frozen=True, slots=True)
 class GetStatus:
     """Ask: → list[ChildStatus] for this supervisor and its nested supervisors."""
 
@@ -246,6 +251,8 @@ class SupervisedActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if self.fenced:
             return None  # abandoned: its replacement owns this work now
+        if isinstance(message, Started):
+            return True  # pykka handles messages only after on_start
         self._context = self.context_of(message)
         self.raised = None
         try:

@@ -172,3 +172,36 @@ def test_a_crash_while_sending_is_logged_with_the_incident_and_notification_ids(
     (crash,) = [line for line in logs if line["event"] == "actor_exited" and line["abnormal"]]
     assert crash["incident_id"] == result.incident_id and crash["notification_id"]
     assert crash["actor"] == "sender:webhook:0" and crash["log_level"] == "error"
+
+
+def test_start_returns_only_once_every_actor_has_finished_starting(tmp_path):
+    """A sender's start-up (its worker process coming up, say) is part of the engine's start:
+    the first delivery never waits for it."""
+    from actors.domain.models import Outcome
+    entered, release, returned = threading.Event(), threading.Event(), threading.Event()
+
+    class SlowToOpen:
+        name, destinations, needs_state = "webhook", ("default",), False
+
+        def open(self) -> None:
+            entered.set()
+            release.wait(TIMEOUT)
+
+        def deliver(self, delivery):
+            return Outcome.delivered("HTTP 200", 200)
+
+        def close(self) -> None:
+            pass
+
+    engine = Engine(settings(tmp_path, "http://127.0.0.1:9"), channel_factory=lambda name: SlowToOpen())
+    starting = threading.Thread(target=lambda: (engine.start(), returned.set()))
+    starting.start()
+    try:
+        assert entered.wait(TIMEOUT)
+        assert not returned.wait(0.3)  # a sender is still in its start-up
+        release.set()
+        assert returned.wait(TIMEOUT)
+    finally:
+        release.set()
+        starting.join(TIMEOUT)
+        engine.stop(grace_secs=0)
