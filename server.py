@@ -9,8 +9,9 @@ grace plus a moment (a send still stuck then is abandoned: owed again at the nex
 with the same id); a second
 signal exits at once (nothing is lost: every acknowledged alert and owed notification is
 already committed). If supervision gives up (restart intensity exceeded), it logs why and
-exits 1. A bad configuration exits 2 with a message naming the key; a port it cannot listen
-on exits 3 (checked before the store is touched); a store another server holds exits 4.
+exits 1. A bad configuration exits 2 with a message naming the key (so does a ``[server]
+host`` that is not a loopback address, unless ``[server] allow_insecure = true``); a port it
+cannot listen on exits 3 (checked before the store is touched); a store another server holds exits 4.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import structlog
 from actors.channels.registry import build_channel, enabled_channels
 from actors.domain.channel_setup import destination_warnings
 from actors.domain.config import ConfigError, Settings, load_settings
+from actors.domain.exposure import insecure_exposure, readable_by_others
 from actors.engine import Engine
 from actors.logs import announce, configure_logging
 from actors.store.checks import check_store_path
@@ -46,14 +48,30 @@ def read_settings(path: str | None) -> Settings:
     return load_settings(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else Settings()
 
 
+def check_exposure(settings: Settings) -> list[str]:
+    """Raise ConfigError naming ``server.host`` when the API would be open to others without
+    ``[server] allow_insecure``; return a warning for a store file others may read."""
+    problem = insecure_exposure(settings)
+    if problem:
+        raise ConfigError("server.host", problem)
+    warning = readable_by_others(settings.state.path, "[state] path")
+    return [warning] if warning else []
+
+
 def check_config(settings: Settings) -> list[str]:
-    """Check the store path and build every enabled channel once (reads its secrets);
-    raises ConfigError on a problem. Creates nothing. Returns warnings about what loads but
-    will not deliver (an enabled channel without a destination), each naming the key to set."""
+    """Check who could reach the API, the store path, and build every enabled channel once
+    (reads its secrets); raises ConfigError on a problem. Creates nothing. Returns warnings
+    about what loads but will not deliver (an enabled channel without a destination), each
+    naming the key to set, and about a store file readable by others."""
+    warnings = check_exposure(settings)
     check_store_path(settings.state.path)
     for name in enabled_channels(settings.notifications):
         build_channel(name, settings.notifications, os.environ).close()
-    return destination_warnings(settings.notifications)
+    return warnings + destination_warnings(settings.notifications)
+
+
+def warn(text: str) -> None:
+    announce(f"warning: {text}", "configuration_warning", level="warning", stream=sys.stderr)
 
 
 def serve(settings: Settings, ready: threading.Event | None = None) -> int:
@@ -61,6 +79,8 @@ def serve(settings: Settings, ready: threading.Event | None = None) -> int:
     from actors.api.server import ApiServer
 
     log = structlog.get_logger("server")
+    for warning in check_exposure(settings):  # raises ConfigError before anything listens
+        warn(warning)
     # Threads waiting for the GIL (a sender whose reply arrived, a gRPC call) get it within
     # 1 ms instead of CPython's default 5 ms: measured, this bounds latency under load.
     sys.setswitchinterval(SWITCH_INTERVAL_SECS)
@@ -120,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(settings.observability)
         if args.check_config:
             for warning in check_config(settings):
-                announce(f"warning: {warning}", "configuration_warning", level="warning", stream=sys.stderr)
+                warn(warning)
             announce("configuration OK", "configuration_ok")
             return 0
         return serve(settings)

@@ -37,6 +37,7 @@ import structlog
 from .channels.faults import ChannelFaults, TransportFault
 from .domain.changes import IncidentQuery, NotificationRecord
 from .domain.config import Settings, load_settings, settings_from_mapping
+from .domain.exposure import insecure_exposure, readable_by_others
 from .domain.errors import (ConfigError, DomainError, IllegalTransition, InvalidArgument, NotConfigured,
                             NotFound, Overloaded, Unavailable)
 from .domain.commands import (AddNote, AlertResult, CreateIncident, ResolveIncident, TransitionIncident,
@@ -183,13 +184,18 @@ class IncidentManager:
     loggers, shown only where the host's logging shows them.
 
     Raises ConfigError naming the key for a bad configuration (missing secrets are found
-    by :meth:`start`). The constructor starts nothing.
+    by :meth:`start`), and naming ``server.host`` when ``grpc=True`` would serve a
+    non-loopback address without ``[server] allow_insecure = true``. The constructor starts
+    nothing.
     """
 
     def __init__(self, config: Config = None, *, grpc: bool = False,
                  environ: Mapping[str, str] | None = None, configure_logs: bool = False,
                  ask_timeout: float = 30.0) -> None:
         self.settings = _settings(config)
+        exposure = insecure_exposure(self.settings) if grpc else None
+        if exposure:
+            raise ConfigError("server.host", exposure)
         self._grpc = grpc
         self._configure_logs = configure_logs
         self._engine = Engine(self.settings, environ=environ, ask_timeout=ask_timeout)
@@ -219,6 +225,9 @@ class IncidentManager:
                 quiet_unless_configured()
             engine = self._engine
             engine.failed.clear()
+            readable = readable_by_others(self.settings.state.path, "[state] path")
+            if readable:
+                log.warning("store_readable_by_others", warning=readable)
             try:
                 engine.start()
                 if self._grpc:

@@ -35,6 +35,8 @@ class ServerSettings:
     reflection: bool = True
     shutdown_grace_secs: float = 10.0
     admin_enabled: bool = False
+    #: Serve a non-loopback ``host`` without TLS and authentication (see actors/domain/exposure.py).
+    allow_insecure: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from .files import make_private_directories
+
 
 class StoreInUse(Exception):
     """Another live process holds the store; this one must not touch it."""
@@ -21,7 +23,7 @@ class StoreLock:
         """Take the lock now. Raises StoreInUse if another process holds it, OSError if the
         lock file cannot be created."""
         self.path = Path(f"{store_path}.lock")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_directories(self.path.parent)
         self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

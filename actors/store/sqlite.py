@@ -26,6 +26,7 @@ from ..domain.errors import IllegalTransition, InvalidArgument, NotFound
 from ..domain.models import (Attempt, Delivery, DeliveryStatus, EventKind, Incident, Outcome,
                              OutcomeKind, TimelineEvent, new_id, snapshot_json)
 from .checkpoints import Checkpointer
+from .files import create_private_file, make_private_directories
 from .migrations import migrate
 from .retention import Cursor, prune_batch
 
@@ -65,7 +66,8 @@ class SqliteStore:
         self.path = str(path)
         self.synchronous = synchronous.upper()
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            make_private_directories(Path(self.path).parent)
+            create_private_file(self.path)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
