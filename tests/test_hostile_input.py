@@ -110,3 +110,4 @@ def test_an_undecodable_message_on_the_alert_stream_ends_it_invalid_argument_aft
     assert [(a.alert_id, a.status) for a in acks] == [("before", alerts_pb2.ACCEPTED)]
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "alerts.AlertRequest" in info.value.details()
+
