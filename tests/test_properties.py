@@ -141,7 +141,6 @@ def test_every_unary_rpc_answers_any_request_or_rejects_it_with_an_expected_stat
                                                                                    request_type):
     with engine(tmp_path) as running_engine:
         call: Callable[..., Any] = getattr(servicer_type(running_engine), method)
-        existing = running_engine.create_incident  # noqa: F841 (the engine is live: ids may resolve)
 
         @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
         @given(messages(request_type.DESCRIPTOR))

@@ -412,11 +412,11 @@ def _decode_token(token: str) -> tuple[float, str]:
     try:
         created, incident_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
         number = float(created)
+        if not math.isfinite(number):
+            raise ValueError(created)
+        return number, incident_id
     except (ValueError, UnicodeDecodeError):
-        number = math.nan
-    if not math.isfinite(number):
-        raise InvalidArgument("page_token", "not a token returned by a previous call")
-    return number, incident_id
+        raise InvalidArgument("page_token", "not a token returned by a previous call") from None
 
 
 def _encode_seq(seq: int) -> str:
