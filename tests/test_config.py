@@ -163,3 +163,11 @@ def test_slack_is_paced_to_one_message_a_second_unless_configured():
 def test_an_in_memory_store_is_refused(path):
     with pytest.raises(ConfigError, match="state.path"):
         settings_from_mapping({"state": {"path": path}})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_number_setting_must_be_finite(value):
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping({"notifications": {"retry_backoff_secs": value}})
+    assert info.value.key == "notifications.retry_backoff_secs"
+    assert "finite" in info.value.reason

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import enum
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -32,10 +32,20 @@ def enum_value(field: str, enum_type: type[E], number: int, required: bool = Tru
         raise InvalidArgument(field, f"{reason}; allowed: {allowed}") from None
 
 
-def to_datetime(stamp: Timestamp) -> datetime | None:
+#: The seconds of 0001-01-01T00:00:00Z and of the first second after 9999-12-31T23:59:59Z:
+#: the range a Timestamp may hold (protobuf itself lets any int64 through).
+_FIRST_SECOND, _PAST_LAST_SECOND = -62135596800, 253402300800
+
+
+def to_datetime(field: str, stamp: Timestamp) -> datetime | None:
+    """The moment ``stamp`` names, or None when it is unset (zero). Raises InvalidArgument
+    naming ``field`` for seconds outside years 1..9999 or nanos outside 0..999,999,999."""
     if stamp.seconds == 0 and stamp.nanos == 0:
         return None
-    return datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, timezone.utc)
+    if not (_FIRST_SECOND <= stamp.seconds < _PAST_LAST_SECOND and 0 <= stamp.nanos < 1_000_000_000):
+        raise InvalidArgument(field, "must be a time from year 1 to year 9999 (nanos 0 to 999999999), "
+                                     f"got seconds={stamp.seconds} nanos={stamp.nanos}")
+    return datetime.fromtimestamp(stamp.seconds, timezone.utc) + timedelta(microseconds=stamp.nanos // 1000)
 
 
 def to_timestamp(moment: datetime | None) -> Timestamp | None:
@@ -58,7 +68,7 @@ def alert_from_proto(request: alerts_pb2.AlertRequest, max_field_bytes: int) -> 
         severity=enum_value("severity", Severity, request.severity),  # type: ignore[arg-type]
         type=enum_value("type", IncidentType, request.type),  # type: ignore[arg-type]
         labels=request.labels, annotations=request.annotations, affected_services=request.affected_services,
-        fired_at=to_datetime(request.fired_at), max_text=max_field_bytes)
+        fired_at=to_datetime("fired_at", request.fired_at), max_text=max_field_bytes)
 
 
 def incident_query(request: incidents_pb2.ListIncidentsRequest) -> IncidentQuery:
@@ -66,8 +76,8 @@ def incident_query(request: incidents_pb2.ListIncidentsRequest) -> IncidentQuery
         states=tuple(int(enum_value("states", IncidentState, s)) for s in request.states),  # type: ignore[arg-type]
         severities=tuple(int(enum_value("severities", Severity, s)) for s in request.severities),  # type: ignore[arg-type]
         source=request.source.strip() or None,
-        created_after=to_datetime(request.created_after),
-        created_before=to_datetime(request.created_before),
+        created_after=to_datetime("created_after", request.created_after),
+        created_before=to_datetime("created_before", request.created_before),
     )
 
 

@@ -16,6 +16,7 @@ from .alerts import AlertIngestionServicer
 from .incidents import IncidentServicer
 from .notifications import NotificationServicer
 from .reflection import enable as enable_reflection
+from .undecodable import TolerantRegistry
 
 SERVICE_NAMES = (
     alerts_pb2.DESCRIPTOR.services_by_name["AlertIngestion"].full_name,
@@ -36,12 +37,13 @@ class ApiServer:
             futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="grpc"),
             options=[("grpc.max_receive_message_length", settings.max_message_bytes),
                      ("grpc.so_reuseport", 0)])
-        alerts_pb2_grpc.add_AlertIngestionServicer_to_server(AlertIngestionServicer(engine), self.server)
-        incidents_pb2_grpc.add_IncidentServiceServicer_to_server(IncidentServicer(engine), self.server)
-        notifications_pb2_grpc.add_NotificationServiceServicer_to_server(NotificationServicer(engine), self.server)
+        registry = TolerantRegistry(self.server)  # undecodable requests: INVALID_ARGUMENT, not INTERNAL
+        alerts_pb2_grpc.add_AlertIngestionServicer_to_server(AlertIngestionServicer(engine), registry)
+        incidents_pb2_grpc.add_IncidentServiceServicer_to_server(IncidentServicer(engine), registry)
+        notifications_pb2_grpc.add_NotificationServiceServicer_to_server(NotificationServicer(engine), registry)
         services = SERVICE_NAMES
         if settings.admin_enabled:  # fault injection: only when asked for (UNIMPLEMENTED otherwise)
-            admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(engine), self.server)
+            admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(engine), registry)
             services = (*SERVICE_NAMES, ADMIN_SERVICE_NAME)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

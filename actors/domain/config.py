@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -205,6 +206,8 @@ def _check_value(key: str, annotation: Any, value: Any) -> Any:
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(key, f"must be a number, got {value!r}")
+        if not math.isfinite(value):  # TOML has nan and inf; no setting means anything by them
+            raise ConfigError(key, f"must be a finite number, got {value!r}")
         return float(value)
     if annotation is str:
         if not isinstance(value, str):

@@ -14,6 +14,7 @@ delivery path only to recover, or when the router's in-memory window is full.
 from __future__ import annotations
 
 import base64
+import math
 import json
 import sqlite3
 import threading
@@ -408,9 +409,14 @@ def _encode_token(created_at: float, incident_id: str) -> str:
 
 
 def _decode_token(token: str) -> tuple[float, str]:
+    """The (finite) number and the id a token holds; InvalidArgument naming page_token for
+    anything :func:`_encode_token` cannot have written."""
     try:
         created, incident_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
-        return float(created), incident_id
+        number = float(created)
+        if not math.isfinite(number):
+            raise ValueError(created)
+        return number, incident_id
     except (ValueError, UnicodeDecodeError):
         raise InvalidArgument("page_token", "not a token returned by a previous call") from None
 
@@ -420,7 +426,11 @@ def _encode_seq(seq: int) -> str:
 
 
 def _decode_seq(token: str) -> int:
-    return int(_decode_token(token)[0])
+    """The row number a notification page token holds (a whole number SQLite can compare)."""
+    number = _decode_token(token)[0]
+    if not (number.is_integer() and 0 <= number < 2**63):
+        raise InvalidArgument("page_token", "not a token returned by a previous call")
+    return int(number)
 
 
 class AttemptRecord(NamedTuple):
