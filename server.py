@@ -28,6 +28,7 @@ from actors.channels.registry import build_channel, enabled_channels
 from actors.domain.channel_setup import destination_warnings
 from actors.domain.config import ConfigError, Settings, load_settings
 from actors.domain.exposure import insecure_exposure, readable_by_others
+from actors.domain.tokens import load_tokens
 from actors.engine import Engine
 from actors.logs import announce, configure_logging
 from actors.store.checks import check_store_path
@@ -50,12 +51,17 @@ def read_settings(path: str | None) -> Settings:
 
 def check_exposure(settings: Settings) -> list[str]:
     """Raise ConfigError naming ``server.host`` when the API would be open to others without
-    ``[server] allow_insecure``; return a warning for a store file others may read."""
+    ``[server] allow_insecure`` or ``[auth] enabled``, naming ``auth.tokens_file`` when auth is
+    on and the tokens file is unreadable or invalid; return a warning for each of the store
+    and the tokens file that others may read."""
     problem = insecure_exposure(settings)
     if problem:
         raise ConfigError("server.host", problem)
-    warning = readable_by_others(settings.state.path, "[state] path")
-    return [warning] if warning else []
+    files = [(settings.state.path, "[state] path")]
+    if settings.auth.enabled:
+        load_tokens(settings.auth.tokens_file or "")
+        files.append((settings.auth.tokens_file or "", "[auth] tokens_file"))
+    return [warning for path, key in files if (warning := readable_by_others(path, key))]
 
 
 def check_config(settings: Settings) -> list[str]:

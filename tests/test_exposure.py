@@ -70,6 +70,13 @@ def test_every_other_host_is_exposed_unless_allow_insecure_says_so(host):
     assert insecure_exposure(settings(host, allow_insecure=True)) is None
 
 
+@pytest.mark.parametrize("host", EXPOSED)
+def test_authentication_makes_any_host_safe(host):
+    authenticated = settings_from_mapping({"server": {"host": host},
+                                           "auth": {"enabled": True, "tokens_file": "tokens"}})
+    assert insecure_exposure(authenticated) is None
+
+
 def test_allow_insecure_must_be_a_boolean():
     with pytest.raises(ConfigError) as error:
         settings_from_mapping({"server": {"allow_insecure": "yes"}})

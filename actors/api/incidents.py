@@ -12,6 +12,7 @@ from ..domain.errors import InvalidArgument, Unavailable
 from ..domain.models import EventKind, IncidentState, IncidentType, Severity
 from ..engine import Engine
 from ..events import Event, IncidentChanged
+from .auth import attributed
 from .convert import (enum_value, incident_query, incident_to_proto, method_from_proto, page_size,
                       timeline_to_proto)
 from .errors import translate, translate_stream
@@ -37,7 +38,8 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
             severity=enum_value("severity", Severity, request.severity),  # type: ignore[arg-type]
             type=enum_value("type", IncidentType, request.type),  # type: ignore[arg-type]
             source=request.source, labels=request.labels, affected_services=request.affected_services,
-            assignees=request.assignees, actor=request.actor, default_actor=DEFAULT_ACTOR, max_text=self.max_text)))
+            assignees=request.assignees, actor=attributed(request.actor), default_actor=DEFAULT_ACTOR,
+            max_text=self.max_text)))
 
     @translate
     def GetIncident(self, request: incidents_pb2.GetIncidentRequest,
@@ -56,7 +58,7 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
     def UpdateIncident(self, request: incidents_pb2.UpdateIncidentRequest,
                        context: grpc.ServicerContext) -> incidents_pb2.Incident:
         return incident_to_proto(self.engine.update_incident(UpdateIncident.checked(
-            incident_id=self._id(request.id), actor=request.actor, default_actor=DEFAULT_ACTOR,
+            incident_id=self._id(request.id), actor=attributed(request.actor), default_actor=DEFAULT_ACTOR,
             max_text=self.max_text,
             title=request.title if request.HasField("title") else None,
             description=request.description if request.HasField("description") else None,
@@ -70,13 +72,13 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
         return incident_to_proto(self.engine.transition(TransitionIncident.checked(
             incident_id=self._id(request.id),
             to_state=enum_value("to_state", IncidentState, request.to_state),  # type: ignore[arg-type]
-            actor=request.actor, default_actor=DEFAULT_ACTOR, note=request.note, max_text=self.max_text)))
+            actor=attributed(request.actor), default_actor=DEFAULT_ACTOR, note=request.note, max_text=self.max_text)))
 
     @translate
     def ResolveIncident(self, request: incidents_pb2.ResolveIncidentRequest,
                         context: grpc.ServicerContext) -> incidents_pb2.Incident:
         return incident_to_proto(self.engine.resolve(ResolveIncident.checked(
-            incident_id=self._id(request.id), resolved_by=request.resolved_by,
+            incident_id=self._id(request.id), resolved_by=attributed(request.resolved_by),
             method=method_from_proto(request.method), notes=request.notes, root_cause=request.root_cause,
             max_text=self.max_text)))
 
@@ -84,7 +86,7 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
     def AddNote(self, request: incidents_pb2.AddNoteRequest,
                 context: grpc.ServicerContext) -> incidents_pb2.TimelineEntry:
         return timeline_to_proto(self.engine.add_note(AddNote.checked(
-            incident_id=self._id(request.id), author=request.author, default_actor=DEFAULT_ACTOR,
+            incident_id=self._id(request.id), author=attributed(request.author), default_actor=DEFAULT_ACTOR,
             note=request.text, max_text=self.max_text)))
 
     @translate

@@ -12,7 +12,9 @@ from protos import (admin_pb2, admin_pb2_grpc, alerts_pb2, alerts_pb2_grpc, inci
 from ..domain.config import ServerSettings
 from ..engine import Engine
 from .admin import AdminServicer
+from ..domain.tokens import load_tokens
 from .alerts import AlertIngestionServicer
+from .auth import AuthInterceptor
 from .incidents import IncidentServicer
 from .notifications import NotificationServicer
 from .reflection import enable as enable_reflection
@@ -29,12 +31,17 @@ ADMIN_SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_
 class ApiServer:
     """A gRPC server bound to ``port`` (the port is taken at construction, so a second server
     finds out before touching anything else); it answers once :meth:`start` ran, and ``health``
-    reports SERVING until :meth:`drain`. Raises OSError when it cannot listen on
-    ``[server] host:grpc_port``."""
+    reports SERVING until :meth:`drain`. With ``[auth] enabled`` (from the engine's settings)
+    every call needs a token (actors/api/auth.py). Raises OSError when it cannot listen on
+    ``[server] host:grpc_port``, ConfigError naming ``auth.tokens_file`` when the tokens
+    file cannot be read or is invalid."""
 
     def __init__(self, engine: Engine, settings: ServerSettings) -> None:
+        auth = engine.settings.auth
+        interceptors = [AuthInterceptor(load_tokens(auth.tokens_file or ""), auth)] if auth.enabled else []
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="grpc"),
+            interceptors=interceptors,
             options=[("grpc.max_receive_message_length", settings.max_message_bytes),
                      ("grpc.so_reuseport", 0)])
         registry = TolerantRegistry(self.server)  # undecodable requests: INVALID_ARGUMENT, not INTERNAL

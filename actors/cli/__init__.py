@@ -17,6 +17,7 @@ import grpc
 
 from . import render
 from .commands import Api
+from .credentials import with_token
 from .options import parse
 
 __all__ = ["main"]
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
     channel = grpc.insecure_channel(args.server)
     try:
-        status = args.handler(Api.over(channel, args.timeout, args.json), args)
+        status = args.handler(Api.over(with_token(channel, args.token), args.timeout, args.json), args)
     except grpc.RpcError as error:
         report(error, args.server)
         status = 1

@@ -1,7 +1,7 @@
 """The argparse tree for ``imctl``: global options, commands, and enum/value parsers.
 
 Every leaf command sets ``handler`` (a function in :mod:`actors.cli.commands`). Global options
-(--server, --timeout, --json) are accepted before the command or after it.
+(--server, --timeout, --json, --token-file) are accepted before the command or after it.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from . import commands
 DEFAULT_SERVER = "127.0.0.1:9000"
 DEFAULT_TIMEOUT = 10.0
 SERVER_ENV = "IMCTL_SERVER"
+TOKEN_ENV = "IMCTL_TOKEN"
 PREFIX_HELP = "a unique prefix of it (at least 8 characters, like git)"
 
 EnumParser = Callable[[str], int]
@@ -96,6 +97,8 @@ def _global_options() -> argparse.ArgumentParser:
     common.add_argument("--timeout", type=positive_float, metavar="SECS",
                         help=f"deadline of each call in seconds (default: {DEFAULT_TIMEOUT:g})")
     common.add_argument("--json", action="store_true", help="print the server's messages as JSON")
+    common.add_argument("--token-file", metavar="PATH",
+                        help=f"a file holding the API token (default: ${TOKEN_ENV}; none when unset)")
     return common
 
 
@@ -236,7 +239,23 @@ def parse(argv: list[str] | None, environ: dict[str, str]) -> argparse.Namespace
             parser.error(f"${SERVER_ENV}: {error}")
     if not hasattr(args, "timeout"):
         args.timeout = DEFAULT_TIMEOUT
+    args.token = _token(parser, getattr(args, "token_file", None), environ)
     args.json = getattr(args, "json", False)
     if args.json and getattr(args, "format", "table") != "table":
         parser.error(f"--json and --format {args.format} exclude each other")
     return args
+
+
+def _token(parser: argparse.ArgumentParser, path: str | None, environ: dict[str, str]) -> str:
+    """The API token from the file at ``path``, else from $IMCTL_TOKEN, else "" (none). An
+    unreadable or empty file is a usage error naming the file (never its content)."""
+    if path is None:
+        return environ.get(TOKEN_ENV, "").strip()
+    try:
+        with open(path, encoding="utf-8") as file:
+            token = file.read().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        parser.error(f"--token-file {path}: cannot read it ({getattr(error, 'strerror', None) or 'not UTF-8 text'})")
+    if not token:
+        parser.error(f"--token-file {path}: the file is empty")
+    return token

@@ -41,6 +41,19 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class AuthSettings:
+    """Bearer tokens with roles (actors/domain/tokens.py, actors/api/auth.py)."""
+
+    enabled: bool = False
+    #: ``name role sha256hex`` lines; required when ``enabled``.
+    tokens_file: str | None = None
+    #: grpc.health.v1 answers without a token.
+    open_health: bool = True
+    #: Server reflection answers without a token.
+    open_reflection: bool = True
+
+
+@dataclass(frozen=True)
 class StateSettings:
     path: str = "./data/incidents.db"
     synchronous: str = "normal"
@@ -164,6 +177,7 @@ class Settings:
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -290,6 +304,8 @@ def _check_consistency(settings: Settings) -> None:
     if settings.state.path.strip() in ("", ":memory:"):
         raise ConfigError("state.path", "must be a file: each actor thread opens its own connection, "
                                         "so an in-memory database would not be shared")
+    if settings.auth.enabled and not (settings.auth.tokens_file or "").strip():
+        raise ConfigError("auth.tokens_file", "required when [auth] enabled = true")
     if not 0 < settings.server.grpc_port < 65536 and settings.server.grpc_port != 0:
         raise ConfigError("server.grpc_port", "must be between 1 and 65535 (0 picks a free port)")
 
