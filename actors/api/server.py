@@ -16,6 +16,7 @@ from .alerts import AlertIngestionServicer
 from .incidents import IncidentServicer
 from .notifications import NotificationServicer
 from .reflection import enable as enable_reflection
+from .tls import ReloadableCredentials
 from .undecodable import TolerantRegistry
 
 SERVICE_NAMES = (
@@ -29,8 +30,9 @@ ADMIN_SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_
 class ApiServer:
     """A gRPC server bound to ``port`` (the port is taken at construction, so a second server
     finds out before touching anything else); it answers once :meth:`start` ran, and ``health``
-    reports SERVING until :meth:`drain`. Raises OSError when it cannot listen on
-    ``[server] host:grpc_port``."""
+    reports SERVING until :meth:`drain`. With ``[server] tls_cert_file`` it serves TLS only
+    (:meth:`reload_tls` re-reads the files). Raises OSError when it cannot listen on
+    ``[server] host:grpc_port``, ConfigError when the TLS files are unusable."""
 
     def __init__(self, engine: Engine, settings: ServerSettings) -> None:
         self.server = grpc.server(
@@ -49,9 +51,13 @@ class ApiServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         if settings.reflection:
             enable_reflection((*services, health.SERVICE_NAME), self.server)
+        self.tls = ReloadableCredentials(settings) if settings.tls else None
         address = f"{settings.host}:{settings.grpc_port}"
         try:
-            self.port = self.server.add_insecure_port(address)
+            if self.tls:
+                self.port = self.server.add_secure_port(address, self.tls.credentials)
+            else:
+                self.port = self.server.add_insecure_port(address)
         except RuntimeError:  # grpcio raises this when the address is taken or invalid
             self.port = 0
         if self.port == 0:
@@ -64,6 +70,12 @@ class ApiServer:
         for name in ("", *SERVICE_NAMES):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         return self
+
+    def reload_tls(self) -> None:
+        """Re-read the TLS files before the next handshake (open connections keep theirs);
+        nothing to do without TLS."""
+        if self.tls:
+            self.tls.reload()
 
     def drain(self) -> None:
         """Report NOT_SERVING so balancers stop sending; calls still get UNAVAILABLE from the engine."""

@@ -31,14 +31,14 @@ def insecure_exposure(settings: Settings) -> str | None:
     """Why serving the gRPC API on ``[server] host`` would let anyone who can reach it submit
     alerts and change incidents, or None when it would not.
 
-    A loopback host is safe. Any other host needs ``[server] allow_insecure = true``: the
-    server has neither TLS nor authentication yet (once it does, they make a host safe here).
+    A loopback host is safe, and so is any host served with TLS (``[server] tls_cert_file``).
+    Any other host needs ``[server] allow_insecure = true``.
     """
     server = settings.server
-    if is_loopback(server.host) or server.allow_insecure:
+    if is_loopback(server.host) or server.tls or server.allow_insecure:
         return None
-    return (f"[server] host = {server.host!r} is not a loopback address, and this server has no TLS "
-            f"and no authentication: anyone who can reach it could submit alerts and change incidents. "
+    return (f"[server] host = {server.host!r} is not a loopback address, and neither TLS "
+            f"([server] tls_cert_file) nor authentication is configured: anyone who can reach it could submit alerts and change incidents. "
             f"Set [server] host = \"127.0.0.1\" to serve this machine only, or set "
             f"[server] allow_insecure = true to expose it anyway (e.g. behind a firewall or a proxy "
             f"that does TLS and authentication)")
