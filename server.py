@@ -12,6 +12,7 @@ already committed). If supervision gives up (restart intensity exceeded), it log
 exits 1. A bad configuration exits 2 with a message naming the key (so does a ``[server]
 host`` that is not a loopback address, unless ``[server] allow_insecure = true``); a port it
 cannot listen on exits 3 (checked before the store is touched); a store another server holds exits 4.
+SIGHUP re-reads the ``[server] tls_*`` files for the connections that follow.
 """
 from __future__ import annotations
 

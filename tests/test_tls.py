@@ -21,7 +21,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from actors.api.server import ApiServer
 from actors.domain.config import ConfigError, settings_from_mapping
-from actors.domain.exposure import insecure_exposure
 from actors.engine import Engine
 from protos import alerts_pb2, alerts_pb2_grpc, incidents_pb2, incidents_pb2_grpc
 from tests.support.certs import Authority, Issued
@@ -109,13 +108,6 @@ def test_a_certificate_and_its_key_come_together(given, missing):
     with pytest.raises(ConfigError) as error:
         settings_from_mapping({"server": given})
     assert error.value.key == missing
-
-
-def test_a_non_loopback_host_served_with_tls_is_not_insecure():
-    plain = settings_from_mapping({"server": {"host": "0.0.0.0"}})
-    with_tls = settings_from_mapping({"server": {"host": "0.0.0.0", "tls_cert_file": "c.pem",
-                                                 "tls_key_file": "c.key"}})
-    assert insecure_exposure(plain) is not None and insecure_exposure(with_tls) is None
 
 
 def check_config(tmp_path: Path, server: str) -> subprocess.CompletedProcess:
