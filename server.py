@@ -122,7 +122,7 @@ def serve(settings: Settings, ready: threading.Event | None = None) -> int:
         stop.set()
 
     def on_hangup(signum: int, frame: object) -> None:
-        log.info("tls_reload_requested", signal=signum)
+        log.info("tls_reload_requested" if settings.server.tls else "sighup_ignored_without_tls", signal=signum)
         api.reload_tls()
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -62,7 +62,7 @@ def refused(channel: grpc.Channel) -> grpc.StatusCode:
 
 
 @contextlib.contextmanager
-def tls_server(tmp_path: Path, server_cert: Issued, client_ca: Path | None = None) -> Iterator[int]:
+def tls_server(tmp_path: Path, server_cert: Issued, client_ca: Path | None = None) -> Iterator[ApiServer]:
     server = {"tls_cert_file": str(server_cert.cert_file), "tls_key_file": str(server_cert.key_file)}
     if client_ca:
         server["tls_client_ca_file"] = str(client_ca)
@@ -70,7 +70,7 @@ def tls_server(tmp_path: Path, server_cert: Issued, client_ca: Path | None = Non
     engine = Engine(settings).start()
     api = ApiServer(engine, settings.server).start()
     try:
-        yield api.port
+        yield api
     finally:
         api.stop(0)
         engine.stop(grace_secs=1)
@@ -79,22 +79,23 @@ def tls_server(tmp_path: Path, server_cert: Issued, client_ca: Path | None = Non
 # -- serving TLS ---------------------------------------------------------------------------------
 
 def test_a_client_trusting_the_ca_is_served(tmp_path, ca):
-    with tls_server(tmp_path, ca.issue(tmp_path, "server")) as port:
-        assert submit(tls_channel(port, ca.pem), 1).status == alerts_pb2.ACCEPTED
+    with tls_server(tmp_path, ca.issue(tmp_path, "server")) as api:
+        assert submit(tls_channel(api.port, ca.pem), 1).status == alerts_pb2.ACCEPTED
 
 
 def test_a_client_trusting_another_ca_or_speaking_plaintext_is_refused(tmp_path, ca, other_ca):
-    with tls_server(tmp_path, ca.issue(tmp_path, "server")) as port:
-        assert refused(tls_channel(port, other_ca.pem)) == grpc.StatusCode.UNAVAILABLE
-        assert refused(grpc.insecure_channel(f"127.0.0.1:{port}")) == grpc.StatusCode.UNAVAILABLE
+    with tls_server(tmp_path, ca.issue(tmp_path, "server")) as api:
+        assert refused(tls_channel(api.port, other_ca.pem)) == grpc.StatusCode.UNAVAILABLE
+        assert refused(grpc.insecure_channel(f"127.0.0.1:{api.port}")) == grpc.StatusCode.UNAVAILABLE
 
 
 def test_mutual_tls_serves_only_clients_with_a_certificate_the_client_ca_signed(tmp_path, ca, other_ca):
     client_ca = ca.write(tmp_path / "client-ca.pem")
-    with tls_server(tmp_path, ca.issue(tmp_path, "server"), client_ca) as port:
-        assert refused(tls_channel(port, ca.pem)) == grpc.StatusCode.UNAVAILABLE
-        assert refused(tls_channel(port, ca.pem, other_ca.issue(tmp_path, "stranger"))) == grpc.StatusCode.UNAVAILABLE
-        assert submit(tls_channel(port, ca.pem, ca.issue(tmp_path, "client")), 1).status == alerts_pb2.ACCEPTED
+    with tls_server(tmp_path, ca.issue(tmp_path, "server"), client_ca) as api:
+        assert refused(tls_channel(api.port, ca.pem)) == grpc.StatusCode.UNAVAILABLE
+        stranger = other_ca.issue(tmp_path, "stranger")
+        assert refused(tls_channel(api.port, ca.pem, stranger)) == grpc.StatusCode.UNAVAILABLE
+        assert submit(tls_channel(api.port, ca.pem, ca.issue(tmp_path, "client")), 1).status == alerts_pb2.ACCEPTED
 
 
 # -- configuration --------------------------------------------------------------------------------
@@ -157,7 +158,40 @@ def test_check_config_warns_about_a_certificate_expiring_within_14_days(tmp_path
     assert "warning" in result.stderr and "tls_cert_file" in result.stderr and "expires on" in result.stderr
 
 
+def test_check_config_warns_about_a_key_file_others_may_read(tmp_path, ca):
+    good = ca.issue(tmp_path, "server", days=30)
+    good.key_file.chmod(0o644)
+    result = check_config(tmp_path, tls_keys(good.cert_file, good.key_file))
+    assert result.returncode == 0, result.stderr
+    assert "[server] tls_key_file" in result.stderr and f"chmod 600 {good.key_file}" in result.stderr
+
+
+def test_the_server_does_not_start_with_an_expired_certificate(tmp_path, ca):
+    expired = ca.issue(tmp_path, "server", days=-1)
+    config = write_config(tmp_path / "c.toml", tmp_path / "data" / "store.db", "http://127.0.0.1:9/hook",
+                          server=tls_keys(expired.cert_file, expired.key_file))
+    result = subprocess.run([sys.executable, str(ROOT / "server.py"), "--config", str(config)],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2 and "server.tls_cert_file" in result.stderr, result.stderr
+    assert not (tmp_path / "data").exists()  # refused before the store was touched
+
+
 # -- reloading on SIGHUP --------------------------------------------------------------------------
+
+def test_a_reload_keeps_the_files_in_service_when_the_new_ones_are_unusable(tmp_path, ca, other_ca):
+    serving = ca.issue(tmp_path, "serving")
+    with tls_server(tmp_path, serving) as api:
+        expired = ca.issue(tmp_path, "expired", days=-1)  # clients would refuse it: it is not served
+        shutil.copy(expired.cert_file, serving.cert_file)
+        shutil.copy(expired.key_file, serving.key_file)
+        api.reload_tls()
+        assert submit(tls_channel(api.port, ca.pem), 1).status == alerts_pb2.ACCEPTED
+        renewed = other_ca.issue(tmp_path, "renewed")
+        shutil.copy(renewed.cert_file, serving.cert_file)
+        shutil.copy(renewed.key_file, serving.key_file)
+        api.reload_tls()
+        assert submit(tls_channel(api.port, other_ca.pem), 2).status == alerts_pb2.ACCEPTED
+
 
 def test_sighup_rereads_the_certificate_and_keeps_open_streams(tmp_path, ca, other_ca):
     first = ca.issue(tmp_path, "first")

@@ -2,10 +2,11 @@
 
 :func:`check_tls_files` is what ``--check-config`` and the start run: it raises ConfigError
 naming the ``[server]`` key of a file that is unreadable, not PEM, a key that does not match
-its certificate, or a certificate that has expired, and returns a warning for a certificate
-that expires within :data:`EXPIRY_WARNING_DAYS`. :class:`ReloadableCredentials` serves the
-files and reads them again (checked the same way) at the next handshake after
-:meth:`ReloadableCredentials.reload` was called; open connections keep their session.
+its certificate, or a certificate that has expired, and returns warnings for a certificate
+that expires within :data:`EXPIRY_WARNING_DAYS` and for a key file others may read.
+:class:`ReloadableCredentials` serves the files and reads them again (checked the same way)
+at the next handshake after :meth:`ReloadableCredentials.reload` was called; open
+connections keep their session.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ..domain.config import ServerSettings
 from ..domain.errors import ConfigError
+from ..domain.exposure import readable_by_others
 
 EXPIRY_WARNING_DAYS = 14
 log = structlog.get_logger("tls")
@@ -86,8 +88,13 @@ def load_tls_files(settings: ServerSettings, now: datetime.datetime | None = Non
 
 
 def check_tls_files(settings: ServerSettings) -> list[str]:
-    """Warnings about the TLS files (none without TLS); raises ConfigError as :func:`load_tls_files`."""
-    return load_tls_files(settings)[1] if settings.tls else []
+    """Warnings about the TLS files (none without TLS): a certificate expiring soon, a key file
+    others may read. Raises ConfigError as :func:`load_tls_files`."""
+    if not settings.tls:
+        return []
+    warnings = load_tls_files(settings)[1]
+    readable = readable_by_others(settings.tls_key_file, "[server] tls_key_file")  # type: ignore[arg-type]
+    return warnings + [readable] if readable else warnings
 
 
 def _certificate_configuration(files: TlsFiles) -> grpc.ServerCertificateConfiguration:

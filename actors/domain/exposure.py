@@ -37,9 +37,10 @@ def insecure_exposure(settings: Settings) -> str | None:
     server = settings.server
     if is_loopback(server.host) or server.tls or server.allow_insecure:
         return None
-    return (f"[server] host = {server.host!r} is not a loopback address, and neither TLS "
-            f"([server] tls_cert_file) nor authentication is configured: anyone who can reach it could submit alerts and change incidents. "
-            f"Set [server] host = \"127.0.0.1\" to serve this machine only, or set "
+    return (f"[server] host = {server.host!r} is not a loopback address, and neither TLS nor "
+            f"authentication is configured: anyone who can reach it could submit alerts and change "
+            f"incidents. Set [server] host = \"127.0.0.1\" to serve this machine only, set "
+            f"[server] tls_cert_file and tls_key_file to serve TLS, or set "
             f"[server] allow_insecure = true to expose it anyway (e.g. behind a firewall or a proxy "
             f"that does TLS and authentication)")
 
