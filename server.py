@@ -12,6 +12,7 @@ already committed). If supervision gives up (restart intensity exceeded), it log
 exits 1. A bad configuration exits 2 with a message naming the key (so does a ``[server]
 host`` that is not a loopback address, unless ``[server] allow_insecure = true``); a port it
 cannot listen on exits 3 (checked before the store is touched); a store another server holds exits 4.
+SIGHUP re-reads the ``[server] tls_*`` files for the connections that follow.
 """
 from __future__ import annotations
 
@@ -64,12 +65,21 @@ def check_exposure(settings: Settings) -> list[str]:
     return [warning for path, key in files if (warning := readable_by_others(path, key))]
 
 
+def check_tls(settings: Settings) -> list[str]:
+    """Warnings about the ``[server] tls_*`` files (a certificate expiring soon); raises
+    ConfigError naming the key of an unusable one."""
+    from actors.api.tls import check_tls_files  # imports grpc: only after configure_logging
+
+    return check_tls_files(settings.server)
+
+
 def check_config(settings: Settings) -> list[str]:
     """Check who could reach the API, the store path, and build every enabled channel once
     (reads its secrets); raises ConfigError on a problem. Creates nothing. Returns warnings
     about what loads but will not deliver (an enabled channel without a destination), each
-    naming the key to set, and about a store file readable by others."""
-    warnings = check_exposure(settings)
+    naming the key to set, about a store file readable by others and about a TLS certificate
+    expiring soon."""
+    warnings = check_exposure(settings) + check_tls(settings)
     check_store_path(settings.state.path)
     for name in enabled_channels(settings.notifications):
         build_channel(name, settings.notifications, os.environ).close()
@@ -85,7 +95,7 @@ def serve(settings: Settings, ready: threading.Event | None = None) -> int:
     from actors.api.server import ApiServer
 
     log = structlog.get_logger("server")
-    for warning in check_exposure(settings):  # raises ConfigError before anything listens
+    for warning in check_exposure(settings) + check_tls(settings):  # ConfigError before listening
         warn(warning)
     # Threads waiting for the GIL (a sender whose reply arrived, a gRPC call) get it within
     # 1 ms instead of CPython's default 5 ms: measured, this bounds latency under load.
@@ -117,8 +127,13 @@ def serve(settings: Settings, ready: threading.Event | None = None) -> int:
         api.drain()
         stop.set()
 
+    def on_hangup(signum: int, frame: object) -> None:
+        log.info("tls_reload_requested" if settings.server.tls else "sighup_ignored_without_tls", signal=signum)
+        api.reload_tls()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
     announce(f"LLM Incident Manager listening on {settings.server.host}:{api.port}", "listening",
              host=settings.server.host, port=api.port)
     if ready:

@@ -185,8 +185,8 @@ class IncidentManager:
 
     Raises ConfigError naming the key for a bad configuration (missing secrets are found
     by :meth:`start`), and naming ``server.host`` when ``grpc=True`` would serve a
-    non-loopback address without ``[server] allow_insecure = true``. The constructor starts
-    nothing.
+    non-loopback address without TLS or ``[server] allow_insecure = true``. The constructor
+    starts nothing.
     """
 
     def __init__(self, config: Config = None, *, grpc: bool = False,

@@ -1,4 +1,4 @@
-"""Safe by default: a non-loopback ``[server] host`` needs ``[server] allow_insecure``, the
+"""Safe by default: a non-loopback ``[server] host`` needs TLS or ``[server] allow_insecure``, the
 store is created private, and a store others may read gets a warning naming it."""
 from __future__ import annotations
 
@@ -75,6 +75,13 @@ def test_authentication_makes_any_host_safe(host):
     authenticated = settings_from_mapping({"server": {"host": host},
                                            "auth": {"enabled": True, "tokens_file": "tokens"}})
     assert insecure_exposure(authenticated) is None
+
+
+@pytest.mark.parametrize("host", EXPOSED)
+def test_every_other_host_served_with_tls_is_not_exposed(host):
+    with_tls = settings_from_mapping({"server": {"host": host, "tls_cert_file": "server.pem",
+                                                 "tls_key_file": "server.key"}})
+    assert insecure_exposure(with_tls) is None
 
 
 def test_allow_insecure_must_be_a_boolean():

@@ -21,7 +21,8 @@ RULES: dict[str, tuple[str, ...]] = {
     "actors.channels": ("actors.domain", "actors.formatting", "actors.channels", "structlog"),
     "actors.store": ("actors.domain", "actors.store"),
     "actors.api": ("actors.api", "actors.domain", "actors.engine", "actors.events",
-                   "grpc", "grpc_health", "grpc_reflection", "google.protobuf", "protos", "structlog"),
+                   "grpc", "grpc_health", "grpc_reflection", "google.protobuf", "protos", "structlog",
+                   "cryptography"),
     "actors.cli": ("actors.cli", "grpc", "google.protobuf", "protos"),
     # the embedding API: the actors layer plus the gRPC server it may start (via actors.api)
     "actors.embed": ("actors", "structlog"),

@@ -18,6 +18,7 @@ from .auth import AuthInterceptor
 from .incidents import IncidentServicer
 from .notifications import NotificationServicer
 from .reflection import enable as enable_reflection
+from .tls import ReloadableCredentials
 from .undecodable import TolerantRegistry
 
 SERVICE_NAMES = (
@@ -32,9 +33,10 @@ class ApiServer:
     """A gRPC server bound to ``port`` (the port is taken at construction, so a second server
     finds out before touching anything else); it answers once :meth:`start` ran, and ``health``
     reports SERVING until :meth:`drain`. With ``[auth] enabled`` (from the engine's settings)
-    every call needs a token (actors/api/auth.py). Raises OSError when it cannot listen on
-    ``[server] host:grpc_port``, ConfigError naming ``auth.tokens_file`` when the tokens
-    file cannot be read or is invalid."""
+    every call needs a token (actors/api/auth.py); with ``[server] tls_cert_file`` it serves
+    TLS only (:meth:`reload_tls` re-reads the files). Raises OSError when it cannot listen on
+    ``[server] host:grpc_port``, ConfigError naming ``auth.tokens_file`` when the tokens file
+    cannot be read or is invalid, or naming the TLS key when its files are unusable."""
 
     def __init__(self, engine: Engine, settings: ServerSettings) -> None:
         auth = engine.settings.auth
@@ -56,9 +58,13 @@ class ApiServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         if settings.reflection:
             enable_reflection((*services, health.SERVICE_NAME), self.server)
+        self.tls = ReloadableCredentials(settings) if settings.tls else None
         address = f"{settings.host}:{settings.grpc_port}"
         try:
-            self.port = self.server.add_insecure_port(address)
+            if self.tls:
+                self.port = self.server.add_secure_port(address, self.tls.credentials)
+            else:
+                self.port = self.server.add_insecure_port(address)
         except RuntimeError:  # grpcio raises this when the address is taken or invalid
             self.port = 0
         if self.port == 0:
@@ -71,6 +77,12 @@ class ApiServer:
         for name in ("", *SERVICE_NAMES):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         return self
+
+    def reload_tls(self) -> None:
+        """Re-read the TLS files before the next handshake (open connections keep theirs);
+        nothing to do without TLS."""
+        if self.tls:
+            self.tls.reload()
 
     def drain(self) -> None:
         """Report NOT_SERVING so balancers stop sending; calls still get UNAVAILABLE from the engine."""

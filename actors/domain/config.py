@@ -38,6 +38,16 @@ class ServerSettings:
     admin_enabled: bool = False
     #: Serve a non-loopback ``host`` without TLS and authentication (see actors/domain/exposure.py).
     allow_insecure: bool = False
+    #: PEM certificate chain and private key for TLS on the gRPC port (both or neither).
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    #: PEM CA bundle: with it, clients must present a certificate it signed (mutual TLS).
+    tls_client_ca_file: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        """True when the gRPC port serves TLS."""
+        return self.tls_cert_file is not None
 
 
 @dataclass(frozen=True)
@@ -306,8 +316,20 @@ def _check_consistency(settings: Settings) -> None:
                                         "so an in-memory database would not be shared")
     if settings.auth.enabled and not (settings.auth.tokens_file or "").strip():
         raise ConfigError("auth.tokens_file", "required when [auth] enabled = true")
+    _check_tls_pairing(settings.server)
     if not 0 < settings.server.grpc_port < 65536 and settings.server.grpc_port != 0:
         raise ConfigError("server.grpc_port", "must be between 1 and 65535 (0 picks a free port)")
+
+
+def _check_tls_pairing(server: ServerSettings) -> None:
+    """TLS needs a certificate and its key together; a client CA only means something with them."""
+    if server.tls_cert_file is not None and server.tls_key_file is None:
+        raise ConfigError("server.tls_key_file", "required with tls_cert_file (the certificate's private key)")
+    if server.tls_key_file is not None and server.tls_cert_file is None:
+        raise ConfigError("server.tls_cert_file", "required with tls_key_file (the key's certificate)")
+    if server.tls_client_ca_file is not None and server.tls_cert_file is None:
+        raise ConfigError("server.tls_client_ca_file",
+                          "needs tls_cert_file and tls_key_file: mutual TLS is TLS with client certificates")
 
 
 class Secret(str):

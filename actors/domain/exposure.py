@@ -31,16 +31,18 @@ def insecure_exposure(settings: Settings) -> str | None:
     """Why serving the gRPC API on ``[server] host`` would let anyone who can reach it submit
     alerts and change incidents, or None when it would not.
 
-    A loopback host is safe, and so is any host with ``[auth] enabled = true`` (every call
-    needs a token). Otherwise a non-loopback host needs ``[server] allow_insecure = true``.
+    A loopback host is safe, and so is any host served with TLS (``[server] tls_cert_file``) or
+    with ``[auth] enabled = true`` (every call needs a token). Any other host needs
+    ``[server] allow_insecure = true``.
     """
     server = settings.server
-    if is_loopback(server.host) or server.allow_insecure or settings.auth.enabled:
+    if is_loopback(server.host) or server.tls or settings.auth.enabled or server.allow_insecure:
         return None
-    return (f"[server] host = {server.host!r} is not a loopback address, and this server has no TLS "
-            f"and authentication is off: anyone who can reach it could submit alerts and change incidents. "
-            f"Set [server] host = \"127.0.0.1\" to serve this machine only, set [auth] enabled = true "
-            f"to require tokens, or set "
+    return (f"[server] host = {server.host!r} is not a loopback address, and neither TLS nor "
+            f"authentication is configured: anyone who can reach it could submit alerts and change "
+            f"incidents. Set [server] host = \"127.0.0.1\" to serve this machine only, set "
+            f"[server] tls_cert_file and tls_key_file to serve TLS, set [auth] enabled = true to "
+            f"require tokens, or set "
             f"[server] allow_insecure = true to expose it anyway (e.g. behind a firewall or a proxy "
             f"that does TLS and authentication)")
 
