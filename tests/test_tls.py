@@ -1,11 +1,13 @@
 """TLS on the gRPC port: ``[server] tls_cert_file``/``tls_key_file``, mutual TLS with
-``tls_client_ca_file``, their checks in ``--check-config``, and re-reading them on SIGHUP.
+``tls_client_ca_file``, their checks in ``--check-config``, re-reading them on SIGHUP, and
+``imctl --cacert/--cert/--key``.
 
 Certificates come from throw-away CAs made in the test (tests/support/certs.py); every server
 and client is on 127.0.0.1."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -20,6 +22,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from actors.api.server import ApiServer
+from actors.cli import main as imctl
 from actors.domain.config import ConfigError, settings_from_mapping
 from actors.engine import Engine
 from protos import alerts_pb2, alerts_pb2_grpc, incidents_pb2, incidents_pb2_grpc
@@ -62,11 +65,12 @@ def refused(channel: grpc.Channel) -> grpc.StatusCode:
 
 
 @contextlib.contextmanager
-def tls_server(tmp_path: Path, server_cert: Issued, client_ca: Path | None = None) -> Iterator[ApiServer]:
+def tls_server(tmp_path: Path, server_cert: Issued, client_ca: Path | None = None,
+               **sections: dict[str, object]) -> Iterator[ApiServer]:
     server = {"tls_cert_file": str(server_cert.cert_file), "tls_key_file": str(server_cert.key_file)}
     if client_ca:
         server["tls_client_ca_file"] = str(client_ca)
-    settings = make_settings(tmp_path, server=server)
+    settings = make_settings(tmp_path, server=server, **sections)
     engine = Engine(settings).start()
     api = ApiServer(engine, settings.server).start()
     try:
@@ -231,3 +235,76 @@ def test_sighup_rereads_the_certificate_and_keeps_open_streams(tmp_path, ca, oth
         assert server.proc.poll() is None, "".join(server.output)
     finally:
         server.stop()
+
+
+# -- imctl --------------------------------------------------------------------------------------------
+
+def imctl_list(port: int, *options: str) -> int:
+    return imctl(["--server", f"127.0.0.1:{port}", *options, "incidents", "list"])
+
+
+def test_imctl_speaks_tls_with_cacert_and_fails_clearly_without_it(tmp_path, ca, other_ca, capsys):
+    with tls_server(tmp_path, ca.issue(tmp_path, "server")) as api:
+        assert imctl_list(api.port, "--cacert", str(ca.write(tmp_path / "ca.pem"))) == 0, capsys.readouterr().err
+        capsys.readouterr()
+        assert imctl_list(api.port) == 1
+        plaintext = capsys.readouterr().err
+        assert plaintext.startswith("error: UNAVAILABLE: ") and "for TLS give --cacert" in plaintext
+        assert imctl_list(api.port, "--cacert", str(other_ca.write(tmp_path / "other-ca.pem"))) == 1
+        untrusted = capsys.readouterr().err
+        assert untrusted.startswith("error: UNAVAILABLE: ") and "does --cacert hold the CA" in untrusted
+
+
+def test_imctl_under_mutual_tls_needs_cert_and_key(tmp_path, ca, other_ca, capsys):
+    ca_file = str(ca.write(tmp_path / "ca.pem"))
+    with tls_server(tmp_path, ca.issue(tmp_path, "server"), ca.write(tmp_path / "client-ca.pem")) as api:
+        assert imctl_list(api.port, "--cacert", ca_file) == 1
+        assert capsys.readouterr().err.startswith("error: UNAVAILABLE: ")
+        stranger = other_ca.issue(tmp_path, "stranger")
+        assert imctl_list(api.port, "--cacert", ca_file, "--cert", str(stranger.cert_file),
+                          "--key", str(stranger.key_file)) == 1
+        assert capsys.readouterr().err.startswith("error: UNAVAILABLE: ")
+        client = ca.issue(tmp_path, "client")
+        assert imctl_list(api.port, "--cacert", ca_file, "--cert", str(client.cert_file),
+                          "--key", str(client.key_file)) == 0, capsys.readouterr().err
+
+
+def test_imctl_sends_its_token_over_tls(tmp_path, ca, monkeypatch, capsys):
+    token = "responder-secret-token-over-tls-0123456789"
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"ana responder {hashlib.sha256(token.encode()).hexdigest()}\n")
+    tokens.chmod(0o600)
+    ca_file = str(ca.write(tmp_path / "ca.pem"))
+    monkeypatch.delenv("IMCTL_TOKEN", raising=False)
+    with tls_server(tmp_path, ca.issue(tmp_path, "server"),
+                    auth={"enabled": True, "tokens_file": str(tokens)}) as api:
+        assert imctl_list(api.port, "--cacert", ca_file) == 1
+        assert capsys.readouterr().err.startswith("error: UNAUTHENTICATED: ")
+        (tmp_path / "token").write_text(token + "\n")
+        assert imctl_list(api.port, "--cacert", ca_file, "--token-file", str(tmp_path / "token")) == 0
+        monkeypatch.setenv("IMCTL_TOKEN", token)
+        assert imctl_list(api.port, "--cacert", ca_file) == 0
+        assert token not in "".join(capsys.readouterr())
+
+
+@pytest.mark.parametrize("option", ["--cacert", "--cert", "--key"])
+def test_imctl_refuses_a_missing_or_non_pem_file_naming_the_option_not_the_content(tmp_path, ca, option, capsys):
+    client = ca.issue(tmp_path, "client")
+    given = {"--cacert": str(ca.write(tmp_path / "ca.pem")), "--cert": str(client.cert_file),
+             "--key": str(client.key_file)}
+    given[option] = str(tmp_path / "absent.pem")
+    assert imctl_list(9, *(part for pair in given.items() for part in pair)) == 2
+    assert f"{option} {tmp_path / 'absent.pem'}: cannot read it" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("secret-content-that-is-not-pem\n")
+    given[option] = str(garbage)
+    assert imctl_list(9, *(part for pair in given.items() for part in pair)) == 2
+    refused = capsys.readouterr().err
+    assert f"{option} {garbage}: not a PEM file" in refused and "secret-content" not in refused
+
+
+def test_imctl_refuses_a_cert_without_its_key_and_the_reverse(tmp_path, ca, capsys):
+    client = ca.issue(tmp_path, "client")
+    for option, path in (("--cert", client.cert_file), ("--key", client.key_file)):
+        assert imctl_list(9, option, str(path)) == 2
+        assert "--cert and --key go together" in capsys.readouterr().err

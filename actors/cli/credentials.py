@@ -1,9 +1,29 @@
-"""The API token sent on every call as ``authorization: Bearer <token>`` metadata."""
+"""How ``imctl`` reaches the server: plaintext or TLS (optionally mutual), and the API token sent
+on every call as ``authorization: Bearer <token>`` metadata."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import grpc
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The PEM contents given by ``--cacert`` (None: the system's trusted CAs) and, for mutual
+    TLS, ``--cert``/``--key`` (both or neither)."""
+    ca: bytes | None
+    cert: bytes | None = None
+    key: bytes | None = None
+
+
+def open_channel(server: str, tls: TlsFiles | None) -> grpc.Channel:
+    """A plaintext channel to ``server`` when ``tls`` is None, else a TLS one. Nothing connects
+    yet: a server that is absent, speaks the other protocol or whose certificate is not trusted
+    makes the first call fail with UNAVAILABLE."""
+    if tls is None:
+        return grpc.insecure_channel(server)
+    return grpc.secure_channel(server, grpc.ssl_channel_credentials(tls.ca, tls.key, tls.cert))
 
 
 class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,

@@ -1,7 +1,7 @@
 """The argparse tree for ``imctl``: global options, commands, and enum/value parsers.
 
 Every leaf command sets ``handler`` (a function in :mod:`actors.cli.commands`). Global options
-(--server, --timeout, --json, --token-file) are accepted before the command or after it.
+(--server, --timeout, --json, --token-file, --cacert, --cert, --key) are accepted before the command or after it.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any, Callable
 from protos import incidents_pb2, notifications_pb2
 
 from . import commands
+from .credentials import TlsFiles
 
 DEFAULT_SERVER = "127.0.0.1:9000"
 DEFAULT_TIMEOUT = 10.0
@@ -99,6 +100,12 @@ def _global_options() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print the server's messages as JSON")
     common.add_argument("--token-file", metavar="PATH",
                         help=f"a file holding the API token (default: ${TOKEN_ENV}; none when unset)")
+    common.add_argument("--cacert", metavar="PATH",
+                        help="PEM CA certificate(s) the server's certificate must be signed by: speak TLS "
+                             "(default: plaintext)")
+    common.add_argument("--cert", metavar="PATH",
+                        help="PEM client certificate for mutual TLS (with --key; implies TLS)")
+    common.add_argument("--key", metavar="PATH", help="PEM private key of --cert")
     return common
 
 
@@ -240,6 +247,7 @@ def parse(argv: list[str] | None, environ: dict[str, str]) -> argparse.Namespace
     if not hasattr(args, "timeout"):
         args.timeout = DEFAULT_TIMEOUT
     args.token = _token(parser, getattr(args, "token_file", None), environ)
+    args.tls = _tls(parser, getattr(args, "cacert", None), getattr(args, "cert", None), getattr(args, "key", None))
     args.json = getattr(args, "json", False)
     if args.json and getattr(args, "format", "table") != "table":
         parser.error(f"--json and --format {args.format} exclude each other")
@@ -252,10 +260,36 @@ def _token(parser: argparse.ArgumentParser, path: str | None, environ: dict[str,
     if path is None:
         return environ.get(TOKEN_ENV, "").strip()
     try:
-        with open(path, encoding="utf-8") as file:
-            token = file.read().strip()
-    except (OSError, UnicodeDecodeError) as error:
-        parser.error(f"--token-file {path}: cannot read it ({getattr(error, 'strerror', None) or 'not UTF-8 text'})")
+        token = _read(parser, "--token-file", path).decode("utf-8").strip()
+    except UnicodeDecodeError:
+        parser.error(f"--token-file {path}: cannot read it (not UTF-8 text)")
     if not token:
         parser.error(f"--token-file {path}: the file is empty")
     return token
+
+
+def _tls(parser: argparse.ArgumentParser, cacert: str | None, cert: str | None, key: str | None) -> TlsFiles | None:
+    """None (plaintext) unless --cacert or --cert/--key is given; then their PEM contents.
+    --cert without --key (or the reverse), or a file that cannot be read or holds no PEM, is a
+    usage error naming the option and the file (never its content)."""
+    if (cert is None) != (key is None):
+        parser.error("--cert and --key go together (the client certificate and its private key)")
+    if cacert is None and cert is None:
+        return None
+    return TlsFiles(*(_pem(parser, option, path) if path is not None else None
+                      for option, path in (("--cacert", cacert), ("--cert", cert), ("--key", key))))
+
+
+def _pem(parser: argparse.ArgumentParser, option: str, path: str) -> bytes:
+    content = _read(parser, option, path)
+    if b"-----BEGIN " not in content:
+        parser.error(f"{option} {path}: not a PEM file (no -----BEGIN line)")
+    return content
+
+
+def _read(parser: argparse.ArgumentParser, option: str, path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as error:
+        parser.error(f"{option} {path}: cannot read it ({error.strerror or error})")
