@@ -1,7 +1,7 @@
 """Is ``[state] path`` usable for the store? Answered before anything is opened or created.
 
-:func:`check_store_path` is what ``--check-config`` runs; :func:`open_store` runs it and
-then opens the store, so a start with an unusable path stops with the same
+:func:`check_store_path` is what ``--check-config`` and the engine's start run; the start
+then opens the store with :func:`open_store`, so an unusable path stops it with the same
 ``ConfigError("state.path", …)`` instead of a raw OS or SQLite error.
 """
 from __future__ import annotations
@@ -51,9 +51,9 @@ def check_store_path(path: str) -> None:
 
 
 def open_store(path: str, synchronous: str) -> SqliteStore:
-    """:func:`check_store_path`, then the opened store; a failure to open it (a damaged
-    database, a disk error) is a ConfigError naming ``state.path`` as well."""
-    check_store_path(path)
+    """The opened store, for a path :func:`check_store_path` has passed (the engine checks,
+    then takes the store's lock, then opens); a failure to open it (a damaged database, a disk
+    error) is a ConfigError naming ``state.path`` as well."""
     try:
         return SqliteStore(path, synchronous)
     except (sqlite3.Error, OSError) as error:

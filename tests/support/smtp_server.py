@@ -27,9 +27,7 @@ picked by the OS. ``wait_for(n)`` blocks until n messages were accepted.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import functools
-import ipaddress
 import socket
 import ssl
 import threading
@@ -41,10 +39,8 @@ from typing import Any, Callable, Mapping
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.support.certs import Authority
 
 HOST = "127.0.0.1"
 USERNAME = "alerts-bot"
@@ -60,37 +56,9 @@ class Certificates:
 
 def make_certificates(directory: Path) -> Certificates:
     """A CA certificate and a server certificate (for 127.0.0.1 and localhost) it signed."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=1)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test SMTP CA")])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(start).not_valid_after(end)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-                         critical=True)
-          .add_extension(ca_ski, critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-            .issuer_name(ca_name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    paths = Certificates(str(directory / "ca.pem"), str(directory / "server.pem"),
-                         str(directory / "server.key"))
-    Path(paths.ca_file).write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    Path(paths.cert_file).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    Path(paths.key_file).write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    return paths
+    authority = Authority("Test SMTP CA")
+    server = authority.issue(directory, "server")
+    return Certificates(str(authority.write(directory / "ca.pem")), str(server.cert_file), str(server.key_file))
 
 
 @dataclass
