@@ -15,10 +15,13 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import grpc
 import structlog
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+
+if TYPE_CHECKING:  # imported where the files are checked: only a server with TLS pays its ~9 MiB
+    from cryptography import x509
 
 from ..domain.config import ServerSettings
 from ..domain.errors import ConfigError
@@ -45,6 +48,7 @@ def _read(key: str, path: str) -> bytes:
 
 
 def _certificates(key: str, path: str, pem: bytes) -> list[x509.Certificate]:
+    from cryptography import x509
     try:
         return x509.load_pem_x509_certificates(pem)
     except ValueError:
@@ -52,6 +56,7 @@ def _certificates(key: str, path: str, pem: bytes) -> list[x509.Certificate]:
 
 
 def _public_key_bytes(public_key: object) -> bytes:
+    from cryptography.hazmat.primitives import serialization
     return public_key.public_bytes(serialization.Encoding.DER,  # type: ignore[attr-defined]
                                    serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -60,6 +65,7 @@ def load_tls_files(settings: ServerSettings, now: datetime.datetime | None = Non
     """Read and check the files of ``settings`` (which must have TLS configured). Returns them
     with warnings (a certificate expiring soon); raises ConfigError naming the key of the
     first file that is unusable. The private key never appears in a message."""
+    from cryptography.hazmat.primitives import serialization
     assert settings.tls_cert_file and settings.tls_key_file
     now = now or datetime.datetime.now(datetime.timezone.utc)
     cert_key, key_key = "server.tls_cert_file", "server.tls_key_file"
