@@ -6,18 +6,23 @@ without copying. Nothing here does I/O.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import os
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
 
 def new_id() -> str:
-    """A random (version 4) UUID in its text form, as ``str(uuid.uuid4())`` gives, at a
-    quarter of its cost: one is made for every incident and every notification."""
-    h = os.urandom(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+    """A time-ordered (version 7, RFC 9562) UUID in its text form: 48 bits of Unix
+    milliseconds, then 74 random bits. One is made for every incident and every notification;
+    being ordered by creation, their rows and index entries are appended to the store's B-trees
+    instead of scattered over them (random ids made each commit rewrite a page per row and index)."""
+    stamp = f"{time.time_ns() // 1_000_000:012x}"
+    r = os.urandom(10).hex()
+    return f"{stamp[:8]}-{stamp[8:]}-7{r[:3]}-{'89ab'[int(r[3], 16) & 3]}{r[4:7]}-{r[7:19]}"
 
 
 def utc_now() -> datetime:
@@ -26,9 +31,14 @@ def utc_now() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+@functools.lru_cache(maxsize=1024)
 def to_iso(moment: datetime) -> str:
-    """RFC 3339 text for a UTC moment, e.g. ``2024-01-15T14:32:00.123Z``."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """RFC 3339 text for a moment, in UTC, e.g. ``2024-01-15T14:32:00.123Z``. Cached: the
+    moments of one batch (an incident's created, updated and last-alert times, its events'
+    times) repeat, and formatting costs more than the lookup."""
+    if moment.tzinfo is not timezone.utc:
+        moment = moment.astimezone(timezone.utc)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
 
 
 def from_iso(text: str) -> datetime:
