@@ -53,6 +53,36 @@ def test_one_connection_serves_many_posts():
     assert [r.status for r in replies if isinstance(r, Reply)] == [200, 200, 200]
 
 
+class CountingSocket:
+    """A socket that counts the writes made on it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.writes = sock, []
+
+    def sendall(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self.sock.sendall(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self.sock, name)
+
+
+def test_a_request_goes_out_in_one_write_head_and_body_together():
+    with HttpReceiver() as rx:
+        poster = KeepAlivePoster(rx.url + "/hook", timeout=5)
+        assert isinstance(poster.post(b"{}", {}), Reply)  # opens the connection
+        connection = poster._local.connection
+        connection.sock = counting = CountingSocket(connection.sock)
+        reply = poster.post(b'{"a": 1}', {"Content-Type": "application/json", "webhook-id": "n-1"})
+        poster.close()
+    assert isinstance(reply, Reply) and reply.status == 200
+    assert len(counting.writes) == 1
+    head, _, body = counting.writes[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /hook HTTP/1.1") and b"webhook-id: n-1" in head and b"Content-Length: 8" in head
+    assert body == b'{"a": 1}'
+    assert rx.requests[-1].body == b'{"a": 1}'
+
+
 def test_a_connection_closed_while_idle_is_reopened_once_without_failing_the_post():
     server = OneShotServer()
     poster = KeepAlivePoster(f"http://127.0.0.1:{server.port}/hook", timeout=5)

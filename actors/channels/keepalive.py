@@ -41,6 +41,31 @@ class Reply:
         return body if isinstance(body, dict) else {}
 
 
+class _OneWrite:
+    """Sends a request's head and its bytes body in one write. http.client writes them apart,
+    which costs a second TCP segment per request (and, on loopback, the receiver's wake-up
+    and a second pass through the network stack, about a sixth of a POST's CPU). Hooks
+    http.client's ``_send_output``, whose signature has been the same since Python 3.6; any
+    other body (none, chunked, a file) goes the standard way."""
+
+    def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
+        if not isinstance(message_body, bytes) or encode_chunked:
+            super()._send_output(message_body, encode_chunked=encode_chunked)  # type: ignore[misc]
+            return
+        self._buffer.extend((b"", b""))  # type: ignore[attr-defined]
+        head = b"\r\n".join(self._buffer)  # type: ignore[attr-defined]
+        del self._buffer[:]  # type: ignore[attr-defined]
+        self.send(head + message_body)  # type: ignore[attr-defined]
+
+
+class _Connection(_OneWrite, http.client.HTTPConnection):
+    pass
+
+
+class _TlsConnection(_OneWrite, http.client.HTTPSConnection):
+    pass
+
+
 class KeepAlivePoster:
     """POSTs to one URL (or to other paths of its origin). Thread-safe: each thread has its
     own connection."""
@@ -103,10 +128,9 @@ class KeepAlivePoster:
         if connection is not None:
             return connection, True
         if self._https:
-            connection = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout,
-                                                     context=self._tls)
+            connection = _TlsConnection(self._host, self._port, timeout=self._timeout, context=self._tls)
         else:
-            connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+            connection = _Connection(self._host, self._port, timeout=self._timeout)
         self._local.connection = connection
         with self._lock:
             self._all.append(connection)
