@@ -58,6 +58,33 @@ def test_answers_come_back_in_order_while_later_requests_are_already_queued():
     assert all(isinstance(r, HttpReply) and r.status == 200 for r in replies)
 
 
+def test_the_answers_of_one_batch_come_back_together_when_held_long_enough(monkeypatch):
+    import actors.channels.post_worker as post_worker
+    frames: list[int] = []
+    real_loads = post_worker.pickle.loads
+
+    def counting_loads(data: bytes):
+        loaded = real_loads(data)
+        if isinstance(loaded, list):  # a frame of answers, as the reader thread unpickles it
+            frames.append(len(loaded))
+        return loaded
+
+    monkeypatch.setattr(post_worker.pickle, "loads", counting_loads)
+    with HttpReceiver() as rx:
+        for hold, expected in ((60.0, [8]), (0.0, [1] * 8)):
+            frames.clear()
+            poster = ProcessPoster(rx.url + "/hook", timeout=5, answer_hold=hold)
+            answers: list[Future] = [Future() for _ in range(8)]
+            try:
+                for n, answer in enumerate(answers):
+                    poster.submit(f"body {n}".encode(), {}, answer.set_result)
+                poster.flush()  # one batch of eight
+                assert all(isinstance(answer.result(TIMEOUT), HttpReply) for answer in answers)
+            finally:
+                poster.close()
+            assert frames == expected, hold
+
+
 def test_the_url_never_appears_on_the_worker_command_line():
     with HttpReceiver() as rx:
         url = rx.url + "/secret-path-0123456789"

@@ -8,8 +8,9 @@ stdin/stdout pipes: a frame is a 4-byte length and a pickle. The URL and the sec
 first frame, never on the command line (``ps`` shows that). A worker ends when its input does:
 when the server closes it, or dies (``kill -9`` included).
 
-Requests are pipelined: the sender submits without waiting and a reader thread hands back
-each answer in order. A worker that dies, or does not answer within the request timeout plus
+Requests are pipelined: the sender submits without waiting (one frame per batch of requests)
+and a reader thread hands back each answer in order; the worker sends the answers of a batch
+together, holding a finished one at most ``ANSWER_HOLD_SECS`` while the batch goes on. A worker that dies, or does not answer within the request timeout plus
 a margin, answers every pending request with :class:`WorkerDied`, which the sender raises:
 its actor crashes, its supervisor starts a fresh one (and with it a fresh worker), and the
 router has the deliveries it held sent again, with their ids.
@@ -35,6 +36,9 @@ from ..domain.models import Outcome
 _LENGTH = struct.Struct("!I")
 #: How long past the request timeout a worker may take to answer before it counts as dead.
 ANSWER_MARGIN_SECS = 5.0
+#: How long a worker holds finished answers to send them together (one frame, one wake-up of
+#: the server's reader thread and of the sender): the rest of the batch is posted meanwhile.
+ANSWER_HOLD_SECS = 0.001
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -56,11 +60,11 @@ class ProcessPoster:
     """
 
     def __init__(self, url: str, timeout: float, secrets: Iterable[str] = (),
-                 answer_margin: float = ANSWER_MARGIN_SECS) -> None:
+                 answer_margin: float = ANSWER_MARGIN_SECS, answer_hold: float = ANSWER_HOLD_SECS) -> None:
         """Raises ValueError when the URL is not http(s) with a host (checked here, as the
         worker would)."""
         KeepAlivePoster(url, timeout).close()
-        self._config = pickle.dumps((url, timeout, tuple(secrets)))
+        self._config = pickle.dumps((url, timeout, tuple(secrets), answer_hold))
         self._answer_within = timeout + answer_margin
         self._proc: subprocess.Popen[bytes] | None = None
         self._pending: deque[tuple[Done, float]] = deque()  # callbacks of unanswered requests
@@ -153,10 +157,10 @@ class ProcessPoster:
                         raise TimeoutError("no answer")
                     continue
                 for frame in frames.read():  # every answer that has arrived, in order
-                    answer = pickle.loads(frame)
-                    with self._lock:
-                        done, _ = self._pending.popleft()
-                    done(Reply(*answer) if isinstance(answer, tuple) else answer)
+                    for answer in pickle.loads(frame):
+                        with self._lock:
+                            done, _ = self._pending.popleft()
+                        done(Reply(*answer) if isinstance(answer, tuple) else answer)
         except (OSError, EOFError, TimeoutError, ValueError) as error:
             died = WorkerDied(f"webhook worker process {proc.pid} {_how_it_ended(proc, error)}")
         with self._lock:
@@ -252,10 +256,10 @@ def _read_exactly(stream: BinaryIO, count: int, within: float | None) -> bytes:
 
 
 def main() -> int:
-    """The worker: read the configuration, then answer each request until the input ends."""
+    """The worker: read the configuration, then answer each batch of requests until the input ends."""
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     try:
-        url, timeout, secrets = pickle.loads(_read_frame(requests))
+        url, timeout, secrets, hold = pickle.loads(_read_frame(requests))
     except EOFError:
         return 0
     poster = KeepAlivePoster(url, timeout)
@@ -266,11 +270,18 @@ def main() -> int:
         except EOFError:
             poster.close()
             return 0
-        for body, headers in batch:  # each answer goes back as soon as it is there
+        answers: list[Answer | tuple[int, str, str | None]] = []
+        first_done = 0.0
+        for body, headers in batch:
+            if answers and time.monotonic() - first_done > hold:  # an answer waits at most hold + one POST
+                _write_frame(replies, pickle.dumps(answers))
+                answers = []
             answer = poster.post(body, headers, secrets)
-            if isinstance(answer, Reply):  # a plain tuple unpickles several times faster
-                answer = (answer.status, answer.text, answer.retry_after)
-            _write_frame(replies, pickle.dumps(answer))
+            if not answers:
+                first_done = time.monotonic()
+            # a plain tuple unpickles several times faster than a Reply
+            answers.append((answer.status, answer.text, answer.retry_after) if isinstance(answer, Reply) else answer)
+        _write_frame(replies, pickle.dumps(answers))
 
 
 if __name__ == "__main__":
