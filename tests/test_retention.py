@@ -19,7 +19,8 @@ from actors.domain.routing import Receiver
 from actors.retention import Prune, RetentionActor
 from actors.scheduler import Scheduler
 from actors.store.migrations import INCREMENTAL, VERSION
-from actors.store.sqlite import AttemptRecord, SqliteStore
+from actors.store.base import AttemptRecord
+from actors.store.sqlite import SqliteStore
 from protos import notifications_pb2
 from tests.support.server import TIMEOUT, make_settings, running
 from tests.test_cli import engine_logs_kept_off_stdout  # noqa: F401 (autouse: imctl's stdout stays its own)

@@ -20,7 +20,8 @@ from actors.events import EventHub
 from actors.messages import Released, Send, Settled
 from actors.scheduler import Scheduler
 from actors.sender import SenderActor
-from actors.store.sqlite import AttemptRecord, SqliteStore
+from actors.store.base import AttemptRecord
+from actors.store.sqlite import SqliteStore
 
 TIMEOUT = 10.0
 LEASE = "server-a:1"

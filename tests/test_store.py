@@ -14,7 +14,8 @@ from actors.domain.models import (DeliveryStatus, EventKind, Incident, IncidentS
                                   Severity, utc_now)
 from actors.domain.routing import Receiver
 from actors.store.migrations import VERSION
-from actors.store.sqlite import AttemptRecord, SqliteStore
+from actors.store.base import AttemptRecord
+from actors.store.sqlite import SqliteStore
 
 HOOK = Receiver("webhook", "default")
 OURS, EARLIER = "server-a:2", "server-a:1"
