@@ -61,6 +61,7 @@ def change(incident_id: str) -> Change:
 # -- [state] url -------------------------------------------------------------------------------
 @pytest.mark.parametrize("bad", [f"postgresql://im:{SECRET}@db.example/incidents",
                                  f"postgresql://db.example/incidents?sslmode=require&password={SECRET}",
+                                 f"postgresql://db.example/incidents?sslpassword={SECRET}",
                                  f"postgres://im:{SECRET}@[::1]:5432/incidents"])
 def test_a_url_with_a_password_is_refused_without_showing_it(tmp_path, bad):
     with pytest.raises(ConfigError) as error:

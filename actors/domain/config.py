@@ -349,7 +349,7 @@ def check_store_url(state: StateSettings) -> None:
     if parts.scheme not in POSTGRES_SCHEMES:
         raise ConfigError("state.url", "must be a PostgreSQL URL, postgresql://user@host:port/database")
     query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
-    if password is not None or "password" in query:
+    if password is not None or {"password", "sslpassword"} & query.keys():
         raise ConfigError("state.url", "must not contain a password (it would be kept in the file); name an "
                                        "environment variable holding it with [state] password_env, or use "
                                        "PGPASSWORD or PGPASSFILE")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import Any, Iterable, NamedTuple, Sequence
@@ -83,44 +84,46 @@ class AttemptRecord(NamedTuple):
     next_attempt_at: float | None = None
 
 
-class Store:
+class Store(ABC):
     """The store. Safe to call from any thread."""
 
     #: The spellings of this engine's SQL that differ from the other's.
     dialect: Dialect
 
     # -- engine-specific ----------------------------------------------------------------
+    @abstractmethod
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Every row of a read."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _row(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """The first row of a read, or None."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _transaction(self) -> AbstractContextManager[Session]:
         """A ``with`` block holding one write transaction: committed at its end, rolled back
         if it raises."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _timeline_ids(self, conn: Session, count: int) -> Iterable[int]:
         """``count`` new timeline ids, increasing, for rows written in this transaction."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _status_counts(self) -> Iterable[tuple[str, str, int]]:
         """(channel, status, notifications) from the counters every change keeps, non-zero only."""
-        raise NotImplementedError
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Close the store's connections."""
 
+    @abstractmethod
     def reclaim_space(self, max_pages: int) -> int:
         """Give up to ``max_pages`` free pages back to the file system; returns how many free
         pages are left (0 when the engine gives space back by itself)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def usage(self) -> StoreUsage:
-        raise NotImplementedError
+        """How big the store is, how much of it is free, and its oldest record."""
 
     # -- processor side ----------------------------------------------------------------
     def incidents_for_alerts(self, alert_ids: Sequence[str]) -> dict[str, str]:
