@@ -12,7 +12,7 @@ import pytest
 
 from actors.domain.changes import Change, IncidentQuery, PendingEvent
 from actors.domain.errors import IllegalTransition, NotFound
-from actors.domain.models import (DeliveryStatus, EventKind, Incident, IncidentState, IncidentType, Outcome,
+from actors.domain.models import (Alert, DeliveryStatus, EventKind, Incident, IncidentState, IncidentType, Outcome,
                                   Severity, utc_now)
 from actors.domain.routing import Receiver
 from actors.store.migrations import VERSION
@@ -166,6 +166,20 @@ def test_a_failing_change_rolls_back_the_whole_transaction(store):
         store.apply([good, broken])
     with pytest.raises(NotFound):
         store.incident("i-1")
+
+
+def test_a_statement_failing_mid_transaction_rolls_back_what_the_transaction_wrote(store):
+    first = incident("i-1")
+    alert = Alert("a-1", "src", "title", "", Severity.P1, IncidentType.DATA)
+    store.apply([replace(lifecycle_change(first), alert=alert)])
+    again = replace(lifecycle_change(incident("i-2")), alert=alert)  # the same alert id: its insert fails
+    with pytest.raises(Exception) as error:
+        store.apply([again])
+    assert type(error.value).__name__ in ("IntegrityError", "UniqueViolation")  # sqlite3's, psycopg's
+    with pytest.raises(NotFound):  # its incident and timeline rows, written before, are gone
+        store.incident("i-2")
+    assert store._row("SELECT count(*) FROM timeline")[0] == 1
+    assert store._row("SELECT count(*) FROM notifications")[0] == 1
 
 
 def test_a_later_event_waits_until_the_earlier_one_for_the_same_incident_is_settled(store):

@@ -30,8 +30,8 @@ from .retention import Cursor
 
 #: Counter changes summed by a read before they are folded into one row per (channel, status).
 FOLD_AFTER = 1000
-#: Seconds to wait for a connection (at start, and for one of the pool's when all are busy).
-CONNECT_TIMEOUT_SECS = 10.0
+#: Seconds to wait for a connection of the pool (at start, and when all are busy).
+POOL_WAIT_SECS = 10.0
 
 
 @functools.lru_cache(maxsize=1024)
@@ -70,9 +70,9 @@ class PostgresStore(Store):
         with psycopg.connect(conninfo, autocommit=True) as conn:
             migrate(conn)
         self._pool = ConnectionPool(conninfo, min_size=1, max_size=pool_size, kwargs={"autocommit": True},
-                                    timeout=CONNECT_TIMEOUT_SECS, name="incident-store", open=True)
+                                    timeout=POOL_WAIT_SECS, name="incident-store", open=True)
         try:
-            self._pool.wait(CONNECT_TIMEOUT_SECS)
+            self._pool.wait(POOL_WAIT_SECS)
         except BaseException:
             self._pool.close()
             raise
