@@ -32,8 +32,8 @@ from actors.domain.exposure import insecure_exposure, readable_by_others
 from actors.domain.tokens import load_tokens
 from actors.engine import Engine
 from actors.logs import announce, configure_logging
-from actors.store.checks import check_store_path
 from actors.store.lock import StoreInUse
+from actors.store.opening import check_store
 
 DEFAULT_CONFIG = Path(__file__).resolve().with_name("config.toml")
 EXIT_CONFIG = 2
@@ -58,7 +58,7 @@ def check_exposure(settings: Settings) -> list[str]:
     problem = insecure_exposure(settings)
     if problem:
         raise ConfigError("server.host", problem)
-    files = [(settings.state.path, "[state] path")]
+    files = [] if settings.state.url is not None else [(settings.state.path, "[state] path")]
     if settings.auth.enabled:
         load_tokens(settings.auth.tokens_file or "")
         files.append((settings.auth.tokens_file or "", "[auth] tokens_file"))
@@ -74,13 +74,14 @@ def check_tls(settings: Settings) -> list[str]:
 
 
 def check_config(settings: Settings) -> list[str]:
-    """Check who could reach the API, the store path, and build every enabled channel once
-    (reads its secrets); raises ConfigError on a problem. Creates nothing. Returns warnings
-    about what loads but will not deliver (an enabled channel without a destination), each
-    naming the key to set, about a store file readable by others and about a TLS certificate
-    expiring soon."""
+    """Check who could reach the API and the store (its path, or a connection to PostgreSQL),
+    say which store and schema version it is, and build every enabled channel once (reads its
+    secrets); raises ConfigError on a problem. Creates nothing. Returns warnings about what
+    loads but will not deliver (an enabled channel without a destination), each naming the key
+    to set, about a store file readable by others and about a TLS certificate expiring soon."""
     warnings = check_exposure(settings) + check_tls(settings)
-    check_store_path(settings.state.path)
+    store = check_store(settings.state, os.environ)
+    announce(store, "store_checked")
     for name in enabled_channels(settings.notifications):
         build_channel(name, settings.notifications, os.environ).close()
     return warnings + destination_warnings(settings.notifications)

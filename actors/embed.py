@@ -225,7 +225,8 @@ class IncidentManager:
                 quiet_unless_configured()
             engine = self._engine
             engine.failed.clear()
-            readable = readable_by_others(self.settings.state.path, "[state] path")
+            readable = self.settings.state.url is None and readable_by_others(self.settings.state.path,
+                                                                               "[state] path")
             if readable:
                 log.warning("store_readable_by_others", warning=readable)
             try:

@@ -54,8 +54,7 @@ from .retention import RetentionActor
 from .router import RouterActor, sender_name
 from .scheduler import Scheduler
 from .sender import SenderActor
-from .store.checks import check_store_path, open_store
-from .store.lock import StoreLock
+from .store.opening import Lock, describe, open_store
 from .supervision import LAST_CHANCE, ChildSpec, ChildStatus, Fencing, GetStatus, Started, Strategy, Supervisor
 
 #: TransportFault is re-exported for the gRPC edge, which may not import actors.channels.
@@ -98,7 +97,7 @@ class Engine:
         self._intake = threading.BoundedSemaphore(settings.processing.intake_limit)
         self._accepting = False
         self._top: pykka.ActorRef | None = None
-        self._store_lock: StoreLock | None = None
+        self._store_lock: Lock | None = None
         self.lease = RouterLease()
         self.scheduler: Scheduler | None = None
         #: How long the tree's supervisors wait for a child to stop before fencing it.
@@ -112,15 +111,9 @@ class Engine:
     def start(self) -> "Engine":
         """Lock and open the store, build every enabled channel (a missing secret raises
         ConfigError here), and start the actor tree. Raises ConfigError naming ``state.path``
-        for an unusable store, StoreInUse when another server holds it (before anything of it
-        is read or recovered), or whatever else failed; nothing is left running."""
-        check_store_path(self.settings.state.path)
-        self._store_lock = StoreLock(self.settings.state.path)
-        try:
-            self.store = open_store(self.settings.state.path, self.settings.state.synchronous)
-        except BaseException:
-            self._store_lock.release()
-            raise
+        or ``state.url`` for an unusable store, StoreInUse when another server holds it (before
+        anything of it is read or recovered), or whatever else failed; nothing is left running."""
+        self.store, self._store_lock = open_store(self.settings.state, self.environ)
         try:
             self._start_tree()
         except BaseException:
@@ -128,7 +121,7 @@ class Engine:
             raise
         self._accepting = True
         log.info("engine_started", channels=list(self._probes), receivers=len(self.receivers),
-                 store=self.settings.state.path)
+                 store=describe(self.settings.state))
         log_destination_warnings(self.settings.notifications)
         return self
 

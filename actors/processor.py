@@ -35,7 +35,7 @@ from .lease import RouterLease
 from .domain.commands import (AddNote, AlertResult, CreateIncident, ResolveIncident, TransitionIncident,
                               UpdateIncident)
 from .messages import Owed, SubmitAlerts
-from .store.sqlite import SqliteStore
+from .store.base import Store
 from .supervision import SupervisedActor
 
 log = structlog.get_logger(__name__)
@@ -48,7 +48,7 @@ ACTIVE_INCIDENTS = 20_000
 
 
 class ProcessorActor(SupervisedActor):
-    def __init__(self, supervisor: pykka.ActorRef | None, name: str, store: SqliteStore,
+    def __init__(self, supervisor: pykka.ActorRef | None, name: str, store: Store,
                  settings: ProcessingSettings, receivers: tuple[Receiver, ...],
                  directory: ActorDirectory, hub: EventHub, lease: RouterLease,
                  clock: Callable[[], datetime] = utc_now, faults: ActorFaults | None = None) -> None:

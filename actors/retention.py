@@ -22,7 +22,7 @@ import structlog
 from .faults import ActorFaults
 from .scheduler import Scheduler, TimerHandle
 from .store.retention import Cursor
-from .store.sqlite import SqliteStore
+from .store.base import Store
 from .supervision import SupervisedActor, tell_quietly
 
 log = structlog.get_logger(__name__)
@@ -53,7 +53,7 @@ class _Reclaim:
 
 
 class RetentionActor(SupervisedActor):
-    def __init__(self, supervisor: pykka.ActorRef | None, name: str, store: SqliteStore, retention_days: int,
+    def __init__(self, supervisor: pykka.ActorRef | None, name: str, store: Store, retention_days: int,
                  scheduler: Scheduler, every_secs: float = EVERY_SECS, batch_rows: int = BATCH_ROWS,
                  reclaim_pages: int = RECLAIM_PAGES, clock: Callable[[], float] = time.time,
                  faults: ActorFaults | None = None) -> None:

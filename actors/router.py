@@ -36,7 +36,7 @@ from .lease import RouterLease
 from .messages import (Drain, InFlightCounts, Owed, Poll, Pull, Released, Send, SenderRestarted, Settled,
                        TimerFired, TimerSet, Wake)
 from .scheduler import Scheduler, TimerHandle
-from .store.sqlite import SqliteStore
+from .store.base import Store
 from .supervision import SupervisedActor, tell_quietly
 
 log = structlog.get_logger(__name__)
@@ -60,7 +60,7 @@ class _Tracked:
 
 
 class RouterActor(SupervisedActor):
-    def __init__(self, supervisor: pykka.ActorRef | None, name: str, store: SqliteStore,
+    def __init__(self, supervisor: pykka.ActorRef | None, name: str, store: Store,
                  receivers: tuple[Receiver, ...], pool_sizes: dict[str, int], directory: ActorDirectory,
                  scheduler: Scheduler, lease: RouterLease, max_in_flight: int, per_destination_limit: int,
                  poll_interval: float = 1.0, clock: Callable[[], float] = time.time,

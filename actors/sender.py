@@ -43,7 +43,7 @@ from .faults import ActorFaults
 from .events import DeliverySettled, EventHub
 from .messages import Answered, Released, Send, SettleDue, Settled, TimerDue, TimerFired, TimerSet
 from .scheduler import Scheduler, TimerHandle
-from .store.sqlite import AttemptRecord, SqliteStore
+from .store.base import AttemptRecord, Store
 from .supervision import SupervisedActor, tell_quietly
 
 log = structlog.get_logger(__name__)
@@ -65,7 +65,7 @@ _OWED = (DeliveryStatus.QUEUED, DeliveryStatus.RETRYING)
 
 class SenderActor(SupervisedActor):
     def __init__(self, supervisor: pykka.ActorRef | None, name: str, channel: Channel,
-                 store: SqliteStore, directory: ActorDirectory, scheduler: Scheduler, hub: EventHub,
+                 store: Store, directory: ActorDirectory, scheduler: Scheduler, hub: EventHub,
                  policy: RetryPolicy, transport_faults: ChannelFaults, rate_per_sec: float | None = None,
                  settle_window: float = SETTLE_WINDOW, clock: Callable[[], float] = time.time,
                  faults: ActorFaults | None = None) -> None:

@@ -17,10 +17,10 @@ def alert(alert_id: str, title: str = "High Latency", severity: int = 1) -> aler
     return alerts_pb2.AlertRequest(alert_id=alert_id, source="sentinel", title=title, severity=severity, type=5)
 
 
-def webhook_settings(tmp_path, url: str, **notifications):
+def webhook_settings(tmp_path, url: str, state: dict | None = None, **notifications):
     values = {"webhook_enabled": True, "default_webhook_url": url + "/hook", "retry_backoff_secs": 0.05,
               "max_retries": 3, **notifications}
-    return make_settings(tmp_path, notifications=values)
+    return make_settings(tmp_path, notifications=values, state=state or {})
 
 
 def wait_for_status(client, notification_id: str, status: int) -> notifications_pb2.NotificationDetail:
@@ -36,8 +36,10 @@ def wait_for_status(client, notification_id: str, status: int) -> notifications_
     raise AssertionError(f"notification never reached {status}: {detail}")
 
 
-def test_every_state_change_is_delivered_once_in_order_with_its_own_snapshot(tmp_path):
-    with HttpReceiver() as rx, running(webhook_settings(tmp_path, rx.url)) as (engine, _, client):
+def test_every_state_change_is_delivered_once_in_order_with_its_own_snapshot(tmp_path, store_place):
+    """End to end on each store engine: alerts over gRPC, an incident through its lifecycle,
+    a webhook for each change."""
+    with HttpReceiver() as rx, running(webhook_settings(tmp_path, rx.url, store_place.state)) as (engine, _, client):
         incident_id = client.alerts.SubmitAlert(alert("a-1"), timeout=TIMEOUT).incident_id
         client.alerts.SubmitAlert(alert("a-2"), timeout=TIMEOUT)  # joins: no notification
         for state in (incidents_pb2.TRIAGED, incidents_pb2.INVESTIGATING, incidents_pb2.REMEDIATING):
@@ -48,6 +50,7 @@ def test_every_state_change_is_delivered_once_in_order_with_its_own_snapshot(tmp
         client.incidents.TransitionIncident(incidents_pb2.TransitionIncidentRequest(
             id=incident_id, to_state=incidents_pb2.CLOSED), timeout=TIMEOUT)
         bodies = [r.json() for r in rx.wait_for(6)]
+        assert type(engine.store).__name__ == {"sqlite": "SqliteStore", "postgres": "PostgresStore"}[store_place.kind]
     assert [b["event_type"] for b in bodies] == [
         "incident.detected", "incident.triaged", "incident.investigating", "incident.remediating",
         "incident.resolved", "incident.closed"]

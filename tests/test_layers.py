@@ -19,7 +19,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "actors.domain": ("actors.domain",),
     "actors.formatting": ("actors.domain", "actors.formatting"),
     "actors.channels": ("actors.domain", "actors.formatting", "actors.channels", "structlog"),
-    "actors.store": ("actors.domain", "actors.store"),
+    "actors.store": ("actors.domain", "actors.store", "psycopg", "psycopg_pool"),
     "actors.api": ("actors.api", "actors.domain", "actors.engine", "actors.events",
                    "grpc", "grpc_health", "grpc_reflection", "google.protobuf", "protos", "structlog",
                    "cryptography"),

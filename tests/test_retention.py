@@ -1,5 +1,7 @@
 """Retention ([state] retention_days): what goes, what stays, in bounded batches, the space
-given back, the notification counters that GetStats reads, and what GetStats says of the store."""
+given back, the notification counters that GetStats reads, and what GetStats says of the store.
+What every store does runs on each engine (the ``store`` fixture); the file's pages and the
+query plans are SQLite's own."""
 from __future__ import annotations
 
 import sqlite3
@@ -19,7 +21,8 @@ from actors.domain.routing import Receiver
 from actors.retention import Prune, RetentionActor
 from actors.scheduler import Scheduler
 from actors.store.migrations import INCREMENTAL, VERSION
-from actors.store.sqlite import AttemptRecord, SqliteStore
+from actors.store.base import AttemptRecord, Store
+from actors.store.sqlite import SqliteStore
 from protos import notifications_pb2
 from tests.support.server import TIMEOUT, make_settings, running
 from tests.test_cli import engine_logs_kept_off_stdout  # noqa: F401 (autouse: imctl's stdout stays its own)
@@ -39,13 +42,13 @@ def at(ts: float) -> datetime:
 
 
 @pytest.fixture
-def store(tmp_path):
+def sqlite_store(tmp_path):
     store = SqliteStore(tmp_path / "s.db")
     yield store
     store.close()
 
 
-def history(store: SqliteStore, iid: str, when: float, state: IncidentState = IncidentState.CLOSED,
+def history(store: Store, iid: str, when: float, state: IncidentState = IncidentState.CLOSED,
             alerts: int = 1, settle: DeliveryStatus | None = DeliveryStatus.DELIVERED) -> str:
     """An incident opened at ``when`` by ``alerts`` alerts, owing one webhook notification that
     is settled as ``settle`` at ``when`` (None: still owed), with channel state, and moved to
@@ -73,16 +76,16 @@ def history(store: SqliteStore, iid: str, when: float, state: IncidentState = In
     return delivery.notification_id
 
 
-def rows(store: SqliteStore, table: str, where: str = "1", *params: object) -> int:
-    return store._connection().execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
+def rows(store: Store, table: str, where: str = "1 = 1", *params: object) -> int:
+    return store._row(f"SELECT count(*) FROM {table} WHERE {where}", params)[0]
 
 
-def everything(store: SqliteStore) -> dict[str, int]:
+def everything(store: Store) -> dict[str, int]:
     return {t: rows(store, t) for t in ("incidents", "alerts", "timeline", "notifications", "attempts",
                                         "channel_state")}
 
 
-def prune_all(store: SqliteStore, cutoff: float = CUTOFF, max_rows: int = 500) -> list[int]:
+def prune_all(store: Store, cutoff: float = CUTOFF, max_rows: int = 500) -> list[int]:
     """Batches until the pass is over; the rows each deleted."""
     deleted, cursor = store.prune(cutoff, max_rows)
     batches = [deleted]
@@ -92,12 +95,12 @@ def prune_all(store: SqliteStore, cutoff: float = CUTOFF, max_rows: int = 500) -
     return batches
 
 
-def counted(store: SqliteStore) -> dict[tuple[str, str], int]:
+def counted(store: Store) -> dict[tuple[str, str], int]:
     return {(c.channel, status): n for c in store.channel_counts() for status, n in c.counts.items()}
 
 
-def grouped(store: SqliteStore) -> dict[tuple[str, str], int]:
-    return {(channel, status): n for channel, status, n in store._connection().execute(
+def grouped(store: Store) -> dict[tuple[str, str], int]:
+    return {(channel, status): n for channel, status, n in store._rows(
         "SELECT channel, status, count(*) FROM notifications GROUP BY channel, status")}
 
 
@@ -160,7 +163,8 @@ def test_batches_never_delete_more_rows_than_asked_and_get_through_a_big_inciden
     assert everything(store) == dict.fromkeys(everything(store), 0)
 
 
-def test_the_space_pruning_frees_is_given_back_to_the_file_system(store):
+def test_the_space_pruning_frees_is_given_back_to_the_file_system(sqlite_store):
+    store = sqlite_store
     for n in range(60):
         history(store, f"old-{n}", OLD, alerts=20)
     conn = store._connection()
@@ -200,9 +204,9 @@ def test_the_actor_prunes_beyond_retention_days_and_zero_keeps_everything(store,
         scheduler.stop()
 
 
-def test_the_server_prunes_an_old_store_on_its_own(tmp_path):
-    settings = make_settings(tmp_path, state={"retention_days": 30})
-    old = SqliteStore(settings.state.path)
+def test_the_server_prunes_an_old_store_on_its_own(tmp_path, store_place):
+    settings = make_settings(tmp_path, state={"retention_days": 30, **store_place.state})
+    old = store_place.open()
     history(old, "old", OLD)
     history(old, "recent", RECENT)
     old.close()
@@ -269,7 +273,8 @@ def test_a_version_2_store_is_vacuumed_once_and_its_counters_filled(tmp_path):
         again.close()
 
 
-def test_counting_reads_the_counters_not_the_outbox(store):
+def test_counting_reads_the_counters_not_the_outbox_in_sqlite(sqlite_store):
+    store = sqlite_store
     history(store, "a", RECENT)
     statements: list[str] = []
     store._connection().set_trace_callback(statements.append)

@@ -1,6 +1,7 @@
 """A sender handed a delivery the store shows already attempted (by an instance since replaced)
 tells the router the truth: settled when it is, released when a later attempt is still owed,
-so that no later event of the incident can overtake it (found by the chaos test)."""
+so that no later event of the incident can overtake it (found by the chaos test). On each store
+engine."""
 from __future__ import annotations
 
 import queue
@@ -20,7 +21,7 @@ from actors.events import EventHub
 from actors.messages import Released, Send, Settled
 from actors.scheduler import Scheduler
 from actors.sender import SenderActor
-from actors.store.sqlite import AttemptRecord, SqliteStore
+from actors.store.base import AttemptRecord, Store
 
 TIMEOUT = 10.0
 LEASE = "server-a:1"
@@ -55,8 +56,7 @@ class Recorder(pykka.ThreadingActor):
 
 
 @pytest.fixture
-def setup(tmp_path):
-    store = SqliteStore(tmp_path / "s.db")
+def setup(store):
     told: queue.Queue = queue.Queue()
     directory = ActorDirectory()
     router = Recorder.start(told)
@@ -69,10 +69,9 @@ def setup(tmp_path):
     sender.stop()
     router.stop()
     scheduler.stop()
-    store.close()
 
 
-def owed_delivery(store: SqliteStore) -> Delivery:
+def owed_delivery(store: Store) -> Delivery:
     now = utc_now()
     incident = Incident("i-1", "fp", "t", "", Severity.P1, IncidentType.DATA, IncidentState.DETECTED, "s",
                         now, now, now)
@@ -108,11 +107,10 @@ def test_a_stale_send_of_a_delivery_already_settled_is_settled(setup):
     assert channel.sent == []
 
 
-def test_after_a_release_the_router_keeps_a_later_event_behind_the_released_one(tmp_path):
+def test_after_a_release_the_router_keeps_a_later_event_behind_the_released_one(store):
     from actors.lease import RouterLease
     from actors.messages import Owed
     from actors.router import RouterActor
-    store = SqliteStore(tmp_path / "s.db")
     told: queue.Queue = queue.Queue()
     directory, lease, scheduler = ActorDirectory(), RouterLease("server-a"), Scheduler()
     directory.register("sender:webhook:0", Recorder.start(told))
@@ -146,4 +144,3 @@ def test_after_a_release_the_router_keeps_a_later_event_behind_the_released_one(
     finally:
         pykka.ActorRegistry.stop_all()
         scheduler.stop()
-        store.close()

@@ -1,5 +1,7 @@
-"""The SQLite store: one transaction per change, named leases, order per (incident, destination),
-fenced attempts, one copy of each snapshot, and the migration from the first schema."""
+"""The store, on each engine (the ``store`` fixture: SQLite and PostgreSQL): one transaction
+per change, named leases, order per (incident, destination), fenced attempts, one copy of each
+snapshot; and SQLite's own: no write transaction when nothing is due, WAL, and the migration
+from the first schema."""
 from __future__ import annotations
 
 import sqlite3
@@ -10,28 +12,29 @@ import pytest
 
 from actors.domain.changes import Change, IncidentQuery, PendingEvent
 from actors.domain.errors import IllegalTransition, NotFound
-from actors.domain.models import (DeliveryStatus, EventKind, Incident, IncidentState, IncidentType, Outcome,
+from actors.domain.models import (Alert, DeliveryStatus, EventKind, Incident, IncidentState, IncidentType, Outcome,
                                   Severity, utc_now)
 from actors.domain.routing import Receiver
 from actors.store.migrations import VERSION
-from actors.store.sqlite import AttemptRecord, SqliteStore
+from actors.store.base import AttemptRecord, Store
+from actors.store.sqlite import SqliteStore
 
 HOOK = Receiver("webhook", "default")
 OURS, EARLIER = "server-a:2", "server-a:1"
 
 
-def lease(store: SqliteStore, at: float, token: str = OURS, limit: int = 10):
+def lease(store: Store, at: float, token: str = OURS, limit: int = 10):
     return store.lease_due("webhook", "default", at, limit, token)
 
 
-def record(store: SqliteStore, delivery, outcome: Outcome, status: DeliveryStatus, at: float,
+def record(store: Store, delivery, outcome: Outcome, status: DeliveryStatus, at: float,
            next_attempt_at: float | None = None) -> bool:
     (recorded,) = store.record_attempts([AttemptRecord(delivery, outcome, status, at, 1.0, next_attempt_at)])
     return recorded
 
 
 @pytest.fixture
-def store(tmp_path):
+def sqlite_store(tmp_path):
     store = SqliteStore(tmp_path / "s.db")
     yield store
     store.close()
@@ -69,14 +72,13 @@ def test_apply_hands_back_the_deliveries_it_owes_leased_to_the_router_it_names(s
 
 def test_each_snapshot_is_stored_once_and_the_incident_reads_through_it(store):
     store.apply([lifecycle_change(incident())], lease=OURS)
-    conn = sqlite3.connect(store.path)
-    data, event_id = conn.execute("SELECT data, event_id FROM incidents").fetchone()
-    (snapshot,) = conn.execute("SELECT snapshot FROM timeline WHERE id = ?", (event_id,)).fetchone()
+    data, event_id = store._row("SELECT data, event_id FROM incidents")
+    (snapshot,) = store._row("SELECT snapshot FROM timeline WHERE id = ?", (event_id,))
     assert data is None and snapshot.startswith('{"id":"i-1"')
     assert store.incident("i-1").title == "title"
     joined = incident().evolve(alert_count=2)  # a change that notifies nobody keeps its own copy
     store.apply([Change(joined, False, (PendingEvent(EventKind.ALERT_JOINED, utc_now(), "t", {}),))])
-    assert conn.execute("SELECT data IS NOT NULL, event_id FROM incidents").fetchone() == (1, None)
+    assert store._row("SELECT data IS NOT NULL, event_id FROM incidents") == (True, None)
     assert store.incident("i-1").alert_count == 2 and store.list_incidents(IncidentQuery(), 10)[0][0].alert_count == 2
 
 
@@ -95,14 +97,14 @@ def test_an_attempt_is_recorded_only_as_the_next_one_of_a_delivery_still_owed(st
 def test_settling_clears_the_lease_and_a_retry_keeps_it(store):
     (delivery,) = store.apply([lifecycle_change(incident())], lease=OURS).deliveries
     now = utc_now().timestamp()
-    conn = sqlite3.connect(store.path)
     assert record(store, delivery, Outcome.retry("HTTP 503", 503), DeliveryStatus.RETRYING, now, now + 60)
-    assert conn.execute("SELECT lease FROM notifications").fetchone() == (OURS,)
+    assert store._row("SELECT lease FROM notifications") == (OURS,)
     assert record(store, delivery.next_attempt(), Outcome.delivered(), DeliveryStatus.DELIVERED, now)
-    assert conn.execute("SELECT lease, due_at FROM notifications").fetchone() == (None, None)
+    assert store._row("SELECT lease, due_at FROM notifications") == (None, None)
 
 
-def test_nothing_due_means_no_write_transaction(store):
+def test_nothing_due_means_no_write_transaction_in_sqlite(sqlite_store):
+    store = sqlite_store
     store.apply([lifecycle_change(incident())], lease=OURS)
     statements: list[str] = []
     store._connection().set_trace_callback(statements.append)
@@ -166,6 +168,20 @@ def test_a_failing_change_rolls_back_the_whole_transaction(store):
         store.incident("i-1")
 
 
+def test_a_statement_failing_mid_transaction_rolls_back_what_the_transaction_wrote(store):
+    first = incident("i-1")
+    alert = Alert("a-1", "src", "title", "", Severity.P1, IncidentType.DATA)
+    store.apply([replace(lifecycle_change(first), alert=alert)])
+    again = replace(lifecycle_change(incident("i-2")), alert=alert)  # the same alert id: its insert fails
+    with pytest.raises(Exception) as error:
+        store.apply([again])
+    assert type(error.value).__name__ in ("IntegrityError", "UniqueViolation")  # sqlite3's, psycopg's
+    with pytest.raises(NotFound):  # its incident and timeline rows, written before, are gone
+        store.incident("i-2")
+    assert store._row("SELECT count(*) FROM timeline")[0] == 1
+    assert store._row("SELECT count(*) FROM notifications")[0] == 1
+
+
 def test_a_later_event_waits_until_the_earlier_one_for_the_same_incident_is_settled(store):
     store.apply([lifecycle_change(incident())])
     store.apply([lifecycle_change(incident(state=IncidentState.RESOLVED), is_new=False)])
@@ -211,14 +227,16 @@ def test_channel_state_is_stored_with_an_attempt(store):
     assert store.channel_state("webhook", "default", "i-1") == {"ts": "1.2"}
 
 
-def test_the_store_survives_a_reopen_with_everything_owed(tmp_path):
-    first = SqliteStore(tmp_path / "s.db")
+def test_the_store_survives_a_reopen_with_everything_owed(store_place):
+    first = store_place.open()
     first.apply([lifecycle_change(incident())])
     first.close()
-    again = SqliteStore(tmp_path / "s.db")
+    again = store_place.open()
     assert len(lease(again, (utc_now() + timedelta(seconds=1)).timestamp())) == 1
-    assert sqlite3.connect(tmp_path / "s.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    again.close()
+
+
+def test_sqlite_keeps_a_write_ahead_log(sqlite_store):
+    assert sqlite3.connect(sqlite_store.path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_owed_deliveries_of_a_destination_no_longer_configured_are_given_up_visibly(store):

@@ -14,6 +14,7 @@ import os
 import tomllib
 import types
 import typing
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -69,6 +70,13 @@ class StateSettings:
     synchronous: str = "normal"
     #: Settled notifications and closed incidents older than this many days are deleted; 0 keeps all.
     retention_days: int = 30
+    #: A ``postgresql://`` URL: the store is kept in PostgreSQL instead of the SQLite ``path``.
+    #: Never with a password in it (see :func:`check_store_url`).
+    url: str | None = None
+    #: Environment variable holding the PostgreSQL password (else libpq's PGPASSWORD or PGPASSFILE).
+    password_env: str | None = None
+    #: Connections the PostgreSQL store keeps open at most.
+    pool_size: int = 10
 
 
 @dataclass(frozen=True)
@@ -201,7 +209,7 @@ _POSITIVE = {
     "processing.max_field_bytes", "notifications.queue_size", "notifications.worker_threads",
     "notifications.per_destination_limit", "notifications.webhook_timeout_secs",
     "notifications.retry_backoff_secs", "notifications.retry_max_backoff_secs",
-    "supervision.max_restarts", "supervision.within_secs",
+    "supervision.max_restarts", "supervision.within_secs", "state.pool_size",
     *(f"notifications.{c}.{k}" for c in CHANNELS for k in ("pool_size", "timeout_secs", "rate_per_sec")),
 }
 _NON_NEGATIVE = {"server.grpc_port", "processing.deduplication_window_secs",
@@ -311,6 +319,7 @@ def _check_consistency(settings: Settings) -> None:
                           "required when pagerduty_enabled = true")
     if n.default_webhook_url and not n.default_webhook_url.startswith(("http://", "https://")):
         raise ConfigError("notifications.default_webhook_url", "must be an http:// or https:// URL")
+    check_store_url(settings.state)
     if settings.state.path.strip() in ("", ":memory:"):
         raise ConfigError("state.path", "must be a file: each actor thread opens its own connection, "
                                         "so an in-memory database would not be shared")
@@ -319,6 +328,31 @@ def _check_consistency(settings: Settings) -> None:
     _check_tls_pairing(settings.server)
     if not 0 < settings.server.grpc_port < 65536 and settings.server.grpc_port != 0:
         raise ConfigError("server.grpc_port", "must be between 1 and 65535 (0 picks a free port)")
+
+
+#: The schemes libpq takes for a PostgreSQL connection URL.
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def check_store_url(state: StateSettings) -> None:
+    """``[state] url``, when set, must be a PostgreSQL URL without a password: the file would
+    hold the secret. The message never repeats the URL (it may hold one)."""
+    if state.url is None:
+        if state.password_env is not None:
+            raise ConfigError("state.password_env", "only means something with [state] url (PostgreSQL)")
+        return
+    try:
+        parts = urllib.parse.urlsplit(state.url.strip())
+        password = parts.password
+    except ValueError:  # e.g. an unclosed [ of an IPv6 address
+        raise ConfigError("state.url", "is not a URL") from None
+    if parts.scheme not in POSTGRES_SCHEMES:
+        raise ConfigError("state.url", "must be a PostgreSQL URL, postgresql://user@host:port/database")
+    query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+    if password is not None or {"password", "sslpassword"} & query.keys():
+        raise ConfigError("state.url", "must not contain a password (it would be kept in the file); name an "
+                                       "environment variable holding it with [state] password_env, or use "
+                                       "PGPASSWORD or PGPASSFILE")
 
 
 def _check_tls_pairing(server: ServerSettings) -> None:

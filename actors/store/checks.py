@@ -1,7 +1,7 @@
 """Is ``[state] path`` usable for the store? Answered before anything is opened or created.
 
-:func:`check_store_path` is what ``--check-config`` and the engine's start run; the start
-then opens the store with :func:`open_store`, so an unusable path stops it with the same
+:func:`check_store_path` is what ``--check-config`` and the engine's start run (through
+actors/store/opening.py) before the store is opened, so an unusable path stops it with a
 ``ConfigError("state.path", …)`` instead of a raw OS or SQLite error.
 """
 from __future__ import annotations
@@ -12,7 +12,6 @@ import stat
 from pathlib import Path
 
 from ..domain.errors import ConfigError
-from .sqlite import SqliteStore
 
 KEY = "state.path"
 #: The first 16 bytes of every SQLite 3 database file.
@@ -48,16 +47,6 @@ def check_store_path(path: str) -> None:
         raise ConfigError(KEY, f"directory {directory} is not writable by this user "
                                "(SQLite writes its journal beside the database)")
     _check_database(path)
-
-
-def open_store(path: str, synchronous: str) -> SqliteStore:
-    """The opened store, for a path :func:`check_store_path` has passed (the engine checks,
-    then takes the store's lock, then opens); a failure to open it (a damaged database, a disk
-    error) is a ConfigError naming ``state.path`` as well."""
-    try:
-        return SqliteStore(path, synchronous)
-    except (sqlite3.Error, OSError) as error:
-        raise ConfigError(KEY, f"{path} cannot be opened as the store: {error}") from None
 
 
 def _check_creatable(directory: Path) -> None:

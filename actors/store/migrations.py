@@ -63,6 +63,19 @@ def migrate(conn: sqlite3.Connection) -> int:
     return found
 
 
+def file_version(path: str) -> int:
+    """The schema version of the store file at ``path``, read only: 0 when the file is missing
+    or empty (a new store is made there at start). Raises sqlite3.DatabaseError for a file
+    that is not a SQLite database."""
+    if not Path(path).is_file() or Path(path).stat().st_size == 0:
+        return 0
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+
+
 def _vacuum_incrementally(conn: sqlite3.Connection) -> None:
     """Make the file hand freed pages back on ``PRAGMA incremental_vacuum``, unless it does
     already. Takes a VACUUM even for a new file: once WAL mode has written its header, the

@@ -18,12 +18,12 @@ several batches, its own row last, so an interrupted pass leaves it findable for
 """
 from __future__ import annotations
 
-import sqlite3
 from typing import NamedTuple, Sequence
 
 from ..domain.models import IncidentState
+from .dialect import Dialect, Session
 
-#: SQLite's limit on bound parameters, with room to spare.
+#: SQLite's limit on bound parameters, with room to spare (PostgreSQL's is higher).
 _CHUNK = 500
 
 
@@ -36,17 +36,18 @@ class Cursor(NamedTuple):
     incident_id: str = ""
 
 
-def prune_batch(conn: sqlite3.Connection, cutoff: float, max_rows: int, cursor: Cursor) -> tuple[int, Cursor | None]:
+def prune_batch(conn: Session, dialect: Dialect, cutoff: float, max_rows: int,
+                cursor: Cursor) -> tuple[int, Cursor | None]:
     """Delete at most ``max_rows`` rows of what retention lets go; returns how many went and
     the cursor of the next batch (None when nothing older than ``cutoff`` is left to look at)."""
     if not cursor.incidents:
         deleted, seq = _prune_notifications(conn, cutoff, max_rows, cursor.seq)
         return deleted, Cursor(seq) if seq is not None else Cursor(incidents=True)
-    deleted, after = _prune_incidents(conn, cutoff, max_rows, (cursor.created_at, cursor.incident_id))
+    deleted, after = _prune_incidents(conn, dialect, cutoff, max_rows, (cursor.created_at, cursor.incident_id))
     return deleted, Cursor(cursor.seq, True, *after) if after is not None else None
 
 
-def _prune_notifications(conn: sqlite3.Connection, cutoff: float, max_rows: int,
+def _prune_notifications(conn: Session, cutoff: float, max_rows: int,
                          after_seq: int) -> tuple[int, int | None]:
     """Settled notifications (and their attempts) after ``after_seq``; returns the rows deleted
     and the seq to go on after, or None when the notifications older than the cutoff are done."""
@@ -71,7 +72,7 @@ def _prune_notifications(conn: sqlite3.Connection, cutoff: float, max_rows: int,
     return _delete_notifications(conn, chosen), after_seq
 
 
-def _delete_notifications(conn: sqlite3.Connection, chosen: Sequence[tuple[int, str]]) -> int:
+def _delete_notifications(conn: Session, chosen: Sequence[tuple[int, str]]) -> int:
     deleted = 0
     for start in range(0, len(chosen), _CHUNK):
         part = chosen[start:start + _CHUNK]
@@ -83,14 +84,14 @@ def _delete_notifications(conn: sqlite3.Connection, chosen: Sequence[tuple[int, 
     return deleted
 
 
-def _delete_attempts_of(conn: sqlite3.Connection, seq: int, notification_id: str, limit: int) -> int:
+def _delete_attempts_of(conn: Session, seq: int, notification_id: str, limit: int) -> int:
     """Up to ``limit`` attempts of one notification; the notification itself once none is left."""
     deleted = conn.execute("DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE notification_id = ? "
                            "ORDER BY id LIMIT ?)", (notification_id, limit)).rowcount
     return deleted or _delete_notifications(conn, [(seq, notification_id)])
 
 
-def _prune_incidents(conn: sqlite3.Connection, cutoff: float, max_rows: int,
+def _prune_incidents(conn: Session, dialect: Dialect, cutoff: float, max_rows: int,
                      after: tuple[float, str]) -> tuple[int, tuple[float, str] | None]:
     """Closed incidents after ``after`` (created_at, id), with their timeline, alerts and
     channel state; returns the rows deleted and where to go on, or None when done."""
@@ -101,7 +102,7 @@ def _prune_incidents(conn: sqlite3.Connection, cutoff: float, max_rows: int,
         if created_at >= cutoff:
             return max_rows - budget, None
         if state == IncidentState.CLOSED and _expired(conn, incident_id, cutoff):
-            deleted, gone = _delete_incident(conn, incident_id, budget)
+            deleted, gone = _delete_incident(conn, dialect, incident_id, budget)
             budget -= deleted
             if not gone:  # the next batch goes on with it
                 return max_rows - budget, after
@@ -109,7 +110,7 @@ def _prune_incidents(conn: sqlite3.Connection, cutoff: float, max_rows: int,
     return max_rows - budget, after if len(rows) == max_rows else None
 
 
-def _expired(conn: sqlite3.Connection, incident_id: str, cutoff: float) -> bool:
+def _expired(conn: Session, incident_id: str, cutoff: float) -> bool:
     """Its last timeline entry is older than the cutoff and no notification of it is left."""
     last = conn.execute("SELECT at FROM timeline WHERE incident_id = ? ORDER BY id DESC LIMIT 1",
                         (incident_id,)).fetchone()
@@ -119,20 +120,20 @@ def _expired(conn: sqlite3.Connection, incident_id: str, cutoff: float) -> bool:
                         (incident_id,)).fetchone() is None
 
 
-def _delete_incident(conn: sqlite3.Connection, incident_id: str, budget: int) -> tuple[int, bool]:
+def _delete_incident(conn: Session, dialect: Dialect, incident_id: str, budget: int) -> tuple[int, bool]:
     """Up to ``budget`` rows of the incident: its channel state, then its oldest timeline entries
     with the alerts they name (every alert is named by the entry that recorded it, ``created``
     or ``alert_joined``, so alerts need no index by incident on the hot path), its own row only
     once nothing else of it is left. Its last entry, which says how old it is, goes last.
     Returns the rows deleted and whether the incident is gone."""
-    deleted = conn.execute("DELETE FROM channel_state WHERE incident_id = ?1 AND (channel, destination) IN "
-                           "(SELECT channel, destination FROM channel_state WHERE incident_id = ?1 LIMIT ?2)",
-                           (incident_id, budget)).rowcount
+    deleted = conn.execute("DELETE FROM channel_state WHERE incident_id = ? AND (channel, destination) IN "
+                           "(SELECT channel, destination FROM channel_state WHERE incident_id = ? LIMIT ?)",
+                           (incident_id, incident_id, budget)).rowcount
     chunk = (budget - deleted) // 2  # each entry may take an alert with it
     ids = [row[0] for row in conn.execute("SELECT id FROM timeline WHERE incident_id = ? ORDER BY id LIMIT ?",
                                           (incident_id, chunk))]
     if ids:
-        deleted += conn.execute("DELETE FROM alerts WHERE alert_id IN (SELECT json_extract(detail, '$.alert_id') "
+        deleted += conn.execute(f"DELETE FROM alerts WHERE alert_id IN (SELECT {dialect.detail_alert_id} "
                                 "FROM timeline WHERE incident_id = ? AND id <= ?)", (incident_id, ids[-1])).rowcount
         deleted += conn.execute("DELETE FROM timeline WHERE incident_id = ? AND id <= ?",
                                 (incident_id, ids[-1])).rowcount

@@ -1,67 +1,35 @@
-"""SQLite persistence: incidents, timeline, the notification outbox, attempts, channel state.
+"""The store on SQLite: a file beside the server, one server per file (actors/store/lock.py).
 
 One connection per thread (SQLite connections must not be shared across threads without a
-lock); WAL mode so readers never block the writer. With ``synchronous=normal`` a commit is
-durable against the process being killed (``kill -9``); ``full`` adds an fsync per commit for
-power-loss durability. Every write method is one transaction: it either fully happens or,
-on error, is rolled back and the sqlite3 error propagates to the caller.
-
-The hot path writes each alert's changes in one transaction and each burst of finished
-attempts in another, and reads nothing in between: :meth:`SqliteStore.apply` returns the
-deliveries it created (already leased to the current router), so the store is read on the
-delivery path only to recover, or when the router's in-memory window is full.
+lock); WAL mode so readers never block the writer, and one writer at a time. With
+``synchronous=normal`` a commit is durable against the process being killed (``kill -9``);
+``full`` adds an fsync per commit for power-loss durability. What the store does is in
+actors/store/base.py; this module gives it SQLite's connections, transactions, counters and
+space accounting.
 """
 from __future__ import annotations
 
-import base64
-import math
-import json
 import sqlite3
 import threading
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Any, Iterable, Sequence
 
-from ..domain.changes import (Change, ChannelCounts, IncidentQuery, NotificationRecord, StoreUsage)
-from ..domain.errors import IllegalTransition, InvalidArgument, NotFound
-from ..domain.models import (Attempt, Delivery, DeliveryStatus, EventKind, Incident, Outcome,
-                             OutcomeKind, TimelineEvent, new_id, snapshot_json)
+from ..domain.changes import StoreUsage
+from .base import Store
 from .checkpoints import Checkpointer
+from .dialect import SQLITE, Session
 from .files import create_private_file, make_private_directories
 from .migrations import migrate
-from .retention import Cursor, prune_batch
-
-#: The incident as it stands: its own JSON, or the snapshot of the event it points at.
-_INCIDENT_DATA = "coalesce(i.data, t.snapshot)"
-_INCIDENT_FROM = "incidents i LEFT JOIN timeline t ON t.id = i.event_id"
 
 
-def _ts(moment: datetime) -> float:
-    return moment.timestamp()
-
-
-def _dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, timezone.utc)
-
-
-#: Compact JSON; one encoder for every call (``json.dumps`` with options builds one per call).
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-class Applied(NamedTuple):
-    """What :meth:`SqliteStore.apply` wrote: the timeline events per change (with ids) and the
-    deliveries those events owe, in commit order."""
-
-    events: list[list[TimelineEvent]]
-    deliveries: list[Delivery]
-
-
-class SqliteStore:
-    """The store. Safe to call from any thread; each thread gets its own connection.
+class SqliteStore(Store):
+    """Safe to call from any thread; each thread gets its own connection.
 
     Opening migrates an older file to the current schema (actors/store/migrations.py);
     raises sqlite3.DatabaseError for a file that is not a store.
     """
+
+    dialect = SQLITE
 
     def __init__(self, path: str | Path, synchronous: str = "normal") -> None:
         self.path = str(path)
@@ -93,8 +61,23 @@ class SqliteStore:
                 self._connections.append(conn)
         return conn
 
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self._connection().execute(sql, params).fetchall()
+
+    def _row(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._connection().execute(sql, params).fetchone()
+
     def _transaction(self) -> "_Txn":
         return _Txn(self._connection(), self._write_lock)
+
+    def _timeline_ids(self, conn: Session, count: int) -> Iterable[int]:
+        """The ids after the highest one: the write lock is held, so nobody else takes them."""
+        first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM timeline").fetchone()[0]
+        return range(first, first + count)
+
+    def _status_counts(self) -> Iterable[tuple[str, str, int]]:
+        """The counters the schema's triggers keep (a row per channel and status)."""
+        return self._rows("SELECT channel, status, count FROM notification_counts WHERE count > 0")
 
     def close(self) -> None:
         """Close every connection opened by any thread, after a last checkpoint. Later calls
@@ -108,267 +91,7 @@ class SqliteStore:
             self._connections.clear()
         self._local = threading.local()
 
-    # -- processor side ----------------------------------------------------------------
-    def incidents_for_alerts(self, alert_ids: Sequence[str]) -> dict[str, str]:
-        """alert_id → incident id for those of ``alert_ids`` recorded before (one query)."""
-        found: dict[str, str] = {}
-        for start in range(0, len(alert_ids), 500):  # SQLite's limit on bound parameters
-            chunk = alert_ids[start:start + 500]
-            found.update(self._connection().execute(
-                f"SELECT alert_id, incident_id FROM alerts WHERE alert_id IN ({','.join('?' * len(chunk))})",
-                chunk).fetchall())
-        return found
-
-    def active_incident(self, fingerprint: str) -> Incident | None:
-        """The newest active incident with this fingerprint, if any."""
-        row = self._connection().execute(
-            f"SELECT {_INCIDENT_DATA} FROM {_INCIDENT_FROM} WHERE i.fingerprint = ? AND i.active = 1 "
-            "ORDER BY i.created_at DESC LIMIT 1", (fingerprint,)).fetchone()
-        return Incident.from_dict(json.loads(row[0])) if row else None
-
-    def count_active_incidents(self, up_to: int) -> int:
-        """How many incidents are active, counting no further than ``up_to``."""
-        return self._connection().execute(
-            "SELECT count(*) FROM (SELECT 1 FROM incidents WHERE active = 1 LIMIT ?)", (up_to,)).fetchone()[0]
-
-    def has_active_legacy_fingerprints(self) -> bool:
-        """True while some active incident carries a fingerprint from before ``v2:``."""
-        return self._connection().execute(
-            "SELECT 1 FROM incidents WHERE active = 1 AND fingerprint NOT LIKE 'v2:%' LIMIT 1").fetchone() is not None
-
-    def active_incidents(self, limit: int) -> list[Incident]:
-        """Up to ``limit`` active incidents, oldest first (so the newest per fingerprint comes last)."""
-        rows = self._connection().execute(
-            f"SELECT {_INCIDENT_DATA} FROM {_INCIDENT_FROM} WHERE i.active = 1 ORDER BY i.created_at LIMIT ?",
-            (limit,)).fetchall()
-        return [Incident.from_dict(json.loads(row[0])) for row in rows]
-
-    def incident(self, incident_id: str) -> Incident:
-        """The incident; raises NotFound if there is none with this id."""
-        row = self._connection().execute(
-            f"SELECT {_INCIDENT_DATA} FROM {_INCIDENT_FROM} WHERE i.id = ?", (incident_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"incident {incident_id!r} not found")
-        return Incident.from_dict(json.loads(row[0]))
-
-    def apply(self, changes: Sequence[Change], lease: str = "") -> Applied:
-        """Write every change, its timeline events and the notifications they owe, in one
-        transaction. The new notifications are leased to ``lease`` (the current router), which
-        gets them as :attr:`Applied.deliveries` instead of reading them back."""
-        with self._transaction() as conn:
-            return _write_changes(conn, changes, lease)
-
-    def list_incidents(self, query: IncidentQuery, page_size: int, page_token: str = "") -> tuple[list[Incident], str]:
-        """A page of incidents, newest first, and the token of the next page ('' at the end)."""
-        where, params = [], []  # type: list[str], list[Any]
-        if query.states:
-            where.append(f"i.state IN ({','.join('?' * len(query.states))})")
-            params += query.states
-        if query.severities:
-            where.append(f"i.severity IN ({','.join('?' * len(query.severities))})")
-            params += query.severities
-        if query.source:
-            where.append("i.source = ?")
-            params.append(query.source)
-        if query.created_after:
-            where.append("i.created_at >= ?")
-            params.append(_ts(query.created_after))
-        if query.created_before:
-            where.append("i.created_at < ?")
-            params.append(_ts(query.created_before))
-        if page_token:
-            created, last_id = _decode_token(page_token)
-            where.append("(i.created_at < ? OR (i.created_at = ? AND i.id < ?))")
-            params += [created, created, last_id]
-        sql = f"SELECT {_INCIDENT_DATA}, i.created_at, i.id FROM {_INCIDENT_FROM}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY i.created_at DESC, i.id DESC LIMIT ?"
-        rows = self._connection().execute(sql, (*params, page_size + 1)).fetchall()
-        incidents = [Incident.from_dict(json.loads(row[0])) for row in rows[:page_size]]
-        token = _encode_token(rows[page_size - 1][1], rows[page_size - 1][2]) if len(rows) > page_size else ""
-        return incidents, token
-
-    def timeline(self, incident_id: str) -> list[TimelineEvent]:
-        self.incident(incident_id)
-        rows = self._connection().execute(
-            "SELECT id, kind, at, actor, detail FROM timeline WHERE incident_id = ? ORDER BY id",
-            (incident_id,)).fetchall()
-        return [TimelineEvent(incident_id, EventKind(kind), _dt(at), actor, json.loads(detail), tid)  # type: ignore[arg-type]
-                for tid, kind, at, actor, detail in rows]
-
-    # -- router side -------------------------------------------------------------------
-    def lease_due(self, channel: str, destination: str, now: float, limit: int, lease: str) -> list[Delivery]:
-        """Lease to ``lease`` up to ``limit`` owed deliveries of one destination that are due by
-        ``now`` and free (held by no lease, or by an earlier router's), oldest first, skipping
-        any whose (incident, destination) has an earlier delivery still owed, so order is kept.
-        Opens a write transaction only when something is due."""
-        rows = self._connection().execute(
-            "SELECT n.id, n.incident_id, n.event_type, n.occurred_at, n.attempts, t.snapshot "
-            "FROM notifications n JOIN timeline t ON t.id = n.timeline_id "
-            "WHERE n.channel = ? AND n.destination = ? AND n.due_at IS NOT NULL AND n.due_at <= ? "
-            "AND (n.lease IS NULL OR n.lease != ?) "
-            "AND NOT EXISTS (SELECT 1 FROM notifications p WHERE p.incident_id = n.incident_id "
-            "  AND p.channel = n.channel AND p.destination = n.destination "
-            "  AND p.due_at IS NOT NULL AND p.seq < n.seq) "
-            "ORDER BY n.due_at, n.seq LIMIT ?",
-            (channel, destination, now, lease, limit)).fetchall()
-        if not rows:
-            return []
-        deliveries = []
-        with self._transaction() as conn:
-            for nid, incident_id, event_type, occurred_at, attempts, snapshot in rows:
-                taken = conn.execute("UPDATE notifications SET lease = ? WHERE id = ? AND due_at IS NOT NULL "
-                                     "AND (lease IS NULL OR lease != ?)", (lease, nid, lease)).rowcount
-                if taken:
-                    deliveries.append(Delivery(
-                        notification_id=nid, incident_id=incident_id, channel=channel, destination=destination,
-                        event_type=event_type, occurred_at=_dt(occurred_at),  # type: ignore[arg-type]
-                        incident=Incident.from_dict(json.loads(snapshot)), attempt=attempts + 1,
-                        snapshot=snapshot, lease=lease))
-        return deliveries
-
-    def has_free_owed(self, channel: str, destination: str, lease: str) -> bool:
-        """True while some delivery owed to this destination, due or not, is held by no lease
-        or by an earlier router's (so the router must keep pulling to keep order)."""
-        return self._connection().execute(
-            "SELECT 1 FROM notifications WHERE channel = ? AND destination = ? AND due_at IS NOT NULL "
-            "AND (lease IS NULL OR lease != ?) LIMIT 1", (channel, destination, lease)).fetchone() is not None
-
-    def release(self, notification_ids: Iterable[str]) -> None:
-        """Make leased deliveries free again (their router let go of them)."""
-        with self._transaction() as conn:
-            conn.executemany("UPDATE notifications SET lease = NULL WHERE id = ? AND lease IS NOT NULL",
-                             [(nid,) for nid in notification_ids])
-
-    def give_up_unrouted(self, configured: set[tuple[str, str]], now: float) -> int:
-        """Mark dead every owed delivery whose (channel, destination) is no longer configured,
-        with the reason and a timeline entry each, so nothing waits forever unseen. Returns how
-        many were given up; they can be re-queued once the channel is configured again."""
-        given_up = 0
-        with self._transaction() as conn:
-            owed = conn.execute("SELECT DISTINCT channel, destination FROM notifications "
-                                "WHERE due_at IS NOT NULL").fetchall()
-            for channel, destination in owed:
-                if (channel, destination) in configured:
-                    continue
-                reason = f"{channel} destination {destination!r} is no longer configured"
-                conn.execute(
-                    "INSERT INTO timeline (incident_id, kind, at, actor, detail) "
-                    "SELECT incident_id, ?, ?, 'notifier', json_object('notification_id', id, 'channel', channel, "
-                    "'destination', destination, 'event_type', event_type, 'attempts', attempts, 'error', ?) "
-                    "FROM notifications WHERE channel = ? AND destination = ? AND due_at IS NOT NULL",
-                    (EventKind.NOTIFICATION_DEAD.value, now, reason, channel, destination))
-                given_up += conn.execute(
-                    "UPDATE notifications SET status = 'dead', due_at = NULL, lease = NULL, updated_at = ?, "
-                    "last_error = ? WHERE channel = ? AND destination = ? AND due_at IS NOT NULL",
-                    (now, reason, channel, destination)).rowcount
-        return given_up
-
-    # -- sender side -------------------------------------------------------------------
-    def channel_state(self, channel: str, destination: str, incident_id: str) -> dict[str, Any]:
-        """What the channel stored for this incident and destination ({} when nothing)."""
-        row = self._connection().execute(
-            "SELECT data FROM channel_state WHERE channel = ? AND destination = ? AND incident_id = ?",
-            (channel, destination, incident_id)).fetchone()
-        return json.loads(row[0]) if row else {}
-
-    def record_attempts(self, records: Sequence["AttemptRecord"]) -> list[bool]:
-        """Record finished attempts, all in one transaction: each attempt, its notification's new
-        status (and channel state, and a timeline entry when it was delivered or given up).
-
-        An attempt is recorded only if it is the next one of a notification still owed
-        (``attempts`` is one less than its number): a stale sender that lost the delivery to
-        another, or a repeat of one already settled, changes nothing. Returns, per record,
-        whether it was recorded."""
-        with self._transaction() as conn:
-            return [_write_attempt(conn, record) for record in records]
-
-    # -- API side ----------------------------------------------------------------------
-    def notification(self, notification_id: str) -> NotificationRecord:
-        row = self._connection().execute(_NOTIFICATION_SELECT + " WHERE id = ?", (notification_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"notification {notification_id!r} not found")
-        return _notification(row)
-
-    def attempts(self, notification_id: str) -> list[Attempt]:
-        rows = self._connection().execute(
-            "SELECT number, at, outcome, status_code, detail, duration_ms FROM attempts "
-            "WHERE notification_id = ? ORDER BY id", (notification_id,)).fetchall()
-        return [Attempt(notification_id, n, _dt(at), OutcomeKind(o), code, d, ms)  # type: ignore[arg-type]
-                for n, at, o, code, d, ms in rows]
-
-    def list_notifications(self, incident_id: str = "", channel: str = "", status: str = "",
-                           page_size: int = 50, page_token: str = "",
-                           newest_first: bool = False) -> tuple[list[NotificationRecord], str]:
-        """A page of notifications in the order they were owed (newest first if asked) and the
-        token that continues after it ('' at the end)."""
-        where, params = [], []  # type: list[str], list[Any]
-        for column, value in (("incident_id", incident_id), ("channel", channel), ("status", status)):
-            if value:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if page_token:
-            where.append("seq < ?" if newest_first else "seq > ?")
-            params.append(_decode_seq(page_token))
-        sql = (_NOTIFICATION_SELECT + (" WHERE " + " AND ".join(where) if where else "")
-               + (" ORDER BY seq DESC LIMIT ?" if newest_first else " ORDER BY seq LIMIT ?"))
-        rows = self._connection().execute(sql, (*params, page_size + 1)).fetchall()
-        records = [_notification(row) for row in rows[:page_size]]
-        token = _encode_seq(rows[page_size - 1][-1]) if len(rows) > page_size else ""
-        return records, token
-
-    def ids_starting_with(self, kind: str, prefix: str, limit: int) -> list[str]:
-        """Up to ``limit`` ids of ``kind`` ("incident" or "notification"; ValueError for another)
-        that start with ``prefix``, in id order: a range scan of the table's id index."""
-        tables = {"incident": "incidents", "notification": "notifications"}
-        if kind not in tables:
-            raise ValueError(f"no ids of kind {kind!r}")
-        rows = self._connection().execute(
-            f"SELECT id FROM {tables[kind]} WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
-            (prefix, prefix + "\U0010ffff", limit)).fetchall()
-        return [row[0] for row in rows]
-
-    def requeue(self, notification_id: str, now: float) -> NotificationRecord:
-        """Make a dead notification owed again (attempt count kept); FAILED_PRECONDITION otherwise."""
-        with self._transaction() as conn:
-            row = conn.execute("SELECT status FROM notifications WHERE id = ?", (notification_id,)).fetchone()
-            if row is None:
-                raise NotFound(f"notification {notification_id!r} not found")
-            if row[0] != DeliveryStatus.DEAD.value:
-                raise IllegalTransition(f"notification {notification_id!r} is {row[0]}; only dead ones can be re-queued")
-            conn.execute("UPDATE notifications SET status = 'queued', due_at = ?, updated_at = ?, lease = NULL "
-                         "WHERE id = ?",
-                         (now, now, notification_id))
-        return self.notification(notification_id)
-
-    def channel_counts(self, latency_sample: int = 1000) -> list[ChannelCounts]:
-        """Notifications per channel and status, from the counters the schema's triggers keep
-        (a read of a few rows, however long the history), with the latency percentiles of
-        each channel's last ``latency_sample`` deliveries."""
-        conn = self._connection()
-        counts: dict[str, dict[str, int]] = {}
-        for channel, status, count in conn.execute(
-                "SELECT channel, status, count FROM notification_counts WHERE count > 0"):
-            counts.setdefault(channel, {})[status] = count
-        result = []
-        for channel in sorted(counts):
-            latencies = sorted(r[0] for r in conn.execute(
-                "SELECT (delivered_at - occurred_at) * 1000.0 FROM notifications WHERE channel = ? "
-                "AND delivered_at IS NOT NULL ORDER BY delivered_at DESC LIMIT ?", (channel, latency_sample)))
-            result.append(ChannelCounts(channel, counts[channel], _percentile(latencies, 0.5),
-                                        _percentile(latencies, 0.99)))
-        return result
-
-    # -- retention ---------------------------------------------------------------------
-    def prune(self, cutoff: float, max_rows: int, cursor: Cursor = Cursor()) -> tuple[int, Cursor | None]:
-        """One transaction deleting at most ``max_rows`` rows that retention lets go (settled
-        notifications and closed incidents last changed before ``cutoff``; see
-        actors/store/retention.py). Returns the rows deleted and the cursor of the next batch,
-        None when the pass is over."""
-        with self._transaction() as conn:
-            return prune_batch(conn, cutoff, max_rows, cursor)
-
+    # -- space -------------------------------------------------------------------------
     def reclaim_space(self, max_pages: int) -> int:
         """Give up to ``max_pages`` free pages back to the file system (the file shrinks);
         returns how many free pages are left."""
@@ -380,154 +103,10 @@ class SqliteStore:
 
     def usage(self) -> StoreUsage:
         """The file's size and free space (from its page counts) and the oldest record kept."""
-        conn = self._connection()
-        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-        oldest = [row[0] for row in conn.execute(
-            "SELECT min(created_at) FROM incidents UNION ALL "
-            "SELECT * FROM (SELECT created_at FROM notifications ORDER BY seq LIMIT 1)") if row[0] is not None]
-        return StoreUsage(pages * page_size, free * page_size, _dt(min(oldest)) if oldest else None)
-
-_NOTIFICATION_SELECT = ("SELECT id, incident_id, channel, destination, event_type, status, attempts, "
-                        "created_at, updated_at, due_at, last_error, seq FROM notifications")
-
-
-def _notification(row: Sequence[Any]) -> NotificationRecord:
-    return NotificationRecord(row[0], row[1], row[2], row[3], row[4], DeliveryStatus(row[5]), row[6],
-                              _dt(row[7]), _dt(row[8]), _dt(row[9]), row[10])  # type: ignore[arg-type]
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return 0.0
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
-
-
-def _encode_token(created_at: float, incident_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{created_at!r}|{incident_id}".encode()).decode()
-
-
-def _decode_token(token: str) -> tuple[float, str]:
-    """The (finite) number and the id a token holds; InvalidArgument naming page_token for
-    anything :func:`_encode_token` cannot have written."""
-    try:
-        created, incident_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
-        number = float(created)
-        if not math.isfinite(number):
-            raise ValueError(created)
-        return number, incident_id
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument("page_token", "not a token returned by a previous call") from None
-
-
-def _encode_seq(seq: int) -> str:
-    return _encode_token(float(seq), "n")
-
-
-def _decode_seq(token: str) -> int:
-    """The row number a notification page token holds (a whole number SQLite can compare)."""
-    number = _decode_token(token)[0]
-    if not (number.is_integer() and 0 <= number < 2**63):
-        raise InvalidArgument("page_token", "not a token returned by a previous call")
-    return int(number)
-
-
-class AttemptRecord(NamedTuple):
-    delivery: Delivery
-    outcome: Outcome
-    status: DeliveryStatus
-    at: float
-    duration_ms: float
-    next_attempt_at: float | None = None
-
-
-def _write_changes(conn: sqlite3.Connection, changes: Sequence[Change], lease: str) -> Applied:
-    """The rows of ``changes`` in one pass, a statement per table: timeline ids are assigned
-    here (the write lock is held, so the next id is known) and each incident row is written
-    once, as it stands after its last change in the batch."""
-    next_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM timeline").fetchone()[0]
-    timeline_rows: list[tuple[Any, ...]] = []
-    alert_rows: list[tuple[Any, ...]] = []
-    notification_rows: list[tuple[Any, ...]] = []
-    latest: dict[str, tuple[Incident, str | None, int | None]] = {}  # id → (incident, snapshot, its event)
-    applied = Applied([], [])
-    for change in changes:
-        incident = change.incident
-        snapshot, snapshot_event = None, None
-        events = []
-        for event in change.events:
-            timeline_id, next_id = next_id, next_id + 1
-            at = _ts(event.at)
-            notifies = bool(event.event_type and event.receivers)
-            if notifies:
-                snapshot = snapshot if snapshot is not None else snapshot_json(incident)
-                snapshot_event = timeline_id
-            timeline_rows.append((timeline_id, incident.id, event.kind.value, at, event.actor,
-                                  _dumps(dict(event.detail)), snapshot if notifies else None))
-            events.append(TimelineEvent(incident.id, event.kind, event.at, event.actor, event.detail, timeline_id))
-            for receiver in event.receivers if notifies else ():
-                nid = new_id()
-                notification_rows.append((nid, incident.id, timeline_id, receiver.channel, receiver.destination,
-                                          event.event_type, at, at, lease or None, at, at))
-                applied.deliveries.append(Delivery(
-                    nid, incident.id, receiver.channel, receiver.destination, event.event_type,  # type: ignore[arg-type]
-                    event.at, incident, snapshot=snapshot, lease=lease))  # type: ignore[arg-type]
-        latest[incident.id] = (incident, snapshot, snapshot_event)
-        if change.alert is not None:
-            alert_rows.append((change.alert.alert_id, incident.id, _ts(incident.updated_at),
-                               _dumps(change.alert.to_dict())))
-        applied.events.append(events)
-    conn.executemany("INSERT INTO timeline (id, incident_id, kind, at, actor, detail, snapshot) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?)", timeline_rows)
-    conn.executemany(
-        "INSERT INTO incidents (id, fingerprint, active, state, severity, source, created_at, data, event_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET active = excluded.active, "
-        "state = excluded.state, severity = excluded.severity, data = excluded.data, event_id = excluded.event_id",
-        [(i.id, i.fingerprint, int(i.state.is_active), int(i.state), int(i.severity), i.source, _ts(i.created_at),
-          None if snapshot is not None else snapshot_json(i), event)
-         for i, snapshot, event in latest.values()])
-    conn.executemany("INSERT INTO alerts (alert_id, incident_id, received_at, data) VALUES (?, ?, ?, ?)",
-                     alert_rows)
-    conn.executemany(
-        "INSERT INTO notifications (id, incident_id, timeline_id, channel, destination, event_type, "
-        "occurred_at, status, due_at, lease, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)", notification_rows)
-    return applied
-
-
-def _write_attempt(conn: sqlite3.Connection, record: AttemptRecord) -> bool:
-    delivery, outcome, status, at, duration_ms, next_attempt_at = record
-    done = status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD, DeliveryStatus.SKIPPED)
-    recorded = conn.execute(
-        "UPDATE notifications SET status = ?, attempts = ?, due_at = ?, lease = ?, updated_at = ?, last_error = ?, "
-        "delivered_at = ? WHERE id = ? AND attempts = ? AND due_at IS NOT NULL",
-        (status.value, delivery.attempt, None if done else next_attempt_at, None if done else delivery.lease or None,
-         at, "" if outcome.kind is OutcomeKind.DELIVERED else outcome.detail,
-         at if status is DeliveryStatus.DELIVERED else None, delivery.notification_id,
-         delivery.attempt - 1)).rowcount
-    if not recorded:
-        return False
-    conn.execute(
-        "INSERT INTO attempts (notification_id, number, at, outcome, status_code, detail, duration_ms) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (delivery.notification_id, delivery.attempt, at, outcome.kind.value, outcome.status_code,
-         outcome.detail, duration_ms))
-    if outcome.state is not None:
-        conn.execute(
-            "INSERT INTO channel_state (channel, destination, incident_id, data) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT DO UPDATE SET data = excluded.data",
-            (delivery.channel, delivery.destination, delivery.incident_id, _dumps(dict(outcome.state))))
-    if status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD):
-        kind = EventKind.NOTIFICATION_DELIVERED if status is DeliveryStatus.DELIVERED else EventKind.NOTIFICATION_DEAD
-        detail = {"notification_id": delivery.notification_id, "channel": delivery.channel,
-                  "destination": delivery.destination, "event_type": delivery.event_type,
-                  "attempts": delivery.attempt}
-        if status is DeliveryStatus.DEAD:
-            detail["error"] = outcome.detail
-        conn.execute("INSERT INTO timeline (incident_id, kind, at, actor, detail) VALUES (?, ?, ?, ?, ?)",
-                     (delivery.incident_id, kind.value, at, "notifier", _dumps(detail)))
-    return True
+        page_size = self._row("PRAGMA page_size")[0]
+        pages = self._row("PRAGMA page_count")[0]
+        free = self._row("PRAGMA freelist_count")[0]
+        return StoreUsage(pages * page_size, free * page_size, self._oldest_record())
 
 
 class _Txn:
@@ -551,5 +130,3 @@ class _Txn:
             self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
             self.lock.release()
-
-
