@@ -21,8 +21,8 @@ from actors.messages import Released, Send, Settled
 from actors.scheduler import Scheduler
 from actors.sender import SenderActor
 from actors.store.sqlite import AttemptRecord, SqliteStore
+from tests.support.actors import TIMEOUT, Recorder, next_told
 
-TIMEOUT = 10.0
 LEASE = "server-a:1"
 
 
@@ -41,17 +41,6 @@ class NeverSends:
 
     def close(self) -> None:
         pass
-
-
-class Recorder(pykka.ThreadingActor):
-    """Stands in for the router: keeps what it is told."""
-
-    def __init__(self, told: queue.Queue) -> None:
-        super().__init__()
-        self.told = told
-
-    def on_receive(self, message: object) -> None:
-        self.told.put(message)
 
 
 @pytest.fixture
@@ -79,10 +68,6 @@ def owed_delivery(store: SqliteStore) -> Delivery:
     event = PendingEvent(EventKind.CREATED, now, "t", {}, "incident.detected", (Receiver("webhook", "default"),))
     (delivery,) = store.apply([Change(incident, True, (event,))], lease=LEASE).deliveries
     return delivery
-
-
-def next_told(told: queue.Queue) -> object:
-    return told.get(timeout=TIMEOUT)
 
 
 def test_a_stale_send_of_a_delivery_still_owed_is_released_not_settled(setup):
