@@ -53,7 +53,8 @@ class Settled:
 @dataclass(frozen=True, slots=True)
 class Released:
     """Deliveries a sender was handed but found made by another (a replaced instance, a
-    stale Send) while they are still owed: they are free in the store again, and the router
+    stale Send) while they are still owed: the router frees them in the store (the router,
+    not the sender, so that no pull of its own takes one back before it hears of it) and
     serves their destinations from there until it has them back."""
 
     notification_ids: tuple[str, ...]

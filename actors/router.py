@@ -136,7 +136,7 @@ class RouterActor(SupervisedActor):
         elif isinstance(message, Settled):
             self._settled(message.notification_ids)
         elif isinstance(message, Released):
-            self._to_store({t.destination for t in map(self._forget, message.notification_ids) if t is not None})
+            self._let_go(message.notification_ids)
         elif isinstance(message, TimerSet):
             self._set_on_timer(message.notification_id, True)
         elif isinstance(message, TimerFired):
@@ -264,12 +264,8 @@ class RouterActor(SupervisedActor):
         not take is let go of in the store, and its destinations are served from there."""
         outgoing, self._outgoing = self._outgoing, {}
         for (name, verify), deliveries in outgoing.items():
-            if self.directory.tell(name, Send(tuple(deliveries), verify)):
-                continue
-            for delivery in deliveries:
-                self._forget(delivery.notification_id)
-            self.store.release([d.notification_id for d in deliveries])
-            self._to_store({(d.channel, d.destination) for d in deliveries})
+            if not self.directory.tell(name, Send(tuple(deliveries), verify)):
+                self._let_go([d.notification_id for d in deliveries])
 
     def _settled(self, notification_ids: tuple[str, ...]) -> None:
         keys = {tracked.destination for tracked in map(self._forget, notification_ids) if tracked is not None}
@@ -306,16 +302,22 @@ class RouterActor(SupervisedActor):
 
     def _recover(self, sender: str) -> None:
         """``sender`` (or every member of pool ``pool:<channel>``) was replaced: what it held is
-        free again in the store, and its destinations are served from there until recovered."""
+        let go of, to be pulled again from the store."""
         members = f"sender:{sender.removeprefix('pool:')}:" if sender.startswith("pool:") else None
         lost = [nid for nid, t in self.tracked.items()
                 if t.sender == sender or (members is not None and t.sender.startswith(members))]
-        keys = {self.tracked[nid].destination for nid in lost}
-        for nid in lost:
-            self._forget(nid)
-        self.store.release(lost)
+        self._let_go(lost)
         log.warning("deliveries_recovered", actor=self.name, sender=sender, count=len(lost))
-        self._to_store(keys)
+
+    def _let_go(self, notification_ids: Iterable[str]) -> None:
+        """Stop tracking these deliveries, still owed, and free them in the store in the same
+        step — only the router frees what it leased, so none of its pulls takes one back unseen
+        — and serve their destinations from the store until it has them back (so what comes
+        after one of them waits behind it there)."""
+        forgotten = {nid: tracked for nid in notification_ids if (tracked := self._forget(nid)) is not None}
+        if forgotten:
+            self.store.release(forgotten)
+        self._to_store({tracked.destination for tracked in forgotten.values()})
 
     def _counts(self) -> dict[str, tuple[int, int]]:
         counts: dict[str, list[int]] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import queue
 import time
+from dataclasses import replace
 
 import pykka
 import pytest
@@ -15,7 +16,7 @@ from actors.domain.models import (Delivery, DeliveryStatus, EventKind, Incident,
                                   Outcome, Severity, utc_now)
 from actors.domain.routing import Receiver
 from actors.lease import RouterLease
-from actors.messages import InFlightCounts, Owed, Send, SenderRestarted, Settled, Wake
+from actors.messages import InFlightCounts, Owed, Released, Send, SenderRestarted, Settled, Wake
 from actors.router import RouterActor
 from actors.scheduler import Scheduler
 from actors.store.sqlite import AttemptRecord, SqliteStore
@@ -39,26 +40,35 @@ class Rig:
             directory.register(f"sender:webhook:{n}", sender)
         self.router = RouterActor.start(None, "router", self.store, RECEIVERS, {"webhook": 2}, directory,
                                         self.scheduler, self.lease, 10, 10)
-        # The first answer comes after started(), which asked for the first pull; the second
-        # after that pull (nothing owed yet: every destination is served from memory).
+        self.quiet()  # the first pull done: nothing owed yet, every destination served from memory
+
+    def quiet(self) -> None:
+        """Return once the router has handled what it was told and the pulls that asked for:
+        they are queued before the first answer comes back, so the second comes after them."""
         for _ in range(2):
             self.router.ask(InFlightCounts(), timeout=TIMEOUT)
 
-    def owe(self, incident_id: str, state: IncidentState) -> Delivery:
-        """Commit the incident's entering ``state`` and tell the router, as the processor does."""
+    def owe(self, incident_id: str, state: IncidentState, lease: str | None = None) -> Delivery:
+        """Commit the incident's entering ``state`` and tell the router, as the processor does
+        (under ``lease`` instead of the current one: committed just before the epoch began)."""
         now = utc_now()
         incident = Incident(incident_id, "fp", "t", "", Severity.P1, IncidentType.DATA, state, "s", now, now, now)
         event = PendingEvent(EventKind.STATE_CHANGED, now, "t", {}, state.event_type, RECEIVERS)
-        with self.lease.current() as lease:
+        with self.lease.current() as current:
+            lease = lease or current
             (delivery,) = self.store.apply([Change(incident, False, (event,))], lease=lease).deliveries
         self.router.tell(Owed((delivery,), lease))
         return delivery
 
     def finish(self, delivery: Delivery, status: DeliveryStatus = DeliveryStatus.DELIVERED) -> None:
-        """Record the attempt as its sender does, before telling the router it is settled."""
-        delivered = status is DeliveryStatus.DELIVERED
-        outcome = Outcome.delivered("HTTP 200", 200) if delivered else Outcome.failed("HTTP 400", 400)
-        (recorded,) = self.store.record_attempts([AttemptRecord(delivery, outcome, status, time.time(), 1.0)])
+        """Record the attempt as its sender does, before telling the router it is settled; a
+        retry is due again at once."""
+        outcome = {DeliveryStatus.DELIVERED: Outcome.delivered("HTTP 200", 200),
+                   DeliveryStatus.RETRYING: Outcome.retry("HTTP 503", 503),
+                   DeliveryStatus.DEAD: Outcome.failed("HTTP 400", 400)}[status]
+        now = time.time()
+        (recorded,) = self.store.record_attempts([AttemptRecord(
+            delivery, outcome, status, now, 1.0, now if status is DeliveryStatus.RETRYING else None)])
         assert recorded
 
     def sent(self, sender: int) -> Send:
@@ -66,11 +76,15 @@ class Rig:
         assert isinstance(message, Send)
         return message
 
-    def nothing_sent(self, sender: int) -> bool:
-        """True once the router has handled everything told so far and sent ``sender`` nothing more."""
+    def all_sent(self, sender: int) -> list[str]:
+        """Every delivery sent to ``sender`` and not yet looked at, once the router has handled
+        everything told so far."""
         self.router.ask(InFlightCounts(), timeout=TIMEOUT)
         self.senders[sender].ask(Sync(), timeout=TIMEOUT)
-        return self.told[sender].empty()
+        sent = []
+        while not self.told[sender].empty():
+            sent += ids(self.told[sender].get_nowait())
+        return sent
 
     def close(self) -> None:
         pykka.ActorRegistry.stop_all()
@@ -105,7 +119,7 @@ def test_a_later_event_waits_while_one_pulled_from_the_store_is_out_though_the_e
     assert ids(pulled) == [triaged.notification_id] and pulled.verify
     rig.router.tell(Settled((detected.notification_id,)))  # late; every owed row is ours: memory again
     investigating = rig.owe(A, IncidentState.INVESTIGATING)
-    assert rig.nothing_sent(0), "the investigation overtook the triage still out"
+    assert rig.all_sent(0) == [], "the investigation overtook the triage still out"
     rig.finish(triaged)
     rig.router.tell(Settled((triaged.notification_id,)))
     assert ids(rig.sent(0)) == [investigating.notification_id]
@@ -127,3 +141,34 @@ def test_a_delivery_handed_out_again_before_its_settled_arrives_is_counted_once(
     triaged = rig.owe(A, IncidentState.TRIAGED)
     assert ids(rig.sent(0)) == [triaged.notification_id]
     assert rig.router.ask(InFlightCounts(), timeout=TIMEOUT) == {"webhook": (1, 0)}
+
+
+def test_a_release_frees_the_delivery_in_the_store_and_a_later_event_waits_behind_it(rig):
+    """A sender found the delivery made elsewhere, still owed: the router frees it in the store
+    (only the router does, so none of its pulls takes it back before it hears) and pulls it."""
+    detected = rig.owe(A, IncidentState.DETECTED)
+    assert ids(rig.sent(0)) == [detected.notification_id]
+    rig.router.tell(Released((detected.notification_id,)))
+    triaged = rig.owe(A, IncidentState.TRIAGED)
+    again = rig.sent(0)
+    assert ids(again) == [detected.notification_id] and again.verify
+    assert rig.all_sent(0) == [], "the triage overtook the detection"
+
+
+def test_a_release_coming_after_the_delivery_was_handed_out_again_keeps_the_next_event_behind_it(rig):
+    """A Released can answer a Send the router has since superseded: here it pulled the
+    delivery again after its sender was replaced, then hears that the first Send's attempt was
+    made already. Forgetting the delivery, the router frees it in the store, so it pulls it
+    back instead of trusting memory for its destination while the second Send is out."""
+    detected = rig.owe(A, IncidentState.DETECTED, lease="server-a:0")  # committed as the epoch began
+    assert ids(rig.sent(0)) == [detected.notification_id]  # pulled from the store: attempt 1
+    rig.finish(detected, DeliveryStatus.RETRYING)  # by the instance being replaced, in its clean-up
+    rig.router.tell(SenderRestarted("sender:webhook:0"))
+    assert ids(rig.sent(0)) == [detected.notification_id]  # pulled again: attempt 2
+    rig.router.tell(Released((detected.notification_id,)))  # the new instance's answer to the first Send
+    rig.quiet()
+    triaged = rig.owe(A, IncidentState.TRIAGED)
+    assert rig.all_sent(0) == [detected.notification_id], "the triage overtook the detection"
+    rig.finish(replace(detected, attempt=2))
+    rig.router.tell(Settled((detected.notification_id,)))
+    assert ids(rig.sent(0)) == [triaged.notification_id]
