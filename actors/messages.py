@@ -96,10 +96,10 @@ class Drain:
 # -- sender ------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Attempt these deliveries, in order. Their ``lease`` names the sending router's epoch; a
-    sender that already holds one on a timer takes the new lease and drops it. ``verify``
-    marks ones pulled from the store (not handed over by the processor): they may have been
-    made by a sender instance that is gone, so the sender checks the store before sending."""
+    """Attempt these deliveries, in order. A sender that already holds one (on a timer, or
+    finished and not yet recorded) drops it. ``verify`` marks ones pulled from the store (not
+    handed over by the processor): they may have been made by a sender instance that is gone,
+    so the sender checks the store before sending."""
 
     deliveries: tuple[Delivery, ...]
     verify: bool = False

@@ -150,11 +150,9 @@ class SenderActor(SupervisedActor):
 
     def _already_held(self, delivery: Delivery) -> bool:
         """True for a Send to drop: a restarted router re-sent a delivery this sender holds on a
-        timer (it takes the new router's lease), has finished, or finished a moment ago."""
+        timer, has finished, or finished a moment ago."""
         nid = delivery.notification_id
         if nid in self.timers:
-            timer, held = self.timers[nid]
-            self.timers[nid] = (timer, replace(held, lease=delivery.lease))
             self.directory.tell(ROUTER, TimerSet(nid))
             return True
         if nid in self._unsettled_ids or nid in self._in_flight or nid in self._held_back_ids:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import queue
 import time
 from dataclasses import replace
+from typing import Callable, Iterable
 
 import pykka
 import pytest
@@ -26,11 +27,23 @@ RECEIVERS = (Receiver("webhook", "default"),)
 A, B = "i-1", "i-4"  # incidents of pool members 0 and 1 (stable hash of the id)
 
 
+class RacingStore(SqliteStore):
+    """The store, plus a write of another thread's landing right after the next release."""
+
+    after_release: Callable[[], None] | None = None
+
+    def release(self, notification_ids: Iterable[str]) -> None:
+        super().release(notification_ids)
+        write, self.after_release = self.after_release, None
+        if write is not None:
+            write()
+
+
 class Rig:
     """A router over a real store, with two recording senders (``told[0]``, ``told[1]``)."""
 
     def __init__(self, tmp_path) -> None:
-        self.store = SqliteStore(tmp_path / "s.db")
+        self.store = RacingStore(tmp_path / "s.db")
         self.lease = RouterLease("server-a")
         self.scheduler = Scheduler()
         directory = ActorDirectory()
@@ -153,6 +166,22 @@ def test_a_release_frees_the_delivery_in_the_store_and_a_later_event_waits_behin
     again = rig.sent(0)
     assert ids(again) == [detected.notification_id] and again.verify
     assert rig.all_sent(0) == [], "the triage overtook the detection"
+
+
+def test_a_retry_recorded_just_after_the_router_let_go_leaves_it_free_and_the_next_event_behind_it(rig):
+    """The router sent a delivery to a sender instance that had just replaced another, then
+    heard of the replacement and let go of it; the new instance's retry is recorded just after.
+    The row stays free, so the router pulls it back and the next event waits behind it."""
+    detected = rig.owe(A, IncidentState.DETECTED)
+    assert ids(rig.sent(0)) == [detected.notification_id]
+    rig.store.after_release = lambda: rig.finish(detected, DeliveryStatus.RETRYING)
+    rig.router.tell(SenderRestarted("sender:webhook:0"))
+    rig.quiet()
+    triaged = rig.owe(A, IncidentState.TRIAGED)
+    assert rig.all_sent(0) == [detected.notification_id], "the triage overtook the detection waiting to retry"
+    rig.finish(replace(detected, attempt=2))
+    rig.router.tell(Settled((detected.notification_id,)))
+    assert ids(rig.sent(0)) == [triaged.notification_id]
 
 
 def test_a_release_coming_after_the_delivery_was_handed_out_again_keeps_the_next_event_behind_it(rig):
