@@ -53,7 +53,8 @@ class Settled:
 @dataclass(frozen=True, slots=True)
 class Released:
     """Deliveries a sender was handed but found made by another (a replaced instance, a
-    stale Send) while they are still owed: they are free in the store again, and the router
+    stale Send) while they are still owed: the router frees them in the store (the router,
+    not the sender, so that no pull of its own takes one back before it hears of it) and
     serves their destinations from there until it has them back."""
 
     notification_ids: tuple[str, ...]
@@ -95,10 +96,10 @@ class Drain:
 # -- sender ------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Attempt these deliveries, in order. Their ``lease`` names the sending router's epoch; a
-    sender that already holds one on a timer takes the new lease and drops it. ``verify``
-    marks ones pulled from the store (not handed over by the processor): they may have been
-    made by a sender instance that is gone, so the sender checks the store before sending."""
+    """Attempt these deliveries, in order. A sender that already holds one (on a timer, or
+    finished and not yet recorded) drops it. ``verify`` marks ones pulled from the store (not
+    handed over by the processor): they may have been made by a sender instance that is gone,
+    so the sender checks the store before sending."""
 
     deliveries: tuple[Delivery, ...]
     verify: bool = False

@@ -4,9 +4,13 @@ The processor hands it every delivery it commits (:class:`Owed`, already leased 
 router's epoch), so on the hot path nothing is read back from the store. The router sends at
 most ``max_in_flight`` at once and at most ``per_destination_limit`` per destination (counting
 those its senders hold on timers), so a dead destination cannot take every slot; the rest wait
-in memory, up to ``PARKED_PER_SLOT × max_in_flight`` of them, and beyond that on disk. Only
-one delivery per (incident, destination) is out at a time, so a resolve never overtakes its
-trigger. A delivery always goes to the same pool member (stable hash of the incident).
+in memory, up to ``PARKED_PER_SLOT × max_in_flight`` of them, and beyond that on disk. A
+delivery waiting in memory goes out only while nothing of its (incident, destination) is out,
+so a resolve never overtakes its trigger. Two can be out at once all the same: a pull from the
+store hands out the next one as soon as the store shows the earlier one finished, which can be
+before that one's ``Settled`` arrives; so the router counts what is out per (incident,
+destination) rather than marking it. A delivery always goes to the same pool member (stable
+hash of the incident).
 
 A destination is served from the store instead — pulled in order with ``lease_due`` — while
 the store may hold deliveries for it that no live router holds: after a start (recovery),
@@ -81,7 +85,7 @@ class RouterActor(SupervisedActor):
         self.token = ""
         self.tracked: dict[str, _Tracked] = {}
         self.per_destination: Counter[Destination] = Counter()
-        self.busy: set[tuple[str, Destination]] = set()   # (incident, destination) with one out
+        self.busy: Counter[tuple[str, Destination]] = Counter()  # (incident, destination) → how many out
         self.sending = 0
         self.parked: dict[Destination, deque[Delivery]] = {key: deque() for key in self.destinations}
         self.parked_count = 0
@@ -132,7 +136,7 @@ class RouterActor(SupervisedActor):
         elif isinstance(message, Settled):
             self._settled(message.notification_ids)
         elif isinstance(message, Released):
-            self._to_store({t.destination for t in map(self._forget, message.notification_ids) if t is not None})
+            self._let_go(message.notification_ids)
         elif isinstance(message, TimerSet):
             self._set_on_timer(message.notification_id, True)
         elif isinstance(message, TimerFired):
@@ -243,13 +247,15 @@ class RouterActor(SupervisedActor):
         return min(self.per_destination_limit - self.per_destination[key], self.max_in_flight - self.sending)
 
     def _send(self, delivery: Delivery, verify: bool = False) -> None:
-        """Track the delivery as out and queue it for its sender (told in :meth:`_flush_sends`)."""
+        """Track the delivery as out (once, however often it is handed out) and queue it for
+        its sender (told in :meth:`_flush_sends`)."""
+        self._forget(delivery.notification_id)
         channel = delivery.channel
         name = sender_name(channel, zlib.crc32(delivery.incident_id.encode()) % self.pool_sizes[channel])
         self._outgoing.setdefault((name, verify), []).append(delivery)
         key = (channel, delivery.destination)
         self.tracked[delivery.notification_id] = _Tracked(key, delivery.incident_id, name)
-        self.busy.add((delivery.incident_id, key))
+        self.busy[(delivery.incident_id, key)] += 1
         self.per_destination[key] += 1
         self.sending += 1
 
@@ -258,12 +264,8 @@ class RouterActor(SupervisedActor):
         not take is let go of in the store, and its destinations are served from there."""
         outgoing, self._outgoing = self._outgoing, {}
         for (name, verify), deliveries in outgoing.items():
-            if self.directory.tell(name, Send(tuple(deliveries), verify)):
-                continue
-            for delivery in deliveries:
-                self._forget(delivery.notification_id)
-            self.store.release([d.notification_id for d in deliveries])
-            self._to_store({(d.channel, d.destination) for d in deliveries})
+            if not self.directory.tell(name, Send(tuple(deliveries), verify)):
+                self._let_go([d.notification_id for d in deliveries])
 
     def _settled(self, notification_ids: tuple[str, ...]) -> None:
         keys = {tracked.destination for tracked in map(self._forget, notification_ids) if tracked is not None}
@@ -278,7 +280,10 @@ class RouterActor(SupervisedActor):
         if tracked is None:
             return None
         self.per_destination[tracked.destination] -= 1
-        self.busy.discard((tracked.incident_id, tracked.destination))
+        busy = (tracked.incident_id, tracked.destination)
+        self.busy[busy] -= 1
+        if not self.busy[busy]:
+            del self.busy[busy]
         if not tracked.on_timer:
             self.sending -= 1
         return tracked
@@ -297,16 +302,22 @@ class RouterActor(SupervisedActor):
 
     def _recover(self, sender: str) -> None:
         """``sender`` (or every member of pool ``pool:<channel>``) was replaced: what it held is
-        free again in the store, and its destinations are served from there until recovered."""
+        let go of, to be pulled again from the store."""
         members = f"sender:{sender.removeprefix('pool:')}:" if sender.startswith("pool:") else None
         lost = [nid for nid, t in self.tracked.items()
                 if t.sender == sender or (members is not None and t.sender.startswith(members))]
-        keys = {self.tracked[nid].destination for nid in lost}
-        for nid in lost:
-            self._forget(nid)
-        self.store.release(lost)
+        self._let_go(lost)
         log.warning("deliveries_recovered", actor=self.name, sender=sender, count=len(lost))
-        self._to_store(keys)
+
+    def _let_go(self, notification_ids: Iterable[str]) -> None:
+        """Stop tracking these deliveries, still owed, and free them in the store in the same
+        step — only the router frees what it leased, so none of its pulls takes one back unseen
+        — and serve their destinations from the store until it has them back (so what comes
+        after one of them waits behind it there)."""
+        forgotten = {nid: tracked for nid in notification_ids if (tracked := self._forget(nid)) is not None}
+        if forgotten:
+            self.store.release(forgotten)
+        self._to_store({tracked.destination for tracked in forgotten.values()})
 
     def _counts(self) -> dict[str, tuple[int, int]]:
         counts: dict[str, list[int]] = {}

@@ -150,11 +150,9 @@ class SenderActor(SupervisedActor):
 
     def _already_held(self, delivery: Delivery) -> bool:
         """True for a Send to drop: a restarted router re-sent a delivery this sender holds on a
-        timer (it takes the new router's lease), has finished, or finished a moment ago."""
+        timer, has finished, or finished a moment ago."""
         nid = delivery.notification_id
         if nid in self.timers:
-            timer, held = self.timers[nid]
-            self.timers[nid] = (timer, replace(held, lease=delivery.lease))
             self.directory.tell(ROUTER, TimerSet(nid))
             return True
         if nid in self._unsettled_ids or nid in self._in_flight or nid in self._held_back_ids:
@@ -167,13 +165,12 @@ class SenderActor(SupervisedActor):
     def _made(self, delivery: Delivery) -> bool:
         """True when the store shows this attempt made already (by a sender instance since
         replaced, before the router pulled it again). The router is told it is settled, or —
-        when a later attempt is still owed — that it is free in the store again."""
+        when a later attempt is still owed — released (the router frees it in the store)."""
         nid = delivery.notification_id
         record = self.store.notification(nid)
         if record.status in _OWED and record.attempts < delivery.attempt:
             return False
         if record.status in _OWED:
-            self.store.release([nid])
             self.directory.tell(ROUTER, Released((nid,)))
         else:
             self.directory.tell(ROUTER, Settled((nid,)))
@@ -293,8 +290,7 @@ class SenderActor(SupervisedActor):
             self.hub.publish(DeliverySettled(record.delivery, record.outcome, record.status.value))
         if settled:
             self.directory.tell(ROUTER, Settled(tuple(settled)))
-        if released:  # the router serves their destinations from the store until it has them back
-            self.store.release(released)
+        if released:  # the router frees them in the store and pulls them from there
             self.directory.tell(ROUTER, Released(tuple(released)))
 
     def _remember_settled(self, notification_id: str, attempt: int) -> None:

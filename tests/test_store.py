@@ -103,6 +103,15 @@ def test_settling_clears_the_lease_and_a_retry_keeps_it(store):
     assert store._row("SELECT lease, due_at FROM notifications") == (None, None)
 
 
+def test_a_retry_recorded_after_its_router_let_go_leaves_the_row_free(store):
+    (delivery,) = store.apply([lifecycle_change(incident())], lease=OURS).deliveries
+    store.release([delivery.notification_id])  # the router forgot it (its sender was replaced)
+    now = utc_now().timestamp()
+    assert record(store, delivery, Outcome.retry("HTTP 503", 503), DeliveryStatus.RETRYING, now, now)
+    (again,) = lease(store, now)  # free to the router, which has to pull it again
+    assert (again.notification_id, again.attempt) == (delivery.notification_id, 2)
+
+
 def test_nothing_due_means_no_write_transaction_in_sqlite(sqlite_store):
     store = sqlite_store
     store.apply([lifecycle_change(incident())], lease=OURS)

@@ -280,8 +280,11 @@ class Store(ABC):
 
         An attempt is recorded only if it is the next one of a notification still owed
         (``attempts`` is one less than its number): a stale sender that lost the delivery to
-        another, or a repeat of one already settled, changes nothing. Returns, per record,
-        whether it was recorded."""
+        another, or a repeat of one already settled, changes nothing. A settled row's lease is
+        cleared; a retry leaves the lease as it is, since only routers lease: a row its router
+        let go of while the attempt was being made stays free, for the router to pull again,
+        rather than held by that router without its knowing. Returns, per record, whether it
+        was recorded."""
         with self._transaction() as conn:
             return [_write_attempt(conn, record) for record in records]
 
@@ -481,9 +484,9 @@ def _write_attempt(conn: Session, record: AttemptRecord) -> bool:
     delivery, outcome, status, at, duration_ms, next_attempt_at = record
     done = status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD, DeliveryStatus.SKIPPED)
     recorded = conn.execute(
-        "UPDATE notifications SET status = ?, attempts = ?, due_at = ?, lease = ?, updated_at = ?, last_error = ?, "
-        "delivered_at = ? WHERE id = ? AND attempts = ? AND due_at IS NOT NULL",
-        (status.value, delivery.attempt, None if done else next_attempt_at, None if done else delivery.lease or None,
+        "UPDATE notifications SET status = ?, attempts = ?, due_at = ?, lease = CASE WHEN ? THEN NULL ELSE lease END, "
+        "updated_at = ?, last_error = ?, delivered_at = ? WHERE id = ? AND attempts = ? AND due_at IS NOT NULL",
+        (status.value, delivery.attempt, None if done else next_attempt_at, done,
          at, "" if outcome.kind is OutcomeKind.DELIVERED else outcome.detail,
          at if status is DeliveryStatus.DELIVERED else None, delivery.notification_id,
          delivery.attempt - 1)).rowcount
