@@ -88,6 +88,15 @@ def test_intake_and_stats_answer_with_64_watchers_and_64_idle_alert_streams_open
     assert seen == {ack.incident_id}  # every watcher was live, not waiting for a thread
 
 
+def opens_a_stream(client) -> bool:
+    """Whether a StreamAlerts call gets its alert acked now rather than refused for a cap."""
+    try:
+        return next(client.alerts.StreamAlerts(iter([alert("probe")]), timeout=PROMPT)).alert_id == "probe"
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error
+        return False
+
+
 def test_a_host_over_its_stream_cap_is_refused_naming_the_limit_until_one_of_its_streams_ends(tmp_path):
     settings = make_settings(tmp_path, server={"max_workers": 2, "max_streams": 2, "max_streams_per_client": 2,
                                                "max_test_sends": 1, "max_test_sends_per_client": 1},
@@ -96,24 +105,23 @@ def test_a_host_over_its_stream_cap_is_refused_naming_the_limit_until_one_of_its
         health = health_pb2_grpc.HealthStub(client.channel).Watch(health_pb2.HealthCheckRequest(),
                                                                   timeout=STREAM_SECS)
         watcher = watch(client)
-        over: list[IdleAlertStream] = []
+        opened: list = [health, watcher]
         try:
             assert next(health).status == health_pb2.HealthCheckResponse.SERVING  # the health Watch counts too
             watcher.initial_metadata()
-            over = [IdleAlertStream(client, f"over-{i}") for i in range(settings.server.threads)]
-            refusals = {refusal(stream.call) for stream in over}
+            opened += [IdleAlertStream(client, f"over-{i}") for i in range(settings.server.threads)]
+            refusals = {refusal(stream.call) for stream in opened[2:]}
             ack = client.alerts.SubmitAlert(alert("unary"), timeout=PROMPT)
             watcher.cancel()
-
-            def a_stream_opens() -> bool:
-                try:
-                    return next(client.alerts.StreamAlerts(iter([alert("later")]), timeout=PROMPT)).alert_id == "later"
-                except grpc.RpcError as error:
-                    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error
-                    return False
-            wait_until(a_stream_opens)
+            wait_until(lambda: opens_a_stream(client))  # the cancelled watch's slot is free again
+            idle = IdleAlertStream(client, "idle")
+            opened.append(idle)
+            assert idle.first_ack().status == alerts_pb2.ACCEPTED  # and taken again
+            assert not opens_a_stream(client)
+            idle.cancel()
+            wait_until(lambda: opens_a_stream(client))
         finally:
-            for call in (health, watcher, *over):
+            for call in opened:
                 call.cancel()
     ((code, details),) = refusals
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
