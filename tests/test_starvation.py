@@ -60,6 +60,14 @@ def refusal(call) -> tuple[grpc.StatusCode, str]:
     return info.value.code(), info.value.details()
 
 
+def tiny_settings(tmp_path, streams: int = 1, **sections):
+    """A server of 3 + ``streams`` worker threads: 2 for unary calls (1 of them for intake),
+    ``streams`` for streams (all of them for one client) and 1 for a test send."""
+    return make_settings(tmp_path, server={"max_workers": 2, "max_streams": streams, "max_streams_per_client": streams,
+                                           "max_test_sends": 1, "max_test_sends_per_client": 1},
+                         processing={"intake_limit": 1}, **sections)
+
+
 def auth_settings(tmp_path, **server):
     return make_settings(tmp_path, server=server,
                          auth={"enabled": True, "tokens_file": str(write_tokens(tmp_path / "tokens"))})
@@ -98,28 +106,29 @@ def opens_a_stream(client) -> bool:
 
 
 def test_a_host_over_its_stream_cap_is_refused_naming_the_limit_until_one_of_its_streams_ends(tmp_path):
-    settings = make_settings(tmp_path, server={"max_workers": 2, "max_streams": 2, "max_streams_per_client": 2,
-                                               "max_test_sends": 1, "max_test_sends_per_client": 1},
-                             processing={"intake_limit": 1})  # 5 worker threads in all
+    settings = tiny_settings(tmp_path, streams=2)
     with running(settings) as (_, _, client):
-        health = health_pb2_grpc.HealthStub(client.channel).Watch(health_pb2.HealthCheckRequest(),
-                                                                  timeout=STREAM_SECS)
-        watcher = watch(client)
-        opened: list = [health, watcher]
+        other, watcher = watch(client), watch(client)
+        opened: list = [other, watcher]
         try:
-            assert next(health).status == health_pb2.HealthCheckResponse.SERVING  # the health Watch counts too
-            watcher.initial_metadata()
+            for call in opened:
+                call.initial_metadata()
             opened += [IdleAlertStream(client, f"over-{i}") for i in range(settings.server.threads)]
             refusals = {refusal(stream.call) for stream in opened[2:]}
             ack = client.alerts.SubmitAlert(alert("unary"), timeout=PROMPT)
             watcher.cancel()
-            wait_until(lambda: opens_a_stream(client))  # the cancelled watch's slot is free again
-            idle = IdleAlertStream(client, "idle")
-            opened.append(idle)
-            assert idle.first_ack().status == alerts_pb2.ACCEPTED  # and taken again
+
+            def an_idle_stream_opens() -> bool:
+                opened.append(IdleAlertStream(client, "idle"))
+                try:
+                    return opened[-1].first_ack().status == alerts_pb2.ACCEPTED
+                except grpc.RpcError as error:
+                    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error
+                    return False
+            wait_until(an_idle_stream_opens)  # in the slot of the cancelled watch
             assert not opens_a_stream(client)
-            idle.cancel()
-            wait_until(lambda: opens_a_stream(client))
+            opened[-1].cancel()
+            wait_until(lambda: opens_a_stream(client))  # in the slot of the cancelled alert stream
         finally:
             for call in opened:
                 call.cancel()
@@ -128,6 +137,29 @@ def test_a_host_over_its_stream_cap_is_refused_naming_the_limit_until_one_of_its
     assert details == ("too many streams at once from host 127.0.0.1: [server] max_streams_per_client is 2; "
                        "retry when one has ended")
     assert ack.status == alerts_pb2.ACCEPTED
+
+
+@pytest.mark.parametrize("with_token", [False, True], ids=["open", "with a token"])
+def test_health_watches_hold_no_thread_so_they_are_not_capped(tmp_path, with_token):
+    auth = {"enabled": True, "tokens_file": str(write_tokens(tmp_path / "tokens")), "open_health": False}
+    settings = tiny_settings(tmp_path, **({"auth": auth} if with_token else {}))
+    metadata = bearer(TOKENS["admin"]) if with_token else ()
+    with running(settings) as (_, _, client):
+        health = health_pb2_grpc.HealthStub(client.channel)
+        calls, statuses = [], set()
+        try:
+            for _ in range(3 * settings.server.threads):  # one after the other: a burst would find every thread busy
+                calls.append(health.Watch(health_pb2.HealthCheckRequest(), metadata=metadata, timeout=STREAM_SECS))
+                statuses.add(next(calls[-1]).status)
+            calls.append(watch(client, metadata))  # the one stream allowed is still free
+            calls[-1].initial_metadata()
+            ack = client.alerts.SubmitAlert(alert("probe"), metadata=metadata, timeout=PROMPT)
+            seen = next(calls[-1]).incident.id
+        finally:
+            for call in calls:
+                call.cancel()
+    assert statuses == {health_pb2.HealthCheckResponse.SERVING}
+    assert ack.status == alerts_pb2.ACCEPTED and seen == ack.incident_id
 
 
 def test_streams_are_capped_per_token_and_in_total(tmp_path):
@@ -210,9 +242,7 @@ def test_intake_callers_over_the_intake_limit_are_refused_at_once_instead_of_que
 
 
 def test_calls_that_find_every_worker_thread_busy_are_refused_instead_of_queueing(tmp_path):
-    settings = make_settings(tmp_path, server={"max_workers": 2, "max_streams": 1, "max_streams_per_client": 1,
-                                               "max_test_sends": 1, "max_test_sends_per_client": 1},
-                             processing={"intake_limit": 1})
+    settings = tiny_settings(tmp_path)
     threads, extra = settings.server.threads, 4
     with running(settings) as (engine, _, client):
         engine.faults.delay_messages("router", 60_000)  # each GetStats waits 5 s for the router

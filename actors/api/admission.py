@@ -1,8 +1,9 @@
 """No client can starve the others: caps on the calls that hold a gRPC worker thread for long.
 
 The gRPC server runs every call in a thread of one pool, and a call holds its thread until it
-ends: a stream (WatchIncidents, StreamAlerts, the health Watch, reflection) for as long as it
-is open, a test send until its destination answers. So that such calls never take the threads
+ends: a stream (WatchIncidents, StreamAlerts, reflection) for as long as it is open, a test
+send until its destination answers. (The health Watch is the exception: it is answered without
+a thread, so it is not capped.) So that such calls never take the threads
 intake needs, the pool has ``[server] max_workers`` threads for unary calls *plus*
 ``max_streams`` for streams and ``max_test_sends`` for test sends (``ServerSettings.threads``),
 and :class:`Admission` lets no more streams or test sends run than that, in total and per
@@ -24,7 +25,7 @@ from protos import notifications_pb2
 from ..domain.config import ServerSettings
 from ..domain.errors import Overloaded
 from .auth import PRINCIPAL, method_path
-from .handlers import behavior_of, handler_like
+from .handlers import behavior_of, handler_like, holds_no_thread
 
 TEST_SEND = method_path(notifications_pb2.DESCRIPTOR.services_by_name["NotificationService"], "SendTestNotification")
 
@@ -85,8 +86,8 @@ def client_of(context: grpc.ServicerContext) -> str:
 
 
 class Admission(grpc.ServerInterceptor):
-    """Caps every stream and every test send as described in the module docstring; other calls
-    pass untouched. Install it after the authentication interceptor, which tells who calls."""
+    """Caps every stream that holds a thread and every test send as described in the module
+    docstring; other calls pass untouched. Install it after the authentication interceptor, which tells who calls."""
 
     def __init__(self, settings: ServerSettings) -> None:
         self.streams = Quota("streams", "max_streams", settings.max_streams,
@@ -97,8 +98,8 @@ class Admission(grpc.ServerInterceptor):
     def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Any],
                           details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
-        if handler is None:
-            return None
+        if handler is None or holds_no_thread(behavior_of(handler)):
+            return handler
         if handler.request_streaming or handler.response_streaming:
             return _limited(handler, self.streams)
         if details.method == TEST_SEND:  # type: ignore[attr-defined]

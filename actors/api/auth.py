@@ -21,7 +21,7 @@ from protos import admin_pb2, alerts_pb2, incidents_pb2, notifications_pb2
 
 from ..domain.config import AuthSettings
 from ..domain.tokens import Principal, Tokens
-from .handlers import behavior_of, handler_like
+from .handlers import behavior_of, handler_like, holds_no_thread
 from .reflection import SERVICE_NAMES as REFLECTION_SERVICE_NAMES
 
 INGEST = frozenset({"ingest", "admin"})
@@ -135,7 +135,8 @@ def _refusal(handler: Any, code: grpc.StatusCode, details: str) -> Any:
 
 def _as(principal: Principal, handler: Any) -> Any:
     """``handler`` with its behaviour (and a response stream's every step) run in a context
-    where :data:`PRINCIPAL` is ``principal``."""
+    where :data:`PRINCIPAL` is ``principal``; a stream answered without a worker thread
+    (actors/api/handlers.py) still is."""
     behavior = behavior_of(handler)
 
     def context_for_call() -> contextvars.Context:
@@ -145,6 +146,12 @@ def _as(principal: Principal, handler: Any) -> Any:
 
     def unary(request: Any, context: grpc.ServicerContext) -> Any:
         return context_for_call().run(behavior, request, context)
+
+    if holds_no_thread(behavior):  # the health Watch: wrapped so that it still needs no thread
+        def sending(request: Any, context: grpc.ServicerContext, send_response_callback: Any) -> None:
+            context_for_call().run(behavior, request, context, send_response_callback)
+        sending.experimental_non_blocking = True  # type: ignore[attr-defined]
+        return handler_like(handler, unary, sending)
 
     def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         call_context = context_for_call()

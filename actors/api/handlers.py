@@ -13,6 +13,13 @@ def behavior_of(handler: grpc.RpcMethodHandler) -> Callable[..., Any]:
             or handler.stream_stream)
 
 
+def holds_no_thread(behavior: Callable[..., Any]) -> bool:
+    """Whether gRPC runs ``behavior`` in its non-blocking mode: called with a callback that
+    sends its responses, it returns at once and its stream stays open without a worker thread
+    (grpcio's ``experimental_non_blocking``; the health Watch works so)."""
+    return bool(getattr(behavior, "experimental_non_blocking", False))
+
+
 def handler_like(handler: grpc.RpcMethodHandler, unary: Callable[..., Any],
                  streaming: Callable[..., Any]) -> grpc.RpcMethodHandler:
     """A handler of ``handler``'s kind and (de)serializers whose behaviour is ``unary`` or, for a
