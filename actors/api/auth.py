@@ -21,6 +21,7 @@ from protos import admin_pb2, alerts_pb2, incidents_pb2, notifications_pb2
 
 from ..domain.config import AuthSettings
 from ..domain.tokens import Principal, Tokens
+from .handlers import behavior_of, handler_like, holds_no_thread
 from .reflection import SERVICE_NAMES as REFLECTION_SERVICE_NAMES
 
 INGEST = frozenset({"ingest", "admin"})
@@ -122,23 +123,6 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return _as(principal, handler)
 
 
-def _handler_like(handler: Any, unary: Callable[..., Any], streaming: Callable[..., Any]) -> Any:
-    """A handler of ``handler``'s kind and (de)serializers whose behaviour is ``unary`` or, for a
-    response stream, ``streaming``."""
-    make = {(False, False): grpc.unary_unary_rpc_method_handler,
-            (False, True): grpc.unary_stream_rpc_method_handler,
-            (True, False): grpc.stream_unary_rpc_method_handler,
-            (True, True): grpc.stream_stream_rpc_method_handler}[(handler.request_streaming,
-                                                                   handler.response_streaming)]
-    return make(streaming if handler.response_streaming else unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
-
-
-def _behavior(handler: Any) -> Callable[..., Any]:
-    return (handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream)
-
-
 def _refusal(handler: Any, code: grpc.StatusCode, details: str) -> Any:
     def refuse(request: Any, context: grpc.ServicerContext) -> Any:
         context.abort(code, details)
@@ -146,13 +130,14 @@ def _refusal(handler: Any, code: grpc.StatusCode, details: str) -> Any:
     def refuse_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         context.abort(code, details)
         yield  # pragma: no cover  (makes this a generator; abort raises)
-    return _handler_like(handler, refuse, refuse_stream)
+    return handler_like(handler, refuse, refuse_stream)
 
 
 def _as(principal: Principal, handler: Any) -> Any:
     """``handler`` with its behaviour (and a response stream's every step) run in a context
-    where :data:`PRINCIPAL` is ``principal``."""
-    behavior = _behavior(handler)
+    where :data:`PRINCIPAL` is ``principal``; a stream answered without a worker thread
+    (actors/api/handlers.py) still is."""
+    behavior = behavior_of(handler)
 
     def context_for_call() -> contextvars.Context:
         context = contextvars.copy_context()
@@ -161,6 +146,12 @@ def _as(principal: Principal, handler: Any) -> Any:
 
     def unary(request: Any, context: grpc.ServicerContext) -> Any:
         return context_for_call().run(behavior, request, context)
+
+    if holds_no_thread(behavior):  # the health Watch: wrapped so that it still needs no thread
+        def sending(request: Any, context: grpc.ServicerContext, send_response_callback: Any) -> None:
+            context_for_call().run(behavior, request, context, send_response_callback)
+        sending.experimental_non_blocking = True  # type: ignore[attr-defined]
+        return handler_like(handler, unary, sending)
 
     def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         call_context = context_for_call()
@@ -176,4 +167,4 @@ def _as(principal: Principal, handler: Any) -> Any:
             close = getattr(responses, "close", None)
             if close is not None:
                 call_context.run(close)
-    return _handler_like(handler, unary, streaming)
+    return handler_like(handler, unary, streaming)

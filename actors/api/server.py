@@ -12,6 +12,7 @@ from protos import (admin_pb2, admin_pb2_grpc, alerts_pb2, alerts_pb2_grpc, inci
 from ..domain.config import ServerSettings
 from ..engine import Engine
 from .admin import AdminServicer
+from .admission import Admission
 from ..domain.tokens import load_tokens
 from .alerts import AlertIngestionServicer
 from .auth import AuthInterceptor
@@ -32,20 +33,27 @@ ADMIN_SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_
 class ApiServer:
     """A gRPC server bound to ``port`` (the port is taken at construction, so a second server
     finds out before touching anything else); it answers once :meth:`start` ran, and ``health``
-    reports SERVING until :meth:`drain`. With ``[auth] enabled`` (from the engine's settings)
-    every call needs a token (actors/api/auth.py); with ``[server] tls_cert_file`` it serves
-    TLS only (:meth:`reload_tls` re-reads the files). Raises OSError when it cannot listen on
-    ``[server] host:grpc_port``, ConfigError naming ``auth.tokens_file`` when the tokens file
-    cannot be read or is invalid, or naming the TLS key when its files are unusable."""
+    reports SERVING until :meth:`drain`. Streams and test sends are capped so that they never
+    hold the ``[server] max_workers`` threads of unary calls (actors/api/admission.py), and a
+    call arriving when every thread is busy is refused RESOURCE_EXHAUSTED instead of waiting.
+    With ``[auth] enabled`` (from the engine's settings) every call needs a token
+    (actors/api/auth.py); with ``[server] tls_cert_file`` it serves TLS only (:meth:`reload_tls`
+    re-reads the files). Raises OSError when it cannot listen on ``[server] host:grpc_port``,
+    ConfigError naming ``auth.tokens_file`` when the tokens file cannot be read or is invalid,
+    or naming the TLS key when its files are unusable."""
 
     def __init__(self, engine: Engine, settings: ServerSettings) -> None:
         auth = engine.settings.auth
-        interceptors = [AuthInterceptor(load_tokens(auth.tokens_file or ""), auth)] if auth.enabled else []
+        interceptors: list[grpc.ServerInterceptor] = []
+        if auth.enabled:
+            interceptors.append(AuthInterceptor(load_tokens(auth.tokens_file or ""), auth))
+        interceptors.append(Admission(settings))  # after auth, so that it counts per token
         self.server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="grpc"),
+            futures.ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="grpc"),
             interceptors=interceptors,
             options=[("grpc.max_receive_message_length", settings.max_message_bytes),
-                     ("grpc.so_reuseport", 0)])
+                     ("grpc.so_reuseport", 0)],
+            maximum_concurrent_rpcs=settings.threads)  # a call that finds every thread busy: refused, not queued
         registry = TolerantRegistry(self.server)  # undecodable requests: INVALID_ARGUMENT, not INTERNAL
         alerts_pb2_grpc.add_AlertIngestionServicer_to_server(AlertIngestionServicer(engine), registry)
         incidents_pb2_grpc.add_IncidentServiceServicer_to_server(IncidentServicer(engine), registry)

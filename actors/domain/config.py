@@ -32,7 +32,16 @@ DEFAULT_RATES: Mapping[str, float] = {"slack": 1.0}
 class ServerSettings:
     host: str = "127.0.0.1"
     grpc_port: int = 9000
+    #: gRPC worker threads for unary calls; streams and test sends get threads of their own.
     max_workers: int = 32
+    #: Streams open at once (WatchIncidents, StreamAlerts, health Watch, reflection), in total
+    #: and from one client; each holds a thread for as long as it is open.
+    max_streams: int = 256
+    max_streams_per_client: int = 64
+    #: SendTestNotification calls at once, in total and from one client; each holds a thread
+    #: until the destination answers (and they run one at a time).
+    max_test_sends: int = 4
+    max_test_sends_per_client: int = 2
     max_message_bytes: int = 4 * 1024 * 1024
     reflection: bool = True
     shutdown_grace_secs: float = 10.0
@@ -49,6 +58,12 @@ class ServerSettings:
     def tls(self) -> bool:
         """True when the gRPC port serves TLS."""
         return self.tls_cert_file is not None
+
+    @property
+    def threads(self) -> int:
+        """The gRPC server's worker threads: ``max_workers`` for unary calls, plus one for every
+        stream and every test send allowed at once (actors/api/admission.py)."""
+        return self.max_workers + self.max_streams + self.max_test_sends
 
 
 @dataclass(frozen=True)
@@ -83,7 +98,9 @@ class StateSettings:
 class ProcessingSettings:
     deduplication_enabled: bool = True
     deduplication_window_secs: float = 900.0
-    intake_limit: int = 10_000
+    #: Intake callers (alerts and incident commands) waiting for their commit at once; over
+    #: it they are refused (Overloaded). Less than ``[server] max_workers``.
+    intake_limit: int = 24
     max_field_bytes: int = 64 * 1024
 
 
@@ -205,7 +222,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     **{f"notifications.{c}.min_severity": tuple(s.name for s in Severity) for c in CHANNELS},
 }
 _POSITIVE = {
-    "server.max_workers", "server.max_message_bytes", "processing.intake_limit",
+    "server.max_workers", "server.max_streams", "server.max_streams_per_client", "server.max_test_sends",
+    "server.max_test_sends_per_client", "server.max_message_bytes", "processing.intake_limit",
     "processing.max_field_bytes", "notifications.queue_size", "notifications.worker_threads",
     "notifications.per_destination_limit", "notifications.webhook_timeout_secs",
     "notifications.retry_backoff_secs", "notifications.retry_max_backoff_secs",
@@ -326,6 +344,7 @@ def _check_consistency(settings: Settings) -> None:
     if settings.auth.enabled and not (settings.auth.tokens_file or "").strip():
         raise ConfigError("auth.tokens_file", "required when [auth] enabled = true")
     _check_tls_pairing(settings.server)
+    _check_capacity(settings)
     if not 0 < settings.server.grpc_port < 65536 and settings.server.grpc_port != 0:
         raise ConfigError("server.grpc_port", "must be between 1 and 65535 (0 picks a free port)")
 
@@ -353,6 +372,24 @@ def check_store_url(state: StateSettings) -> None:
         raise ConfigError("state.url", "must not contain a password (it would be kept in the file); name an "
                                        "environment variable holding it with [state] password_env, or use "
                                        "PGPASSWORD or PGPASSFILE")
+
+
+def _check_capacity(settings: Settings) -> None:
+    """A per-client cap above its total would never apply, and intake callers wait holding a
+    unary worker thread: at ``max_workers`` of them nothing would be left to answer reads or
+    to refuse the excess, which would then queue inside gRPC instead (actors/api/admission.py)."""
+    server = settings.server
+    for kind in ("streams", "test_sends"):
+        per_client, total = getattr(server, f"max_{kind}_per_client"), getattr(server, f"max_{kind}")
+        if per_client > total:
+            raise ConfigError(f"server.max_{kind}_per_client",
+                              f"must not exceed max_{kind} ({total}), got {per_client}")
+    intake_limit = settings.processing.intake_limit
+    if intake_limit >= server.max_workers:
+        raise ConfigError("processing.intake_limit",
+                          f"must be less than [server] max_workers ({server.max_workers}), got {intake_limit}: "
+                          f"each waiting intake caller holds one of those threads, and the rest answer "
+                          f"everything else and refuse the excess at once (raise max_workers with it)")
 
 
 def _check_tls_pairing(server: ServerSettings) -> None:
