@@ -9,20 +9,19 @@ import enum
 import functools
 import json
 import os
-import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
 
 def new_id() -> str:
-    """A time-ordered (version 7, RFC 9562) UUID in its text form: 48 bits of Unix
-    milliseconds, then 74 random bits. One is made for every incident and every notification;
-    being ordered by creation, their rows and index entries are appended to the store's B-trees
-    instead of scattered over them (random ids made each commit rewrite a page per row and index)."""
-    stamp = f"{time.time_ns() // 1_000_000:012x}"
-    r = os.urandom(10).hex()
-    return f"{stamp[:8]}-{stamp[8:]}-7{r[:3]}-{'89ab'[int(r[3], 16) & 3]}{r[4:7]}-{r[7:19]}"
+    """A random (version 4) UUID in its text form, as ``str(uuid.uuid4())`` gives, at a
+    quarter of its cost: one is made for every incident and every notification. Random, not
+    time-ordered (version 7, which would let the store append index entries instead of
+    scattering them), so that 8 characters tell ids apart wherever people see or type them
+    (imctl, e-mail subjects)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 def utc_now() -> datetime:
