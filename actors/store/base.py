@@ -286,7 +286,9 @@ class Store(ABC):
         rather than held by that router without its knowing. Returns, per record, whether it
         was recorded."""
         with self._transaction() as conn:
-            return [_write_attempt(conn, record) for record in records]
+            recorded = [_claim_attempt(conn, record) for record in records]
+            _write_attempt_rows(conn, [record for record, ok in zip(records, recorded) if ok])
+        return recorded
 
     # -- API side ----------------------------------------------------------------------
     def notification(self, notification_id: str) -> NotificationRecord:
@@ -480,35 +482,51 @@ def _decode_seq(token: str) -> int:
     return int(number)
 
 
-def _write_attempt(conn: Session, record: AttemptRecord) -> bool:
-    delivery, outcome, status, at, duration_ms, next_attempt_at = record
+def _claim_attempt(conn: Session, record: AttemptRecord) -> bool:
+    """Move the notification to the attempt's outcome if this is its next attempt and it is
+    still owed; False (nothing changed) otherwise."""
+    delivery, outcome, status, at, _, next_attempt_at = record
     done = status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD, DeliveryStatus.SKIPPED)
-    recorded = conn.execute(
+    return bool(conn.execute(
         "UPDATE notifications SET status = ?, attempts = ?, due_at = ?, lease = CASE WHEN ? THEN NULL ELSE lease END, "
         "updated_at = ?, last_error = ?, delivered_at = ? WHERE id = ? AND attempts = ? AND due_at IS NOT NULL",
         (status.value, delivery.attempt, None if done else next_attempt_at, done,
          at, "" if outcome.kind is OutcomeKind.DELIVERED else outcome.detail,
          at if status is DeliveryStatus.DELIVERED else None, delivery.notification_id,
-         delivery.attempt - 1)).rowcount
-    if not recorded:
-        return False
-    conn.execute(
+         delivery.attempt - 1)).rowcount)
+
+
+def _write_attempt_rows(conn: Session, records: Sequence[AttemptRecord]) -> None:
+    """The rows that go with claimed attempts, a statement per table for all of them: each
+    attempt, the channel state it left, and a timeline entry when its notification was
+    delivered or given up."""
+    if not records:
+        return
+    conn.executemany(
         "INSERT INTO attempts (notification_id, number, at, outcome, status_code, detail, duration_ms) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (delivery.notification_id, delivery.attempt, at, outcome.kind.value, outcome.status_code,
-         outcome.detail, duration_ms))
-    if outcome.state is not None:
-        conn.execute(
+        [(r.delivery.notification_id, r.delivery.attempt, r.at, r.outcome.kind.value, r.outcome.status_code,
+          r.outcome.detail, r.duration_ms) for r in records])
+    states = [(r.delivery.channel, r.delivery.destination, r.delivery.incident_id, _dumps(dict(r.outcome.state)))
+              for r in records if r.outcome.state is not None]
+    if states:
+        conn.executemany(
             "INSERT INTO channel_state (channel, destination, incident_id, data) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (channel, destination, incident_id) DO UPDATE SET data = excluded.data",
-            (delivery.channel, delivery.destination, delivery.incident_id, _dumps(dict(outcome.state))))
-    if status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD):
-        kind = EventKind.NOTIFICATION_DELIVERED if status is DeliveryStatus.DELIVERED else EventKind.NOTIFICATION_DEAD
-        detail = {"notification_id": delivery.notification_id, "channel": delivery.channel,
-                  "destination": delivery.destination, "event_type": delivery.event_type,
-                  "attempts": delivery.attempt}
-        if status is DeliveryStatus.DEAD:
-            detail["error"] = outcome.detail
-        conn.execute("INSERT INTO timeline (incident_id, kind, at, actor, detail) VALUES (?, ?, ?, ?, ?)",
-                     (delivery.incident_id, kind.value, at, "notifier", _dumps(detail)))
-    return True
+            "ON CONFLICT (channel, destination, incident_id) DO UPDATE SET data = excluded.data", states)
+    entries = [_settled_entry(r) for r in records if r.status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD)]
+    if entries:
+        conn.executemany("INSERT INTO timeline (incident_id, kind, at, actor, detail) VALUES (?, ?, ?, ?, ?)",
+                         entries)
+
+
+def _settled_entry(record: AttemptRecord) -> tuple[Any, ...]:
+    """The timeline row saying a notification was delivered or given up."""
+    delivery = record.delivery
+    delivered = record.status is DeliveryStatus.DELIVERED
+    detail = {"notification_id": delivery.notification_id, "channel": delivery.channel,
+              "destination": delivery.destination, "event_type": delivery.event_type,
+              "attempts": delivery.attempt}
+    if not delivered:
+        detail["error"] = record.outcome.detail
+    kind = EventKind.NOTIFICATION_DELIVERED if delivered else EventKind.NOTIFICATION_DEAD
+    return (delivery.incident_id, kind.value, record.at, "notifier", _dumps(detail))
