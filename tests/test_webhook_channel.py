@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import pytest
 import structlog.testing
 
-from actors.channels.webhook import USER_AGENT, WebhookChannel, build
+from actors.channels.webhook import USER_AGENT, Endpoint, WebhookChannel, build
 from actors.domain.config import NotificationSettings, settings_from_mapping
 from actors.domain.errors import ConfigError
 from actors.domain.models import IncidentState, Outcome, OutcomeKind
@@ -173,7 +173,7 @@ def test_retries_keep_the_webhook_id_and_sign_a_new_timestamp_each_attempt() -> 
     ticks = iter([1_700_000_000.2, 1_700_000_007.9])
     answers = iter([Reply(503, "busy"), Reply(200)])
     with HttpReceiver(lambda request: next(answers)) as rx:
-        channel = WebhookChannel(rx.url + "/hook", secret=SECRET, clock=lambda: next(ticks))
+        channel = WebhookChannel({"default": Endpoint(rx.url + "/hook", SECRET)}, clock=lambda: next(ticks))
         first = make_delivery()
         try:
             outcomes = [channel.deliver(first), channel.deliver(first.next_attempt())]
