@@ -34,8 +34,7 @@ CREATE TABLE IF NOT EXISTS timeline (
     actor       TEXT NOT NULL,
     detail      TEXT NOT NULL,
     snapshot    TEXT,           -- incident as it was right after this event (events that notify)
-    -- Lifecycle events: what routing decided for every destination, as JSON (actors/domain/routing.py)
-    routing     TEXT
+    routing     TEXT            -- lifecycle events: what routing decided per destination (JSON)
 );
 CREATE INDEX IF NOT EXISTS timeline_incident ON timeline (incident_id, id);
 
