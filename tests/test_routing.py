@@ -259,7 +259,7 @@ def test_answers_are_cached_by_what_the_tree_reads_and_the_cache_is_bounded(monk
     monkeypatch.setattr(routing_module, "CACHED", 3)
     for n in range(10):
         routing.route(incident(source=f"s{n}"))
-    assert len(routing._cache) == 3
+    assert len(routing._by_facts) == 3
 
 
 @pytest.mark.parametrize("route, key, problem", [

@@ -52,6 +52,8 @@ class Matcher:
     #: The test itself, and the test without its negation (``!=`` read as ``=``, ``!~`` as ``=~``).
     matches: Callable[[str], bool] = field(repr=False, compare=False)
     matches_positively: Callable[[str], bool] = field(repr=False, compare=False)
+    #: The compiled expression of ``=~`` and ``!~`` (None for the others).
+    pattern: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, name: str, op: Op, value: str) -> "Matcher":
@@ -60,7 +62,7 @@ class Matcher:
             pattern = anchored(value)
             found: Callable[[str], bool] = lambda text: pattern.fullmatch(text) is not None  # noqa: E731
             missing: Callable[[str], bool] = lambda text: pattern.fullmatch(text) is None  # noqa: E731
-            return cls(name, op, value, missing if op.negative else found, found)
+            return cls(name, op, value, missing if op.negative else found, found, pattern)
         return cls(name, op, value, value.__ne__ if op.negative else value.__eq__, value.__eq__)
 
     def __str__(self) -> str:

@@ -78,9 +78,10 @@ def field_named(name: str) -> Field:
     return FIELDS.get(name) or Field(name, Kind.TEXT, lambda incident: incident.labels.get(name, ""))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Route:
-    """A compiled route: ``tests`` are (index into the facts, test of that fact)."""
+    """A compiled route: ``tests`` are (index into the facts, test of that fact; a false
+    answer, None included, fails it). Equal only to itself, so it hashes at once."""
 
     path: str
     receivers: tuple[str, ...]
@@ -94,11 +95,18 @@ class Route:
         for index, test in self.tests:
             if not test(facts[index]):
                 return []
+        return self._below(facts)
+
+    def _below(self, facts: tuple[Any, ...]) -> list["Route"]:
+        """:meth:`match` once this route's own tests held. Each child's tests are tried here,
+        so a child that does not match costs no call."""
         found: list[Route] = []
         for route in self.routes:
-            matched = route.match(facts)
-            if matched:
-                found += matched
+            for index, test in route.tests:
+                if not test(facts[index]):
+                    break
+            else:
+                found += route._below(facts)
                 if not route.continues:
                     break
         return found or [self]
@@ -132,15 +140,20 @@ class _Test:
     matcher: Matcher
     allowed: frozenset[Any] | None
 
-    def check(self) -> Callable[[Any], bool]:
+    def check(self) -> Callable[[Any], Any]:
+        """The test of one fact, as cheap as it gets: a set lookup, a string comparison or a
+        regex search in C where the operator allows (a false answer fails the route)."""
+        op, value = self.matcher.op, self.matcher.value
         if self.allowed is not None:
             return self.allowed.__contains__
         if self.field.kind is Kind.TEXT:
-            return self.matcher.matches
-        positive = self.matcher.matches_positively
-        if self.matcher.op.negative:
-            return lambda values: not any(positive(value) for value in values or ("",))
-        return lambda values: any(positive(value) for value in values or ("",))
+            return self.matcher.pattern.fullmatch if op is Op.REGEX else self.matcher.matches
+        if op in (Op.EQUAL, Op.NOT_EQUAL):  # a list of services; none stands for the one value ""
+            holds: Callable[[Any], bool] = (lambda values: value in values) if value else (lambda values: not values)
+        else:
+            positive = self.matcher.matches_positively
+            holds = lambda values: any(positive(v) for v in values or ("",))  # noqa: E731
+        return (lambda values: not holds(values)) if op.negative else holds
 
 
 def compile_tree(settings: "RouteSettings | None", receivers: Sequence[str]) -> Tree:

@@ -9,9 +9,11 @@ reached it, or why it hears nothing. That explain record is stored with the even
 text) and shown by GetNotification.
 
 Speed: the answer depends only on the facts the tree reads (severity, and the fields and
-labels its matchers name), so it is worked out once per distinct facts and cached, up to
-:data:`CACHED` answers (the oldest is dropped first). An event then costs reading those facts
-and one dict lookup, whatever the size of the tree.
+labels its matchers name), so it is remembered per distinct facts, up to :data:`CACHED` of
+them (the oldest is dropped first): an event then costs reading those facts and one dict
+lookup, whatever the size of the tree. Facts seen for the first time (a label unique to each
+alert, say) walk the tree, and the answer is then remembered per (severity, routes matched),
+which a tree has few of: the decisions and their record are never built twice.
 
 More reasons can join without changing the record's shape: a verdict such as ``silenced`` or
 ``inhibited`` would set ``by`` (the silence's id, the inhibiting incident) and keep ``route``
@@ -117,7 +119,8 @@ class Routing:
         self.tree = tree
         #: Every destination, receiver by receiver in configuration order (``default`` first).
         self.destinations = destinations
-        self._cache: dict[tuple[Any, ...], Routed] = {}
+        self._by_facts: dict[tuple[Any, ...], Routed] = {}
+        self._by_routes: dict[tuple[Any, ...], Routed] = {}
 
     @classmethod
     def of(cls, settings: Settings) -> "Routing":
@@ -135,20 +138,22 @@ class Routing:
 
     def route(self, incident: Incident) -> Routed:
         facts = self.tree.facts(incident)
-        routed = self._cache.get(facts)
+        routed = self._by_facts.get(facts)
         if routed is None:
-            routed = self._decide(facts)
-            if len(self._cache) >= CACHED:
-                del self._cache[next(iter(self._cache))]
-            self._cache[facts] = routed
+            routes = (facts[0], *self.tree.match(facts))
+            routed = self._by_routes.get(routes)
+            if routed is None:
+                routed = _remember(self._by_routes, routes, self._decide(routes))
+            _remember(self._by_facts, facts, routed)
         return routed
 
-    def _decide(self, facts: tuple[Any, ...]) -> Routed:
+    def _decide(self, routes: tuple[Any, ...]) -> Routed:
+        """The answer for an incident of severity ``routes[0]`` ending at ``routes[1:]``."""
+        severity = routes[0]
         reached: dict[str, str] = {}  # receiver → path of the first route that reached it
-        for route in self.tree.match(facts):
+        for route in routes[1:]:
             for name in route.receivers:
                 reached.setdefault(name, route.path)
-        severity = facts[0]
         decisions = []
         for destination in self.destinations:
             path = reached.get(destination.destination)
@@ -161,6 +166,14 @@ class Routing:
                                           path, destination.min_severity.name))
         owed = tuple(d for d, decision in zip(self.destinations, decisions) if decision.verdict is Verdict.ROUTED)
         return Routed(owed, tuple(decisions), record_of(decisions))
+
+
+def _remember(cache: dict[tuple[Any, ...], Routed], key: tuple[Any, ...], routed: Routed) -> Routed:
+    """Keep ``routed`` under ``key``, dropping the oldest answer when the cache is full."""
+    if len(cache) >= CACHED:
+        del cache[next(iter(cache))]
+    cache[key] = routed
+    return routed
 
 
 def routing_warnings(settings: Settings) -> list[str]:
