@@ -128,7 +128,8 @@ def test_alertmanagers_route_cases_end_at_the_same_receivers(labels, receivers, 
 def test_a_route_without_receiver_inherits_its_parents_and_the_walk_is_depth_first():
     walked = [route.receivers for route in routing_of(ALERTMANAGER_TREE).tree.root.walk()]
     assert walked == [("notify-def",), ("notify-A",), ("notify-testing",), ("notify-productionA",),
-                      ("notify-productionB",), ("notify-BC",), ("notify-def",), ("notify-testing",), ("notify-testing",)]
+                      ("notify-productionB",), ("notify-BC",), ("notify-def",), ("notify-testing",),
+                      ("notify-testing",)]
 
 
 @pytest.mark.parametrize("services, labels, receivers", [
@@ -329,7 +330,8 @@ def test_a_bad_receiver_is_refused_naming_its_key(receivers, key, problem):
 def test_receivers_of_a_channel_stand_in_for_its_notifications_destination():
     settings = settings_from_mapping(tomllib.loads(
         '[notifications]\nslack_enabled = true\npagerduty_enabled = true\n'
-        '[receivers.ops.slack]\nwebhook_env = "OPS_SLACK"\n[receivers.ops.pagerduty]\nintegration_key_env = "OPS_PD"\n'))
+        '[receivers.ops.slack]\nwebhook_env = "OPS_SLACK"\n'
+        '[receivers.ops.pagerduty]\nintegration_key_env = "OPS_PD"\n'))
     assert Routing.of(settings).destinations == (Receiver("slack", "ops"), Receiver("pagerduty", "ops"))
 
 

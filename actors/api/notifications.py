@@ -65,7 +65,8 @@ class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
         notification_id = full_id(self.engine, "notification", "id", request.id)
         record, attempts = self.engine.notification(notification_id)
         decisions = self.engine.routing_of(notification_id)
-        route = next((d.route for d in decisions if (d.channel, d.receiver) == (record.channel, record.destination)), "")
+        own = (record.channel, record.destination)
+        route = next((d.route for d in decisions if (d.channel, d.receiver) == own), "")
         return notifications_pb2.NotificationDetail(notification=notification_to_proto(record),
                                                     attempts=[attempt_to_proto(a) for a in attempts], route=route,
                                                     routing=[decision_to_proto(d) for d in decisions])

@@ -126,7 +126,8 @@ class Routing:
     def of(cls, settings: Settings) -> "Routing":
         """The routing of validated settings (the tree compiles; ConfigError if it does not)."""
         n = settings.notifications
-        targets = {channel: channel_targets(n, settings.receivers, channel) for channel in CHANNELS if n.enabled(channel)}
+        targets = {channel: channel_targets(n, settings.receivers, channel)
+                   for channel in CHANNELS if n.enabled(channel)}
         destinations = tuple(Receiver(channel, name, n.tuning(channel).severity_floor)
                              for name in settings.receiver_names for channel in targets if name in targets[channel])
         return cls(compile_tree(settings.route, settings.receiver_names), destinations)
@@ -181,9 +182,9 @@ def routing_warnings(settings: Settings) -> list[str]:
     (it would hear about nothing)."""
     if settings.route is None:
         return []
-    named = {name for route in compile_tree(settings.route, settings.receiver_names).root.walk()
-             for name in route.receivers}
-    with_destinations = {d.destination for d in Routing.of(settings).destinations}
+    routing = Routing.of(settings)
+    named = {name for route in routing.tree.root.walk() for name in route.receivers}
+    with_destinations = {destination.destination for destination in routing.destinations}
     return [f"receiver {name!r} is named by no route, so it hears about nothing"
             + (" (it is the [notifications] destinations)" if name == DEFAULT_RECEIVER else "")
             for name in settings.receiver_names if name in with_destinations and name not in named]
