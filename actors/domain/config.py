@@ -4,6 +4,11 @@ Keys and sections follow the original's names where it had them. Unknown keys, w
 and out-of-range values raise :class:`ConfigError` naming the key (``section.key``), so a bad
 configuration fails at start-up, never at first use. Secrets never live here: ``*_env`` keys
 name environment variables, read by :func:`read_secret` when a channel is built.
+
+Besides the sections, ``[receivers.<name>]`` (each receiver's destinations, on enabled
+channels) and ``[route]`` (the routing tree, compiled and checked by
+actors/domain/routes.py) are validated here too, so a route naming an unknown receiver, a bad
+matcher or an unreachable route fails the load with the route's key.
 """
 from __future__ import annotations
 
@@ -329,7 +334,7 @@ def _check_value(key: str, annotation: Any, value: Any) -> Any:
             raise ConfigError(key, "must be a list of strings")
         return tuple(items)
     if origin in (collections.abc.Mapping, dict) or annotation is Mapping:
-        value_type = typing.get_args(annotation)[1]
+        value_type = (*typing.get_args(annotation), str, str)[1]  # a bare Mapping holds strings
         if dataclasses.is_dataclass(value_type):
             if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
                 raise ConfigError(key, "must be a table of tables")
