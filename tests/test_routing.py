@@ -11,6 +11,7 @@ import tomllib
 import pytest
 
 from actors.cli import main as imctl
+from actors.domain import routes as routes_module
 from actors.domain import routing as routing_module
 from actors.domain.config import ConfigError, settings_from_mapping
 from actors.domain.models import Incident, IncidentState, IncidentType, Severity, utc_now
@@ -195,6 +196,32 @@ receiver = "not-db"
 ])
 def test_severity_type_state_source_and_services_route_as_fields(target, receivers):
     assert matched(routing_of(FIELDS_TREE), target)[0] == receivers
+
+
+#: Many routes under one parent, tested for given values of one field or another: the parent
+#: tries only those that can match (a dispatch), and must end where trying each would.
+WIDE_TREE = "[route]\nreceiver = \"default\"\n" + "".join(
+    f"[[route.routes]]\nname = \"r{n}\"\nmatchers = [{matchers}]\ncontinue = {continues}\n"
+    for n, (matchers, continues) in enumerate([
+        ("'service=\"db\"'", "true"), ("'service=\"web\"', 'team=\"a\"'", "false"),
+        ("'service=~\"ca.*\"'", "false"), ("'severity=~\"P0|P1\"'", "true"), ("'service=\"db\"', 'severity=\"P0\"'", "false"),
+        ("'service=\"\"'", "false"), ("'team=\"a\"'", "false"), ("'service=\"web\"'", "true"),
+        ("'service=\"api\"'", "false"), ("'service!=\"db\"'", "false")]))
+
+
+@pytest.mark.parametrize("services", [(), ("db",), ("web",), ("cache",), ("api",), ("db", "web"), ("web", "api"),
+                                      ("db", "cache", "x"), ("x",)])
+@pytest.mark.parametrize("severity", [Severity.P0, Severity.P2])
+@pytest.mark.parametrize("team", ["a", "b"])
+def test_a_parent_of_many_routes_tries_only_those_that_can_match_and_ends_where_trying_all_would(
+        monkeypatch, services, severity, team):
+    wide = routing_of(WIDE_TREE)
+    assert wide.tree.root.dispatch is not None
+    monkeypatch.setattr(routes_module, "DISPATCH_AT", 1000)
+    narrow = routing_of(WIDE_TREE)
+    assert narrow.tree.root.dispatch is None
+    target = incident(severity, labels={"team": team}, services=services)
+    assert matched(wide, target) == matched(narrow, target)
 
 
 DESTINATIONS = """

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from .config import RouteSettings
 
 ROOT = "root"
+#: Routes under one parent from which on their tests are dispatched on a value (see _Dispatch).
+DISPATCH_AT = 4
 #: What a route's name may be: it is one segment of a path such as ``root/team-db``.
 ROUTE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
@@ -88,6 +90,8 @@ class Route:
     tests: tuple[tuple[int, Callable[[Any], bool]], ...]
     continues: bool
     routes: tuple["Route", ...]
+    #: Which of ``routes`` can match, by the value of one fact (many routes only).
+    dispatch: "_Dispatch | None" = None
 
     def match(self, facts: tuple[Any, ...]) -> list["Route"]:
         """The routes the facts end at under this one (Alertmanager's order); [] if this one's
@@ -99,9 +103,10 @@ class Route:
 
     def _below(self, facts: tuple[Any, ...]) -> list["Route"]:
         """:meth:`match` once this route's own tests held. Each child's tests are tried here,
-        so a child that does not match costs no call."""
+        so a child that does not match costs no call; with a dispatch, only the children that
+        can match are tried at all."""
         found: list[Route] = []
-        for route in self.routes:
+        for route in self.routes if self.dispatch is None else self.dispatch.candidates(facts):
             for index, test in route.tests:
                 if not test(facts[index]):
                     break
@@ -115,6 +120,29 @@ class Route:
         yield self
         for route in self.routes:
             yield from route.walk()
+
+
+@dataclass(frozen=True, slots=True)
+class _Dispatch:
+    """The routes of one parent that can match, by the value of the fact ``index``: those
+    whose test on it admits that value (``service="db"``, ``severity=~"P0|P1"``), with, in
+    their order, those that do not test it so. A route left out has a test the value fails,
+    so a parent with 50 routes on 50 services tries two or three, not 50."""
+
+    index: int
+    listed: bool  # the fact is a list of values (the services): a route is tried for any of them
+    by_value: Mapping[Any, tuple[Route, ...]]
+    others: tuple[Route, ...]
+    order: Mapping[Route, int]
+
+    def candidates(self, facts: tuple[Any, ...]) -> tuple[Route, ...] | list[Route]:
+        fact = facts[self.index]
+        if not self.listed:
+            return self.by_value.get(fact, self.others)
+        if len(fact) < 2:  # no services: only routes not testing for one can match
+            return self.by_value.get(fact[0], self.others) if fact else self.others
+        found = {route for value in fact for route in self.by_value.get(value, self.others)}
+        return sorted(found, key=self.order.__getitem__)
 
 
 @dataclass(frozen=True)
@@ -210,8 +238,29 @@ class _Compiler:
                                                  "not continue (continue = true)")
             children.append((compiled, child_own))
         route = Route(path, receivers, tuple((self._fields[t.field.name], t.check()) for t in own),
-                      settings.continue_, tuple(c[0] for c in children))
+                      settings.continue_, tuple(c[0] for c in children), self._dispatch(children))
         return route, own
+
+    def _dispatch(self, children: list[tuple[Route, list[_Test]]]) -> _Dispatch | None:
+        """A dispatch on the field most of the routes test for given values, when there are
+        :data:`DISPATCH_AT` or more of those; else None (trying each route is as cheap)."""
+        keyed = [{t.field.name: _values(t) for t in reversed(tests) if _values(t) is not None}  # the first
+                 for _, tests in children]                                                      # test wins
+        counts: dict[str, int] = {}
+        for keys in keyed:
+            for name in keys:
+                counts[name] = counts.get(name, 0) + 1
+        name = max(counts, key=counts.__getitem__, default=None)
+        if name is None or counts[name] < DISPATCH_AT:
+            return None
+        order = {route: position for position, (route, _) in enumerate(children)}
+        others = tuple(route for (route, _), keys in zip(children, keyed) if name not in keys)
+        listed: dict[Any, list[Route]] = {}
+        for (route, _), keys in zip(children, keyed):
+            for value in keys.get(name, ()):
+                listed.setdefault(value, []).append(route)
+        by_value = {value: tuple(sorted((*routes, *others), key=order.__getitem__)) for value, routes in listed.items()}
+        return _Dispatch(self._fields[name], field_named(name).kind is Kind.LIST, by_value, others, order)
 
     def _receivers(self, settings: "RouteSettings", key: str, path: str) -> tuple[str, ...]:
         if settings.receiver and settings.receivers:
@@ -237,6 +286,16 @@ class _Compiler:
                 self._fields.setdefault(field.name, len(self._fields))
                 tests.append(_Test(field, matcher, _allowed(field, matcher, f"{key}.matchers[{index}]", path)))
         return tests
+
+
+def _values(test: _Test) -> frozenset[Any] | None:
+    """The values a test admits when they are few and known (a choice, or ``=`` a value), else
+    None. For the services, ``=`` holds when one of them is the value (never for none)."""
+    if test.allowed is not None:
+        return test.allowed
+    if test.matcher.op is Op.EQUAL and (test.field.kind is Kind.TEXT or test.matcher.value):
+        return frozenset((test.matcher.value,))
+    return None
 
 
 def _allowed(field: Field, matcher: Matcher, key: str, path: str) -> frozenset[Any] | None:

@@ -13,7 +13,8 @@ labels its matchers name), so it is remembered per distinct facts, up to :data:`
 them (the oldest is dropped first): an event then costs reading those facts and one dict
 lookup, whatever the size of the tree. Facts seen for the first time (a label unique to each
 alert, say) walk the tree, and the answer is then remembered per (severity, routes matched),
-which a tree has few of: the decisions and their record are never built twice.
+which a tree has few of: the decisions and their record are never built twice. A walk tries
+only the routes that can match where a parent has many (actors/domain/routes.py _Dispatch).
 
 More reasons can join without changing the record's shape: a verdict such as ``silenced`` or
 ``inhibited`` would set ``by`` (the silence's id, the inhibiting incident) and keep ``route``
