@@ -29,6 +29,7 @@ from actors.channels.registry import build_channel, enabled_channels
 from actors.domain.channel_setup import destination_warnings
 from actors.domain.config import ConfigError, Settings, load_settings
 from actors.domain.exposure import insecure_exposure, readable_by_others
+from actors.domain.routing import routing_warnings
 from actors.domain.tokens import load_tokens
 from actors.engine import Engine
 from actors.logs import announce, configure_logging
@@ -76,15 +77,16 @@ def check_tls(settings: Settings) -> list[str]:
 def check_config(settings: Settings) -> list[str]:
     """Check who could reach the API and the store (its path, or a connection to PostgreSQL),
     say which store and schema version it is, and build every enabled channel once (reads its
-    secrets); raises ConfigError on a problem. Creates nothing. Returns warnings about what
-    loads but will not deliver (an enabled channel without a destination), each naming the key
+    secrets, its receivers' too); raises ConfigError on a problem (the routes were checked when
+    the file was read). Creates nothing. Returns warnings about what loads but will not deliver
+    (an enabled channel without a destination, a receiver no route names), each naming the key
     to set, about a store file readable by others and about a TLS certificate expiring soon."""
     warnings = check_exposure(settings) + check_tls(settings)
     store = check_store(settings.state, os.environ)
     announce(store, "store_checked")
     for name in enabled_channels(settings.notifications):
-        build_channel(name, settings.notifications, os.environ).close()
-    return warnings + destination_warnings(settings.notifications)
+        build_channel(name, settings.notifications, os.environ, settings.receivers).close()
+    return warnings + destination_warnings(settings.notifications, settings.receivers) + routing_warnings(settings)
 
 
 def warn(text: str) -> None:

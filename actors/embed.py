@@ -43,6 +43,7 @@ from .domain.errors import (ConfigError, DomainError, IllegalTransition, Invalid
 from .domain.commands import (AddNote, AlertResult, CreateIncident, ResolveIncident, TransitionIncident,
                               UpdateIncident, checked_alert)
 from .domain.limits import MAX_ID, MAX_NAME, MAX_PAGE
+from .domain.routing import Decision, Verdict
 from .domain.limits import text as _text
 from .domain.models import (Alert, Attempt, DeliveryStatus, Incident, IncidentState, IncidentType, Outcome,
                             OutcomeKind, ResolutionMethod, Severity, TimelineEvent)
@@ -59,7 +60,7 @@ __all__ = [
     # domain types
     "Severity", "IncidentType", "IncidentState", "ResolutionMethod", "DeliveryStatus", "Alert", "Incident",
     "TimelineEvent", "NotificationRecord", "Attempt", "Outcome", "OutcomeKind", "AlertResult",
-    "NotificationStats", "Settings",
+    "NotificationStats", "Settings", "Decision", "Verdict",
     # events
     "IncidentChanged", "DeliverySettled", "Event", "Subscription",
     # fault injection
@@ -479,6 +480,12 @@ class IncidentManager:
     def notification(self, notification_id: str) -> tuple[NotificationRecord, list[Attempt]]:
         """One notification and its recorded attempts. Raises NotFound, InvalidArgument, Unavailable."""
         return self._live().notification(self._id(notification_id))
+
+    def routing(self, notification_id: str) -> tuple[Decision, ...]:
+        """What routing decided, for every destination, about the event that owed this
+        notification: the route that reached it, or why it hears nothing (empty for one owed
+        before routing was recorded). Raises NotFound, InvalidArgument, Unavailable."""
+        return self._live().routing_of(self._id(notification_id))
 
     def requeue(self, notification_id: str) -> NotificationRecord:
         """Owe a dead notification again. Raises IllegalTransition unless it is dead,

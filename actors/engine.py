@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping
 import pykka
 import structlog
 
-from .channels.base import Channel, receivers_for
+from .channels.base import Channel
 from .channels.faults import ChannelFaults, TransportFault
 from .channels.redact import redactor
 from .channels.registry import build_channel, enabled_channels, log_destination_warnings
@@ -43,6 +43,7 @@ from .domain.config import Settings
 from .domain.errors import NotFound, Overloaded, Unavailable
 from .domain.models import (Alert, Attempt, Delivery, Incident, IncidentState, IncidentType, Outcome,
                             Severity, TimelineEvent, utc_now)
+from .domain.routing import Decision, Routing, routing_warnings
 from .domain.retry import RetryPolicy
 from .events import Event, EventHub, Subscription
 from .faults import ActorFaults
@@ -84,9 +85,9 @@ class Engine:
         self.environ = dict(os.environ if environ is None else environ)
         self.channel_faults = ChannelFaults()
         self.channel_factory: ChannelFactory = channel_factory or (
-            lambda name: build_channel(name, settings.notifications, self.environ))
+            lambda name: build_channel(name, settings.notifications, self.environ, settings.receivers))
         #: Keeps the configured secrets out of crash reasons (logs, GetStats' last_failure).
-        self.redact = redactor(settings.notifications, self.environ)
+        self.redact = redactor(settings.notifications, self.environ, settings.receivers)
         self.ask_timeout = ask_timeout
         self.clock = clock
         self.hub = EventHub()
@@ -109,10 +110,15 @@ class Engine:
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> "Engine":
-        """Lock and open the store, build every enabled channel (a missing secret raises
-        ConfigError here), and start the actor tree. Raises ConfigError naming ``state.path``
-        or ``state.url`` for an unusable store, StoreInUse when another server holds it (before
-        anything of it is read or recovered), or whatever else failed; nothing is left running."""
+        """Compile the routing, lock and open the store, build every enabled channel (a bad
+        route or a missing secret raises ConfigError here), and start the actor tree. Raises
+        ConfigError naming ``state.path`` or ``state.url`` for an unusable store, StoreInUse
+        when another server holds it (before anything of it is read or recovered), or whatever
+        else failed; nothing is left running."""
+        #: Who hears about what: the routing tree, every destination, each channel's floor.
+        self.routing = Routing.of(self.settings)
+        #: Every destination, as (channel, receiver) with the channel's floor.
+        self.receivers = self.routing.destinations
         self.store, self._store_lock = open_store(self.settings.state, self.environ)
         try:
             self._start_tree()
@@ -122,13 +128,14 @@ class Engine:
         self._accepting = True
         log.info("engine_started", channels=list(self._probes), receivers=len(self.receivers),
                  store=describe(self.settings.state))
-        log_destination_warnings(self.settings.notifications)
+        log_destination_warnings(self.settings.notifications, self.settings.receivers)
+        for warning in routing_warnings(self.settings):
+            log.warning("route_warning", problem=warning)
         return self
 
     def _start_tree(self) -> None:
         n = self.settings.notifications
         self._probes = {name: self.channel_factory(name) for name in enabled_channels(n)}
-        self.receivers = receivers_for(self._probes, n)
         self.scheduler = Scheduler()
         policy = RetryPolicy(n.max_retries, n.retry_backoff_secs, n.retry_max_backoff_secs)
         sup = self.settings.supervision
@@ -138,7 +145,7 @@ class Engine:
             self.directory, self.scheduler, self.lease, n.queue_size, n.per_destination_limit,
             faults=self.faults)))
         specs.append(ChildSpec("processor", lambda parent, name: ProcessorActor.start(
-            parent, name, self.store, self.settings.processing, self.receivers, self.directory, self.hub,
+            parent, name, self.store, self.settings.processing, self.routing, self.directory, self.hub,
             self.lease, self.clock, faults=self.faults)))
         specs.append(ChildSpec("retention", lambda parent, name: RetentionActor.start(
             parent, name, self.store, self.settings.state.retention_days, self.scheduler, faults=self.faults)))
@@ -326,6 +333,12 @@ class Engine:
 
     def notification(self, notification_id: str) -> tuple[NotificationRecord, list[Attempt]]:
         return self.store.notification(notification_id), self.store.attempts(notification_id)
+
+    def routing_of(self, notification_id: str) -> tuple[Decision, ...]:
+        """What routing decided, for every destination, about the event that owed this
+        notification (none for one owed before routing was recorded); NotFound if no such
+        notification."""
+        return self.store.routing_of(notification_id)
 
     def requeue(self, notification_id: str) -> NotificationRecord:
         """Owe a dead notification again; IllegalTransition unless it is dead."""

@@ -27,7 +27,7 @@ from .domain.errors import IllegalTransition
 from .domain.indexes import ActiveIncidents, RecentAlerts
 from .domain.models import (Alert, EventKind, Incident, IncidentState, Resolution,
                              ResolutionMethod, TimelineEvent, new_id, utc_now)
-from .domain.routing import Receiver, route
+from .domain.routing import Routing
 from .domain.state_machine import check_transition
 from .faults import ActorFaults
 from .events import EventHub, IncidentChanged
@@ -49,13 +49,13 @@ ACTIVE_INCIDENTS = 20_000
 
 class ProcessorActor(SupervisedActor):
     def __init__(self, supervisor: pykka.ActorRef | None, name: str, store: Store,
-                 settings: ProcessingSettings, receivers: tuple[Receiver, ...],
+                 settings: ProcessingSettings, routing: Routing,
                  directory: ActorDirectory, hub: EventHub, lease: RouterLease,
                  clock: Callable[[], datetime] = utc_now, faults: ActorFaults | None = None) -> None:
         super().__init__(supervisor, name, faults)
         self.store = store
         self.settings = settings
-        self.receivers = receivers
+        self.routing = routing
         self.directory = directory
         self.hub = hub
         self.lease = lease
@@ -147,8 +147,8 @@ class ProcessorActor(SupervisedActor):
 
     def _lifecycle_event(self, incident: Incident, kind: EventKind, now: datetime, actor: str,
                          detail: dict[str, Any]) -> PendingEvent:
-        event_type = incident.state.event_type
-        return PendingEvent(kind, now, actor, detail, event_type, tuple(route(incident, event_type, self.receivers)))
+        routed = self.routing.route(incident)
+        return PendingEvent(kind, now, actor, detail, incident.state.event_type, routed.owed, routed.record)
 
     # -- incident commands -------------------------------------------------------------
     def _create(self, command: CreateIncident) -> Incident:

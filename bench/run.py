@@ -62,7 +62,9 @@ PROFILES: dict[str, dict[str, Any]] = {
                   backlog_settle=3.0, recovery_n=10_000, recovery_window=3.0, am_runs=1,
                   drain_timeout=30.0),
 }
-PHASES = ("ingest", "storm", "burst", "paced", "backlog", "recovery", "am")
+PHASES = ("ingest", "storm", "burst", "routes", "paced", "backlog", "recovery", "am")
+#: Routes in the tree of the "routes" phase (--routes).
+DEFAULT_ROUTES = 50
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,7 +212,52 @@ def toml_value(v: Any) -> str:
         return json.dumps(v)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # an inline table (in a list: the routes of a routing tree)
+        return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(x)}" for k, x in v.items()) + "}"
     raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def route_tree(n: int) -> dict[str, Any]:
+    """A ``[route]`` of n routes over the bench alerts' fields, every one to the default receiver
+    (so each alert is still one webhook). The first route reads each alert's unique ``id`` label,
+    so no answer can be cached and every event walks the tree; then one route per service
+    (``service="svc-k"`` and a regex on ``team``), tried in order; services past n - 1 fall
+    through to the root."""
+    routes = [{"name": "no-id", "matchers": ['id=~"nomatch-.*"'], "receiver": "default"}]
+    routes += [{"name": f"svc-{k}", "matchers": [f'service="svc-{k}"', 'team=~"t[0-9]+"'], "receiver": "default"}
+               for k in range(n - 1)]
+    return {"receiver": "default", "routes": routes}
+
+
+def routing_cost_us(n: int, events: int = 20_000) -> dict[str, float]:
+    """Microseconds per event of the routing decision for :func:`route_tree` (n routes), in this
+    process: every event new to the cache (the tree walked), and every event answered from it."""
+    from actors.domain.config import settings_from_mapping
+    from actors.domain.models import Incident, IncidentState, IncidentType, Severity, utc_now
+    from actors.domain.routing import Routing
+
+    settings = settings_from_mapping({"notifications": {"webhook_enabled": True, "default_webhook_url": "http://x/"},
+                                      "route": route_tree(n)})
+    now = utc_now()
+
+    def incident(i: int) -> Incident:
+        return Incident(f"i{i}", "fp", "t", "", Severity.P2, IncidentType.APPLICATION, IncidentState.DETECTED,
+                        "bench", now, now, now, labels={"id": f"a-{i}", "team": f"t{i % 10}"},
+                        affected_services=(f"svc-{i % 50}",))
+
+    distinct = [incident(i) for i in range(events)]
+    walked, cached = Routing.of(settings), Routing.of(settings)
+    t0 = time.perf_counter()
+    for one in distinct:
+        walked.route(one)
+    t1 = time.perf_counter()
+    same = distinct[0]
+    cached.route(same)
+    t2 = time.perf_counter()
+    for _ in range(events):
+        cached.route(same)
+    t3 = time.perf_counter()
+    return {"miss_us": (t1 - t0) / events * 1e6, "hit_us": (t3 - t2) / events * 1e6}
 
 
 def write_toml(path: Path, data: dict[str, dict[str, Any]]) -> None:
@@ -370,7 +417,7 @@ class Server:
     """``python server.py --config <toml>`` on a free loopback port, with its own temp store."""
 
     def __init__(self, workdir: Path, webhook_url: str, overrides: list[tuple[list[str], Any]],
-                 db_path: Path | None = None, webhook_timeout: float = 10.0) -> None:
+                 db_path: Path | None = None, webhook_timeout: float = 10.0, routes: int = 0) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.db_path = db_path or workdir / "incidents.db"
@@ -381,6 +428,8 @@ class Server:
             "notifications": {"webhook_enabled": True, "default_webhook_url": webhook_url,
                               "webhook_timeout_secs": webhook_timeout},
         }
+        if routes:
+            self.config["route"] = route_tree(routes)
         for path, value in overrides:
             table = self.config
             for part in path[:-1]:
@@ -718,13 +767,14 @@ class Bench:
             last = max(last, t)
         return lat, last, len(seen), dups
 
-    def burst(self, run: int) -> dict[str, Any]:
+    def burst(self, run: int, routes: int = 0) -> dict[str, Any]:
+        """The burst; with ``routes``, through a routing tree of that many routes (route_tree)."""
         n = self.p["burst_n"]
         tag = self.tag("b")
         prefix = f"burst {tag} "
         reqs = [make_alert(f"{tag}-{i}", f"{prefix}{i}", i) for i in range(n)]
         submit = [0.0] * n
-        s = self.server()
+        s = self.server(routes=routes)
         s.start()
         profiler = None
         try:
@@ -762,7 +812,7 @@ class Bench:
                 self.stop_py_spy(profiler)
             s.stop()
             self.rx.reset()
-        self.say(f"  burst         run {run}: accept {res['accept_per_s']:.0f}/s, e2e {res['e2e_per_s']:.0f}/s "
+        self.say(f"  burst{f' {routes} routes' if routes else '          '} run {run}: accept {res['accept_per_s']:.0f}/s, e2e {res['e2e_per_s']:.0f}/s "
                  f"({res['e2e_s']:.2f}s, got {received}/{n}, dups {dups}), p50 {res['lat_p50_ms']:.1f}ms "
                  f"p99 {res['lat_p99_ms']:.1f}ms max {res['lat_max_ms']:.1f}ms, RSS idle/peak "
                  f"{(rss_idle or 0) / 2**20:.1f}/{(hwm or 0) / 2**20:.1f} MiB (+{hwm_workers / 2**20:.1f} workers), "
@@ -1104,6 +1154,25 @@ def build_figures(res: dict[str, Any], prof: dict[str, Any]) -> list[dict[str, A
             "{:.3f}", "lower", am_vals("burst", "cpu_am_s", 1000 / n))
         add("burst_rx_cpu_per_1k", "CPU s per 1,000 alerts (webhook receiver)", col(rr, "rx_cpu_per_1k"),
             "{:.3f}", "lower", am_vals("burst", "cpu_rx_s", 1000 / n))
+    if "burst_routes" in res:
+        rr = res["burst_routes"]
+        n, routes = prof["burst_n"], prof["routes"]
+        add("routes_accept_per_s", f"{n:,}-alert burst, {routes}-route tree: accepted alerts/s",
+            col(rr, "accept_per_s"), "{:,.0f}", "higher")
+        add("routes_e2e_per_s", f"{n:,}-alert burst, {routes}-route tree: end-to-end notifications/s"
+            + (" !" if any(r["timed_out"] for r in rr) else ""), col(rr, "e2e_per_s"), "{:,.0f}", "higher")
+        add("routes_p50_ms", f"{n:,}-alert burst, {routes}-route tree: latency p50 ms", col(rr, "lat_p50_ms"),
+            "{:.1f}", "lower")
+        add("routes_p99_ms", f"{n:,}-alert burst, {routes}-route tree: latency p99 ms", col(rr, "lat_p99_ms"),
+            "{:.1f}", "lower")
+        add("routes_cpu_per_1k", f"CPU s per 1,000 alerts (server process), {routes}-route tree",
+            col(rr, "cpu_per_1k"), "{:.3f}", "lower")
+    if "routing_cost" in res:
+        cost = res["routing_cost"]
+        add("routing_miss_us", f"routing decision, {prof['routes']}-route tree, walked (not cached): us/event",
+            summary([cost["miss_us"]]), "{:.1f}", "lower")
+        add("routing_hit_us", f"routing decision, {prof['routes']}-route tree, cached: us/event",
+            summary([cost["hit_us"]]), "{:.2f}", "lower")
     if "paced" in res:
         for rate in prof["rates"]:
             rr = [run[rate] for run in res["paced"] if rate in run]
@@ -1228,6 +1297,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="server setting for every server started (repeatable), e.g. notifications.worker_threads=4")
     ap.add_argument("--count", action="append", default=[], metavar="NAME=N",
                     help="override a profile count, e.g. burst_n=20000 (see PROFILES in run.py)")
+    ap.add_argument("--routes", type=int, default=DEFAULT_ROUTES, metavar="N",
+                    help=f"routes in the tree of the routes phase (default {DEFAULT_ROUTES}): the burst again, "
+                         "through that tree, each run right after the plain burst's")
     ap.add_argument("--py-spy", action="store_true", help="profile the server during the first burst (py-spy raw output)")
     ap.add_argument("--results", default=str(HERE / "results"), help="output directory (default bench/results)")
     ap.add_argument("--tmpdir", default=tempfile.gettempdir())
@@ -1239,6 +1311,9 @@ def main(argv: list[str] | None = None) -> int:
         if k not in prof:
             raise SystemExit(f"--count: unknown name {k!r}; one of {', '.join(prof)}")
         prof[k] = type(prof[k])(float(v)) if not isinstance(prof[k], tuple) else tuple(int(x) for x in v.split(","))
+    if a.routes < 1:
+        raise SystemExit("--routes: give at least 1")
+    prof["routes"] = a.routes
     if a.runs:
         prof["runs"] = a.runs
         prof["am_runs"] = a.runs
@@ -1290,6 +1365,13 @@ def main(argv: list[str] | None = None) -> int:
             if not out:
                 del res[key]
 
+        def repeat_once(key: str, fn: Callable[[], Any]) -> None:
+            """One more run of a repeated phase (runs of two phases interleaved)."""
+            try:
+                res.setdefault(key, []).append(fn())
+            except Exception as exc:
+                failed(key, exc)
+
         def once(key: str, fn: Callable[[], Any]) -> None:
             try:
                 res[key] = fn()
@@ -1304,9 +1386,21 @@ def main(argv: list[str] | None = None) -> int:
         if "storm" in phases:
             print("-- 2. duplicate storm", flush=True)
             repeat("storm", bench.storm)
-        if "burst" in phases:
-            print("-- 3a. end to end: burst", flush=True)
-            repeat("burst", bench.burst)
+        if "burst" in phases or "routes" in phases:
+            with_routes = "routes" in phases
+            print("-- 3a. end to end: burst" + (f", and again through a {a.routes}-route tree (alternating runs)"
+                                                if with_routes else ""), flush=True)
+            for r in range(runs):  # alternating, so both see the same moment of a shared machine
+                if "burst" in phases:
+                    repeat_once("burst", lambda: bench.burst(r))
+                if with_routes:
+                    repeat_once("burst_routes", lambda: bench.burst(r, routes=a.routes))
+            if with_routes:
+                once("routing_cost", lambda: routing_cost_us(a.routes))
+                cost = res.get("routing_cost")
+                if cost:
+                    print(f"  routing decision, {a.routes}-route tree: {cost['miss_us']:.1f} us/event walked, "
+                          f"{cost['hit_us']:.2f} us/event cached", flush=True)
         if "paced" in phases:
             print("-- 3b. end to end: paced loads (latency uses the intended send time)", flush=True)
             repeat("paced", bench.paced)

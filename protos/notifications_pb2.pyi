@@ -167,13 +167,33 @@ class GetNotificationRequest(_message.Message):
     id: str
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
+class RoutingDecision(_message.Message):
+    __slots__ = ("channel", "receiver", "verdict", "route", "by", "reason")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    receiver: str
+    verdict: str
+    route: str
+    by: str
+    reason: str
+    def __init__(self, channel: _Optional[str] = ..., receiver: _Optional[str] = ..., verdict: _Optional[str] = ..., route: _Optional[str] = ..., by: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class NotificationDetail(_message.Message):
-    __slots__ = ("notification", "attempts")
+    __slots__ = ("notification", "attempts", "route", "routing")
     NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_FIELD_NUMBER: _ClassVar[int]
     notification: Notification
     attempts: _containers.RepeatedCompositeFieldContainer[Attempt]
-    def __init__(self, notification: _Optional[_Union[Notification, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ...) -> None: ...
+    route: str
+    routing: _containers.RepeatedCompositeFieldContainer[RoutingDecision]
+    def __init__(self, notification: _Optional[_Union[Notification, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., route: _Optional[str] = ..., routing: _Optional[_Iterable[_Union[RoutingDecision, _Mapping]]] = ...) -> None: ...
 
 class RequeueRequest(_message.Message):
     __slots__ = ("id",)

@@ -376,9 +376,11 @@ def test_notification_stats_list_and_get_show_a_delivered_webhook(tmp_path, caps
     assert webhook_row.split()[:5] == ["webhook", "0", "0", "0", "1"] and "ACTOR" in stats.out
     assert listed.code == 0 and notification_id in listed.out and "delivered" in listed.out
     assert detail.code == 0 and "incident.detected" in detail.out
-    attempts = detail.out.split("\n\n")[1].splitlines()
+    head, attempts, routing = (part.splitlines() for part in detail.out.split("\n\n"))
     assert attempts[0].split()[:4] == ["#", "AT", "OUTCOME", "STATUS_CODE"]
     assert attempts[1].split()[2:4] == ["delivered", "200"]
+    assert head[-1].split() == ["route", "root"]  # no [route]: every receiver at the root
+    assert routing == ["routing of this event:", "RECEIVER  CHANNEL  DECISION", "default   webhook  route root"]
 
 
 def test_a_dead_notification_is_listed_by_status_and_can_be_requeued(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Configuration: defaults, the original's examples, and errors that name the key."""
+"""Configuration: defaults, the original's examples (examples/config/), and errors that name the key."""
 from __future__ import annotations
 
 import subprocess
@@ -11,61 +11,10 @@ from actors.domain.config import ConfigError, Settings, load_settings, read_secr
 
 ROOT = Path(__file__).resolve().parent.parent
 
-ORIGINAL_MINIMAL = """
-[notifications]
-webhook_enabled = true
-queue_size = 1000
-worker_threads = 2
-max_retries = 3
-retry_backoff_secs = 5
-"""
-
-ORIGINAL_SLACK = """
-[notifications]
-slack_enabled = true
-slack_webhook_env = "SLACK_WEBHOOK_URL"
-slack_default_channel = "#incidents"
-queue_size = 5000
-worker_threads = 2
-max_retries = 3
-retry_backoff_secs = 5
-"""
-
-ORIGINAL_PRODUCTION = """
-[notifications]
-# Slack
-slack_enabled = true
-slack_webhook_env = "SLACK_WEBHOOK_URL"
-slack_bot_token_env = "SLACK_BOT_TOKEN"
-slack_default_channel = "#incidents"
-
-# Email
-email_enabled = true
-smtp_server = "smtp.gmail.com"
-smtp_port = 587
-smtp_use_tls = true
-smtp_username_env = "SMTP_USERNAME"
-smtp_password_env = "SMTP_PASSWORD"
-email_from = "incidents@example.com"
-email_from_name = "LLM Incident Manager"
-
-# PagerDuty
-pagerduty_enabled = true
-pagerduty_integration_key_env = "PAGERDUTY_INTEGRATION_KEY"
-pagerduty_api_url = "https://events.pagerduty.com/v2/enqueue"
-
-# Webhooks
-webhook_enabled = true
-webhook_timeout_secs = 10
-
-# Queue Configuration
-queue_size = 10000
-worker_threads = 4
-
-# Retry Configuration
-max_retries = 3
-retry_backoff_secs = 5
-"""
+EXAMPLES = ROOT / "examples" / "config"
+#: The original's three example configurations, verbatim (they must load unchanged).
+ORIGINAL_MINIMAL, ORIGINAL_SLACK, ORIGINAL_PRODUCTION = (
+    (EXAMPLES / f"original-{name}.toml").read_text(encoding="utf-8") for name in ("minimal", "slack", "production"))
 
 
 @pytest.mark.parametrize("text", [ORIGINAL_MINIMAL, ORIGINAL_SLACK, ORIGINAL_PRODUCTION],
@@ -76,6 +25,14 @@ def test_the_originals_example_configurations_load_unchanged(tmp_path, text):
     settings = load_settings(path)
     assert settings.notifications.max_retries == 3
     assert settings.notifications.retry_backoff_secs == 5.0
+
+
+def test_every_example_configuration_loads():
+    examples = sorted(EXAMPLES.glob("*.toml"))
+    assert [path.name for path in examples] == ["original-minimal.toml", "original-production.toml",
+                                                "original-slack.toml", "routes.toml"]
+    for path in examples:
+        load_settings(path)
 
 
 def test_the_production_example_uses_starttls_on_587():

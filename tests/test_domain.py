@@ -12,7 +12,6 @@ from actors.domain.hostnames import address_literal, is_address_literal, is_full
 from actors.domain.models import Alert, Incident, IncidentState as S, IncidentType, Severity, utc_now
 from actors.domain.ratelimit import TokenBucket
 from actors.domain.retry import RetryPolicy
-from actors.domain.routing import Receiver, route
 from actors.domain.state_machine import ALLOWED, check_transition
 
 
@@ -106,13 +105,6 @@ def test_an_alert_opens_a_new_incident_after_the_window_or_when_resolved_or_disa
     assert not joins_incident(make_incident(S.RESOLVED), now, 900, enabled=True)
     assert not joins_incident(make_incident(), now, 900, enabled=False)
     assert not joins_incident(None, now, 900, enabled=True)
-
-
-def test_routing_respects_each_receivers_minimum_severity():
-    pager = Receiver("pagerduty", "default", min_severity=Severity.P1)
-    hook = Receiver("webhook", "default")
-    assert route(make_incident(severity=Severity.P0), "incident.detected", (pager, hook)) == [pager, hook]
-    assert route(make_incident(severity=Severity.P2), "incident.detected", (pager, hook)) == [hook]
 
 
 def test_retry_delay_is_full_jitter_below_the_exponential_ceiling():

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from actors.channels.email import EmailChannel, build
 from actors.domain.commands import TransitionIncident
-from actors.domain.config import ChannelTuning, NotificationSettings
+from actors.domain.config import ChannelTuning, NotificationSettings, settings_from_mapping
 from actors.domain.errors import ConfigError
 from actors.domain.models import (Alert, Delivery, DeliveryStatus, EventKind, Incident, IncidentState,
                                   IncidentType, OutcomeKind, Severity)
@@ -490,3 +490,29 @@ def test_the_password_never_appears_in_details_or_logs(
         assert PASSWORD not in text
         assert base64.b64encode(PASSWORD.encode()).decode() not in text
 
+
+
+# --- several destinations ----------------------------------------------------------------------
+
+def test_each_receiver_mails_its_own_recipients_through_the_one_server(
+        start_server: StartServer, certificates: Certificates) -> None:
+    server = start_server()
+    receivers = settings_from_mapping({
+        "notifications": {"email_enabled": True, "smtp_server": "127.0.0.1", "email_from": SENDER},
+        "receivers": {"team-db": {"email": {"to": [CAROL]}}}}).receivers
+    channel = build(settings_for(server, certificates, email_to=(ALICE,)), ENV, receivers)
+    assert channel.destinations == ("default", "team-db")
+    outcomes = [channel.deliver(delivery("n-1")),
+                channel.deliver(dataclasses.replace(delivery("n-2"), destination="team-db"))]
+    assert [o.kind for o in outcomes] == [OutcomeKind.DELIVERED, OutcomeKind.DELIVERED]
+    assert [m.rcpt_tos for m in server.wait_for(2)] == [(ALICE,), (CAROL,)]
+
+
+def test_a_receivers_bad_recipient_is_refused_naming_its_key(
+        start_server: StartServer, certificates: Certificates) -> None:
+    receivers = settings_from_mapping({
+        "notifications": {"email_enabled": True, "smtp_server": "127.0.0.1", "email_from": SENDER},
+        "receivers": {"team-db": {"email": {"to": ["db@example.com\r\nBcc: x@evil.example"]}}}}).receivers
+    with pytest.raises(ConfigError) as refused:
+        build(settings_for(start_server(), certificates), ENV, receivers)
+    assert refused.value.key == "receivers.team-db.email.to"

@@ -280,3 +280,17 @@ def test_fault_injection_and_notification_history_through_the_embedding_api(tmp_
         destination, outcome = im.send_test("webhook")
         assert destination == "default" and outcome.kind is OutcomeKind.DELIVERED
         receiver.wait_for(2)
+
+
+def test_an_embedding_program_reads_why_each_receiver_heard_or_not(tmp_path, receiver):
+    routes = {"receiver": "default", "routes": [{"name": "quiet", "matchers": ['team="batch"'], "receiver": "nobody"}]}
+    with IncidentManager({**config(tmp_path, notifications=webhook(receiver.url)), "receivers": {"nobody": {}},
+                          "route": routes}, grpc=False) as im:
+        loud = im.submit_alert("Disk full", "monitor", "P2", "infrastructure")
+        im.submit_alert("Batch late", "monitor", "P2", "data", labels={"team": "batch"})
+        receiver.wait_for(1)
+        (record,) = im.notifications()
+        decisions = im.routing(record.id)
+    assert record.incident_id == loud.incident_id
+    assert [(d.receiver, d.verdict, d.reason) for d in decisions] == [
+        ("default", embed.Verdict.ROUTED, "route root")]

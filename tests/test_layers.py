@@ -23,7 +23,8 @@ RULES: dict[str, tuple[str, ...]] = {
     "actors.api": ("actors.api", "actors.domain", "actors.engine", "actors.events",
                    "grpc", "grpc_health", "grpc_reflection", "google.protobuf", "protos", "structlog",
                    "cryptography"),
-    "actors.cli": ("actors.cli", "grpc", "google.protobuf", "protos"),
+    # imctl: a gRPC client; ``routes test`` reads the configuration with the (stdlib-only) domain layer
+    "actors.cli": ("actors.cli", "actors.domain", "grpc", "google.protobuf", "protos"),
     # the embedding API: the actors layer plus the gRPC server it may start (via actors.api)
     "actors.embed": ("actors", "structlog"),
     # the actor classes (actors/*.py): the layers below and each other, never what sits above them

@@ -1,6 +1,7 @@
 """The PagerDuty channel against a real loopback HTTP server."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 from datetime import datetime, timezone
@@ -10,7 +11,7 @@ import pytest
 import structlog.testing
 
 from actors.channels.pagerduty import PagerDutyChannel, build, key_hash
-from actors.domain.config import ChannelTuning, NotificationSettings
+from actors.domain.config import ChannelTuning, NotificationSettings, settings_from_mapping
 from actors.domain.errors import ConfigError
 from actors.domain.models import (Delivery, Incident, IncidentState, IncidentType, Outcome,
                                   OutcomeKind, Severity)
@@ -309,3 +310,36 @@ def test_an_unusable_api_url_is_a_config_error_at_build_naming_the_key() -> None
         with pytest.raises(ConfigError) as caught:
             build(settings(bad), ENV)
         assert caught.value.key == "notifications.pagerduty_api_url" and KEY not in str(caught.value)
+
+
+# --- several destinations ------------------------------------------------------------------------
+
+def test_each_receiver_pages_its_own_service_and_remembers_its_own_trigger(rx: HttpReceiver) -> None:
+    receivers = settings_from_mapping({
+        "notifications": {"pagerduty_enabled": True},
+        "receivers": {"team-db": {"pagerduty": {"integration_key_env": "DB_KEY"}}}}).receivers
+    channel = build(settings(rx.url + "/v2/enqueue"), {**ENV, "DB_KEY": OTHER_KEY}, receivers)
+    try:
+        assert channel.destinations == ("default", "team-db")
+        to_db = dataclasses.replace(make_delivery(), destination="team-db")
+        outcomes = [channel.deliver(make_delivery()), channel.deliver(to_db)]
+        # an acknowledge for the db service, holding the default service's trigger, is not sent
+        skipped = channel.deliver(dataclasses.replace(make_delivery(IncidentState.INVESTIGATING, outcomes[0].state),
+                                                      destination="team-db"))
+    finally:
+        channel.close()
+    assert [json.loads(r.body)["routing_key"] for r in rx.wait_for(2)] == [KEY, OTHER_KEY]
+    assert [o.state["routing_key_hash"] for o in outcomes if o.state] == [key_hash(KEY), key_hash(OTHER_KEY)]
+    assert skipped.kind is OutcomeKind.SKIPPED and len(rx.requests) == 2
+
+
+def test_a_receivers_integration_key_must_be_set_and_whole() -> None:
+    receivers = settings_from_mapping({
+        "notifications": {"pagerduty_enabled": True},
+        "receivers": {"team-db": {"pagerduty": {"integration_key_env": "DB_KEY"}}}}).receivers
+    with pytest.raises(ConfigError) as unset:
+        build(settings(), ENV, receivers)
+    with pytest.raises(ConfigError) as short:
+        build(settings(), {**ENV, "DB_KEY": "short"}, receivers)
+    assert unset.value.key == short.value.key == "receivers.team-db.pagerduty.integration_key_env"
+    assert "short" not in str(short.value)

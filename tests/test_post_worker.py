@@ -43,7 +43,7 @@ def test_answers_come_back_in_order_while_later_requests_are_already_queued():
         return Reply(200, request.body)
 
     with HttpReceiver(respond) as rx:
-        poster = ProcessPoster(rx.url + "/hook", timeout=5)
+        poster = ProcessPoster([rx.url + "/hook"], timeout=5)
         answers: list[Future] = [Future() for _ in range(20)]
         try:
             for n, answer in enumerate(answers):  # none of these waits for an answer
@@ -73,7 +73,7 @@ def test_the_answers_of_one_batch_come_back_together_when_held_long_enough(monke
     with HttpReceiver() as rx:
         for hold, expected in ((60.0, [8]), (0.0, [1] * 8)):
             frames.clear()
-            poster = ProcessPoster(rx.url + "/hook", timeout=5, answer_hold=hold)
+            poster = ProcessPoster([rx.url + "/hook"], timeout=5, answer_hold=hold)
             answers: list[Future] = [Future() for _ in range(8)]
             try:
                 for n, answer in enumerate(answers):
@@ -88,7 +88,7 @@ def test_the_answers_of_one_batch_come_back_together_when_held_long_enough(monke
 def test_the_url_never_appears_on_the_worker_command_line():
     with HttpReceiver() as rx:
         url = rx.url + "/secret-path-0123456789"
-        poster = ProcessPoster(url, timeout=5, secrets=[url])
+        poster = ProcessPoster([url], timeout=5, secrets=[url])
         try:
             poster.open()
             with open(f"/proc/{poster.pid}/cmdline", "rb") as cmdline:
@@ -106,7 +106,7 @@ def test_a_killed_worker_answers_every_pending_request_with_worker_died():
         return Reply()
 
     with HttpReceiver(respond) as rx:
-        poster = ProcessPoster(rx.url + "/hook", timeout=5)
+        poster = ProcessPoster([rx.url + "/hook"], timeout=5)
         answers: list[Future] = [Future() for _ in range(3)]
         try:
             for answer in answers:
@@ -124,7 +124,7 @@ def test_a_killed_worker_answers_every_pending_request_with_worker_died():
 
 def test_a_worker_silent_past_its_timeout_is_ended_and_its_requests_fail():
     with HttpReceiver() as rx:
-        poster = ProcessPoster(rx.url + "/hook", timeout=0.2, answer_margin=0.3)
+        poster = ProcessPoster([rx.url + "/hook"], timeout=0.2, answer_margin=0.3)
         answer: Future = Future()
         try:
             poster.open()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import re
 import types
 import typing
 from datetime import datetime
@@ -154,7 +155,8 @@ def test_every_unary_rpc_answers_any_request_or_rejects_it_with_an_expected_stat
 
 # -- configuration ------------------------------------------------------------------------
 
-SECTIONS = list(Settings.__dataclass_fields__)
+#: The sections of plain settings (``receivers`` and ``route`` are trees of their own).
+SECTIONS = [name for name, hint in typing.get_type_hints(Settings).items() if dataclasses.is_dataclass(hint)]
 TOML_VALUES = st.recursive(
     st.one_of(st.booleans(), integers(64), st.floats(), hostile_text()),
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(hostile_text(), inner, max_size=3)),
@@ -182,16 +184,35 @@ CONFIGS = st.one_of(_section(Settings), st.dictionaries(hostile_text(), TOML_VAL
 
 
 #: Every setting's dotted key: a consistency check may name one the document left out.
-KNOWN_KEYS = {f"{section}.{name}" for section, kind in typing.get_type_hints(Settings).items()
-              for name in kind.__dataclass_fields__}
+KNOWN_KEYS = {f"{section}.{name}" for section in SECTIONS
+              for name in typing.get_type_hints(Settings)[section].__dataclass_fields__}
 
 
 def names_a_key(table: Any, key: str) -> bool:
-    """Whether ``key`` is the dotted path of a key in ``table`` (key names may hold dots)."""
+    """Whether ``key`` is the path of a key in ``table``: names joined by dots (names may hold
+    dots), list items as ``[index]``."""
+    if isinstance(table, list):
+        found = re.match(r"\[(\d+)\]", key)
+        if found is None or int(found.group(1)) >= len(table):
+            return False
+        return _names_in(table[int(found.group(1))], key[found.end():])
     if not isinstance(table, dict):
         return False
-    return key in table or any(key.startswith(f"{name}.") and names_a_key(value, key[len(name) + 1:])
+    return key in table or any(key.startswith(name) and _names_in(value, key[len(name):])
                                for name, value in table.items())
+
+
+def _names_in(value: Any, rest: str) -> bool:
+    return rest == "" or (rest.startswith(".") and names_a_key(value, rest[1:])) or \
+        (rest.startswith("[") and names_a_key(value, rest))
+
+
+def names_a_required_key(table: Any, key: str) -> bool:
+    """Whether ``key`` is a routing key left out of a table the document has (a route's
+    receiver, a receiver's URL)."""
+    parent = key.rpartition(".")[0]
+    return key.startswith(("route.", "receivers.")) and (parent == "route" and "route" in table
+                                                         or names_a_key(table, parent))
 
 
 @settings(max_examples=1000, deadline=None)
@@ -200,7 +221,7 @@ def test_the_config_loader_accepts_settings_or_names_the_bad_key(data):
     try:
         loaded = settings_from_mapping(data)
     except ConfigError as error:
-        assert names_a_key(data, error.key) or error.key in KNOWN_KEYS, error
+        assert names_a_key(data, error.key) or error.key in KNOWN_KEYS or names_a_required_key(data, error.key), error
         return
     for section in SECTIONS:
         for name, value in vars(getattr(loaded, section)).items():
@@ -209,7 +230,7 @@ def test_the_config_loader_accepts_settings_or_names_the_bad_key(data):
 
 
 def _one_setting() -> st.SearchStrategy[tuple[str, Any]]:
-    hints = {section: typing.get_type_hints(kind) for section, kind in typing.get_type_hints(Settings).items()}
+    hints = {section: typing.get_type_hints(typing.get_type_hints(Settings)[section]) for section in SECTIONS}
     return st.sampled_from(sorted(KNOWN_KEYS)).flatmap(
         lambda key: st.tuples(st.just(key), _typed(hints[key.split(".")[0]][key.split(".")[1]])))
 

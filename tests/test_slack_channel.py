@@ -11,7 +11,7 @@ import pytest
 import structlog.testing
 
 from actors.channels.slack import (UPDATED_FOR, SlackApiChannel, SlackWebhookChannel, build)
-from actors.domain.config import ChannelTuning, NotificationSettings
+from actors.domain.config import ChannelTuning, NotificationSettings, settings_from_mapping
 from actors.domain.errors import ConfigError
 from actors.domain.models import Delivery, IncidentState, Outcome, OutcomeKind
 from tests.support.http_receiver import HttpReceiver, Recorded, Reply
@@ -523,3 +523,35 @@ def test_an_unusable_api_url_is_a_config_error_at_build_naming_the_key() -> None
         with pytest.raises(ConfigError) as caught:
             build(bot_settings(bad), {"SLACK_TOKEN": TOKEN})
         assert caught.value.key == "notifications.slack_api_url" and TOKEN not in str(caught.value)
+
+
+# --- several destinations ------------------------------------------------------------------------
+
+def test_each_receiver_posts_to_its_own_channel_or_webhook_and_keeps_its_own_thread(rx: HttpReceiver) -> None:
+    slack = FakeSlack(TOKEN, {"#incidents": "C0INCIDENTS", "#db": "C0DB"})
+    rx.respond = lambda request: slack(request) if request.path.startswith("/api/") else Reply(200, "ok")
+    receivers = settings_from_mapping({
+        "notifications": {"slack_enabled": True, "slack_bot_token_env": "T", "slack_default_channel": "#incidents"},
+        "receivers": {"team-db": {"slack": {"channel": "#db"}},
+                      "ops": {"slack": {"webhook_env": "OPS_HOOK"}}}}).receivers
+    channel = build(bot_settings(rx.url + "/api"), {"SLACK_TOKEN": TOKEN, "OPS_HOOK": rx.url + "/hooks/ops"},
+                    receivers)
+    try:
+        assert channel.destinations == ("default", "team-db", "ops") and channel.needs_state
+        outcomes = {name: channel.deliver(dataclasses.replace(event(IncidentState.DETECTED), destination=name))
+                    for name in channel.destinations}
+    finally:
+        channel.close()
+    assert {name: o.kind for name, o in outcomes.items()} == dict.fromkeys(outcomes, OutcomeKind.DELIVERED)
+    assert sorted(m.channel for m in slack.roots()) == ["C0DB", "C0INCIDENTS"]
+    assert outcomes["team-db"].state is not None and outcomes["team-db"].state["channel"] == "C0DB"
+    assert outcomes["ops"].state is None  # a webhook message has no thread
+    assert [r.path for r in rx.requests if not r.path.startswith("/api/")] == ["/hooks/ops"]
+
+
+def test_a_receivers_unset_slack_webhook_variable_is_refused_naming_its_key() -> None:
+    receivers = settings_from_mapping({"notifications": {"slack_enabled": True},
+                                       "receivers": {"ops": {"slack": {"webhook_env": "OPS_HOOK"}}}}).receivers
+    with pytest.raises(ConfigError) as refused:
+        build(settings(), {}, receivers)
+    assert str(refused.value) == "receivers.ops.slack.webhook_env: environment variable OPS_HOOK is not set"

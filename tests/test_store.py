@@ -1,7 +1,7 @@
 """The store, on each engine (the ``store`` fixture: SQLite and PostgreSQL): one transaction
 per change, named leases, order per (incident, destination), fenced attempts, one copy of each
-snapshot; and SQLite's own: no write transaction when nothing is due, WAL, and the migration
-from the first schema."""
+snapshot, the routing record of each event; and SQLite's own: no write transaction when nothing
+is due, WAL, and the migrations from the first schema and from the one before routing records."""
 from __future__ import annotations
 
 import sqlite3
@@ -14,7 +14,7 @@ from actors.domain.changes import Change, IncidentQuery, PendingEvent
 from actors.domain.errors import IllegalTransition, NotFound
 from actors.domain.models import (Alert, DeliveryStatus, EventKind, Incident, IncidentState, IncidentType, Outcome,
                                   Severity, utc_now)
-from actors.domain.routing import Receiver
+from actors.domain.routing import Decision, Receiver, Verdict, record_of
 from actors.store.migrations import VERSION
 from actors.store.base import AttemptRecord, Store
 from actors.store.sqlite import SqliteStore
@@ -143,6 +143,40 @@ def test_a_store_of_the_first_schema_is_migrated_keeping_what_is_owed(tmp_path):
         assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == VERSION
     finally:
         store.close()
+
+
+def test_the_routing_record_of_an_event_is_found_from_each_notification_it_owed(store):
+    decisions = (Decision("webhook", "default", Verdict.ROUTED, "root/all"),
+                 Decision("pagerduty", "pager", Verdict.NO_ROUTE))
+    change = lifecycle_change(incident())
+    change = replace(change, events=(replace(change.events[0], routing=record_of(decisions)),))
+    (delivery,) = store.apply([change]).deliveries
+    assert store.routing_of(delivery.notification_id) == decisions
+    with pytest.raises(NotFound):
+        store.routing_of("no-such-notification")
+
+
+def test_a_store_from_before_routing_records_gains_the_column_and_keeps_its_notifications(tmp_path):
+    path = tmp_path / "v3.db"
+    first = SqliteStore(path)
+    (old,) = first.apply([lifecycle_change(incident("i-old"))]).deliveries
+    first.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript("ALTER TABLE timeline DROP COLUMN routing; PRAGMA user_version = 3;")
+    conn.close()
+    again = SqliteStore(path)
+    try:
+        assert again._connection().execute("PRAGMA user_version").fetchone()[0] == VERSION == 4
+        assert again.routing_of(old.notification_id) == ()  # owed before routing was recorded
+        change = lifecycle_change(incident("i-new"))
+        decisions = (Decision("webhook", "default", Verdict.ROUTED, "root"),)
+        (new,) = again.apply([replace(change, events=(replace(change.events[0], routing=record_of(decisions)),))]
+                             ).deliveries
+        assert again.routing_of(new.notification_id) == decisions
+        assert [d.notification_id for d in lease(again, utc_now().timestamp() + 1)] == [
+            old.notification_id, new.notification_id]
+    finally:
+        again.close()
 
 
 V1_SCHEMA = """

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import email.utils
 import hashlib
 import hmac
@@ -16,7 +17,7 @@ from typing import Any, Iterator
 import pytest
 import structlog.testing
 
-from actors.channels.webhook import USER_AGENT, WebhookChannel, build
+from actors.channels.webhook import USER_AGENT, Endpoint, WebhookChannel, build
 from actors.domain.config import NotificationSettings, settings_from_mapping
 from actors.domain.errors import ConfigError
 from actors.domain.models import IncidentState, Outcome, OutcomeKind
@@ -173,7 +174,7 @@ def test_retries_keep_the_webhook_id_and_sign_a_new_timestamp_each_attempt() -> 
     ticks = iter([1_700_000_000.2, 1_700_000_007.9])
     answers = iter([Reply(503, "busy"), Reply(200)])
     with HttpReceiver(lambda request: next(answers)) as rx:
-        channel = WebhookChannel(rx.url + "/hook", secret=SECRET, clock=lambda: next(ticks))
+        channel = WebhookChannel({"default": Endpoint(rx.url + "/hook", SECRET)}, clock=lambda: next(ticks))
         first = make_delivery()
         try:
             outcomes = [channel.deliver(first), channel.deliver(first.next_attempt())]
@@ -389,3 +390,50 @@ def test_a_secret_straddling_the_body_hint_cut_does_not_leak_in_part(channels: l
         url = rx.url + LEAK_PATH
         outcome = open_channel(channels, url).deliver(make_delivery())
     assert "T0K3N" not in outcome.detail
+
+
+# --- several destinations ---------------------------------------------------------------------
+
+OTHER_SECRET = "whsec_" + base64.b64encode(b"another-secret-of-32-bytes-long!").decode()
+
+
+@pytest.mark.parametrize("worker_process", [False, True], ids=["in-process", "worker-process"])
+def test_each_receiver_gets_its_own_url_secret_and_headers(worker_process: bool) -> None:
+    with HttpReceiver() as default_rx, HttpReceiver() as db_rx:
+        receivers = settings_from_mapping({
+            "notifications": {"webhook_enabled": True},
+            "receivers": {"team-db": {"webhook": {"url": db_rx.url + "/db", "secret_env": "DB_SECRET",
+                                                  "headers": {"X-Team": "db"}}}}}).receivers
+        channel = build(settings(default_webhook_url=default_rx.url + "/all", webhook_headers={"X-Team": "all"},
+                                 webhook_secret_env="WEBHOOK_SECRET", webhook_worker_processes=worker_process),
+                        {**ENV, "DB_SECRET": OTHER_SECRET}, receivers)
+        try:
+            channel.open()
+            assert channel.destinations == ("default", "team-db")
+            outcomes = [channel.deliver(dataclasses.replace(make_delivery(), destination="team-db")),
+                        channel.deliver(make_delivery()),
+                        channel.deliver(dataclasses.replace(make_delivery(), destination="gone"))]
+        finally:
+            channel.close()
+        [at_db], [at_default] = db_rx.wait_for(1), default_rx.wait_for(1)
+    assert [o.kind for o in outcomes] == [OutcomeKind.DELIVERED, OutcomeKind.DELIVERED, OutcomeKind.FAILED]
+    assert (at_db.path, at_db.headers["x-team"]) == ("/db", "db") and verifies(at_db, OTHER_SECRET)
+    assert not verifies(at_db, SECRET)
+    assert (at_default.path, at_default.headers["x-team"]) == ("/all", "all") and verifies(at_default, SECRET)
+    assert outcomes[2].detail == "webhook destination 'gone' is not configured (set [receivers.gone.webhook])"
+
+
+def test_a_receivers_bad_webhook_settings_are_refused_naming_its_keys() -> None:
+    def refused(webhook: dict[str, Any], environ: dict[str, str]) -> ConfigError:
+        receivers = settings_from_mapping({"notifications": {"webhook_enabled": True},
+                                           "receivers": {"ops": {"webhook": webhook}}}).receivers
+        with pytest.raises(ConfigError) as raised:
+            build(settings(), environ, receivers)
+        return raised.value
+
+    assert refused({"url": "http://ops.example:99999/x"}, {}).key == "receivers.ops.webhook.url"
+    assert refused({"url": "http://ops.example/x", "secret_env": "S"}, {}).key == "receivers.ops.webhook.secret_env"
+    assert refused({"url": "http://ops.example/x", "secret_env": "S"}, {"S": "not base64!"}).key == \
+        "receivers.ops.webhook.secret_env"
+    assert refused({"url": "http://ops.example/x", "headers": {"Host": "x"}}, {}).key == \
+        "receivers.ops.webhook.headers.Host"

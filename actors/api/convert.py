@@ -14,6 +14,7 @@ from ..domain.changes import IncidentQuery, NotificationRecord
 from ..domain.commands import checked_alert
 from ..domain.errors import InvalidArgument
 from ..domain.limits import DEFAULT_PAGE, MAX_PAGE
+from ..domain.routing import Decision
 from ..domain.models import (Alert, Attempt, DeliveryStatus, Incident, IncidentState, IncidentType,
                              ResolutionMethod, Severity, TimelineEvent)
 
@@ -134,6 +135,12 @@ def notification_to_proto(record: NotificationRecord) -> notifications_pb2.Notif
         event_type=record.event_type, status=_STATUS_TO_PROTO[record.status], attempts=record.attempts,
         created_at=to_timestamp(record.created_at), updated_at=to_timestamp(record.updated_at),
         next_attempt_at=to_timestamp(record.next_attempt_at), last_error=record.last_error)
+
+
+def decision_to_proto(decision: Decision) -> notifications_pb2.RoutingDecision:
+    return notifications_pb2.RoutingDecision(
+        channel=decision.channel, receiver=decision.receiver, verdict=decision.verdict.value, route=decision.route,
+        by=decision.by, reason=decision.reason)
 
 
 def attempt_to_proto(attempt: Attempt) -> notifications_pb2.Attempt:

@@ -10,8 +10,8 @@ from ..domain.channel_setup import missing_destination
 from ..domain.config import CHANNELS
 from ..domain.limits import MAX_NAME, text
 from ..engine import Engine
-from .convert import (attempt_to_proto, delivery_status_from_proto, notification_to_proto, page_size,
-                      to_timestamp)
+from .convert import (attempt_to_proto, decision_to_proto, delivery_status_from_proto, notification_to_proto,
+                      page_size, to_timestamp)
 from .errors import translate
 from .ids import full_id
 
@@ -39,7 +39,8 @@ class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
                 delivered=c.get("delivered", 0), retrying=c.get("retrying", 0), dead=c.get("dead", 0),
                 skipped=c.get("skipped", 0), latency_p50_ms=counts.latency_p50_ms,
                 latency_p99_ms=counts.latency_p99_ms, enabled=name in CHANNELS and settings.enabled(name),
-                destinations=destinations.get(name, []), warning=missing_destination(settings, name) or ""))
+                destinations=destinations.get(name, []),
+                warning=missing_destination(settings, name, self.engine.settings.receivers) or ""))
         actors = [notifications_pb2.ActorStatus(name=a.name, restarts=a.restarts, last_failure=a.last_failure,
                                                 alive=a.alive, fenced=a.fenced) for a in stats.actors]
         store = notifications_pb2.StoreStats(
@@ -61,9 +62,14 @@ class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
     @translate
     def GetNotification(self, request: notifications_pb2.GetNotificationRequest,
                         context: grpc.ServicerContext) -> notifications_pb2.NotificationDetail:
-        record, attempts = self.engine.notification(full_id(self.engine, "notification", "id", request.id))
+        notification_id = full_id(self.engine, "notification", "id", request.id)
+        record, attempts = self.engine.notification(notification_id)
+        decisions = self.engine.routing_of(notification_id)
+        own = (record.channel, record.destination)
+        route = next((d.route for d in decisions if (d.channel, d.receiver) == own), "")
         return notifications_pb2.NotificationDetail(notification=notification_to_proto(record),
-                                                    attempts=[attempt_to_proto(a) for a in attempts])
+                                                    attempts=[attempt_to_proto(a) for a in attempts], route=route,
+                                                    routing=[decision_to_proto(d) for d in decisions])
 
     @translate
     def RequeueNotification(self, request: notifications_pb2.RequeueRequest,

@@ -1,4 +1,4 @@
-"""The contract every channel implements, and the routing receivers channels serve.
+"""The contract every channel implements, and the one channel of several destinations.
 
 A channel turns a :class:`Delivery` into an :class:`Outcome`: it renders the payload with
 its pure formatter (``actors.formatting.<name>``), sends it with its transport, and
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Protocol, runtime_checkable
 
-from ..domain.config import NotificationSettings
+from ..domain.channel_setup import DESTINATION_KEYS
+from ..domain.config import DEFAULT_RECEIVER
 from ..domain.models import Delivery, Outcome
-from ..domain.routing import Receiver
 
 
 class Channel(Protocol):
@@ -20,7 +20,7 @@ class Channel(Protocol):
 
     #: Channel name as used in configuration and the store: "webhook", "slack", …
     name: str
-    #: Destinations this channel serves; each becomes a routing receiver.
+    #: Destinations this channel serves: the names of the receivers it delivers for.
     destinations: tuple[str, ...]
     #: True when a delivery needs the per-incident channel state (a Slack thread's root, a
     #: PagerDuty trigger, an email thread's Message-ID): the sender then reads it from the
@@ -59,11 +59,42 @@ class PipelinedChannel(Channel, Protocol):
         ...
 
 
-def receivers_for(channels: Mapping[str, Channel], settings: NotificationSettings) -> tuple[Receiver, ...]:
-    """Every (channel, destination) with the channel's minimum severity."""
-    return tuple(
-        Receiver(channel=name, destination=destination,
-                 min_severity=settings.tuning(name).severity_floor)
-        for name, channel in channels.items()
-        for destination in channel.destinations
-    )
+def unconfigured(channel: str, destination: str) -> Outcome:
+    """The failed outcome of a delivery to a destination the channel does not have (it was
+    removed from the configuration, or never had one), naming what would give it one."""
+    where = DESTINATION_KEYS[channel] if destination == DEFAULT_RECEIVER else \
+        f"[receivers.{destination}.{channel}]"
+    return Outcome.failed(f"{channel} destination {destination!r} is not configured (set {where})")
+
+
+class ByDestination:
+    """One channel serving several destinations, each through an instance of its own (one
+    per receiver: its Slack webhook, its recipients, its integration key); a delivery goes to
+    the instance of its destination."""
+
+    def __init__(self, name: str, members: Mapping[str, Channel]) -> None:
+        self.name = name
+        self.destinations: tuple[str, ...] = tuple(members)
+        self.needs_state = any(member.needs_state for member in members.values())
+        self._members = dict(members)
+
+    def deliver(self, delivery: Delivery) -> Outcome:
+        """The outcome of its destination's instance; failed for a destination it does not have."""
+        member = self._members.get(delivery.destination)
+        return unconfigured(self.name, delivery.destination) if member is None else member.deliver(delivery)
+
+    def open(self) -> None:
+        for member in self._members.values():
+            member.open()
+
+    def close(self) -> None:
+        for member in self._members.values():
+            member.close()
+
+
+def by_destination(name: str, members: Mapping[str, Channel]) -> Channel:
+    """The channel serving ``members`` (destination → instance): the only instance itself
+    when there is one, so a channel of one destination costs nothing more."""
+    if len(members) == 1:
+        return next(iter(members.values()))
+    return ByDestination(name, members)

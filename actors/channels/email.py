@@ -53,11 +53,13 @@ from typing import Mapping, Sequence
 
 import structlog
 
-from ..domain.config import NotificationSettings, Secret, read_secret
+from ..domain.config import NO_RECEIVERS, EmailTarget, NotificationSettings, ReceiverSettings, Secret, read_secret
+from ..domain.destinations import channel_targets, setting_key
 from ..domain.errors import ConfigError
 from ..domain.hostnames import address_literal, is_fully_qualified
 from ..domain.models import Delivery, Outcome, OutcomeKind
 from ..formatting import email as fmt
+from .base import Channel, by_destination
 from .redact import redact
 
 PENDING_NOTIFICATION_ID = "pending_notification_id"
@@ -83,7 +85,8 @@ class EmailChannel:
 
     def __init__(self, *, host: str, port: int, tls_mode: str, context: ssl.SSLContext | None,
                  username: str | None, password: str | None, sender: str, sender_name: str | None,
-                 recipients: tuple[str, ...], timeout_secs: float, helo_name: str | None) -> None:
+                 recipients: tuple[str, ...], timeout_secs: float, helo_name: str | None,
+                 destination: str = "default") -> None:
         self._host = host
         self._port = port
         self._tls_mode = tls_mode
@@ -96,7 +99,7 @@ class EmailChannel:
         self._timeout = timeout_secs
         self._helo_name = helo_name
         self._secrets = _secret_forms(username, password)
-        self.destinations: tuple[str, ...] = ("default",) if recipients else ()
+        self.destinations: tuple[str, ...] = (destination,) if recipients else ()
 
     def deliver(self, delivery: Delivery) -> Outcome:
         """Send one mail; every expected failure comes back as an outcome (see the module doc)."""
@@ -385,8 +388,11 @@ def _checked_address(key: str, header: str, value: str | None) -> str:
     return value
 
 
-def build(settings: NotificationSettings, environ: Mapping[str, str]) -> EmailChannel:
-    """The email channel from settings; secrets come from the variables the settings name.
+def build(settings: NotificationSettings, environ: Mapping[str, str],
+          receivers: Mapping[str, ReceiverSettings] = NO_RECEIVERS) -> Channel:
+    """The email channel from settings: one destination per list of recipients (``default``
+    for ``email_to``, and each receiver's ``[receivers.<name>.email] to``), all sent through
+    the one SMTP server; secrets come from the variables the settings name.
 
     Raises ConfigError naming the key for: no server, an invalid sender or recipient, a
     user-name or password variable that is named but unset, a password without a user
@@ -396,7 +402,9 @@ def build(settings: NotificationSettings, environ: Mapping[str, str]) -> EmailCh
     if not settings.smtp_server:
         raise ConfigError("notifications.smtp_server", "required for email notifications")
     sender = _checked_address("notifications.email_from", "From", settings.email_from)
-    recipients = tuple(_checked_address("notifications.email_to", "To", to) for to in settings.email_to)
+    lists = {name: tuple(_checked_address(setting_key(name, "email", "to"), "To", to) for to in target.to)
+             for name, target in channel_targets(settings, receivers, "email").items()
+             if isinstance(target, EmailTarget)}
     try:
         fmt.check_header("From", settings.email_from_name or "")
     except ValueError as exc:
@@ -411,12 +419,13 @@ def build(settings: NotificationSettings, environ: Mapping[str, str]) -> EmailCh
     if mode == "none" and username:
         raise ConfigError("notifications.smtp_tls_mode",
                           "credentials are never sent without TLS; use starttls or implicit")
-    return EmailChannel(
-        host=settings.smtp_server, port=settings.smtp_port, tls_mode=mode,
-        context=None if mode == "none" else _tls_context(settings.smtp_ca_file),
-        username=username, password=password, sender=sender,
-        sender_name=settings.email_from_name, recipients=recipients,
-        timeout_secs=settings.timeout("email"), helo_name=settings.smtp_helo_name or _host_fqdn())
+    context = None if mode == "none" else _tls_context(settings.smtp_ca_file)
+    helo_name = settings.smtp_helo_name or _host_fqdn()
+    return by_destination("email", {name: EmailChannel(
+        host=settings.smtp_server, port=settings.smtp_port, tls_mode=mode, context=context,
+        username=username, password=password, sender=sender, sender_name=settings.email_from_name,
+        recipients=recipients, timeout_secs=settings.timeout("email"), helo_name=helo_name, destination=name)
+        for name, recipients in lists.items()})
 
 
 def _host_fqdn() -> str | None:

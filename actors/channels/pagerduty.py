@@ -13,7 +13,9 @@ Outcomes: 2xx delivered; 400 failed for good, with PagerDuty's ``message``/``err
 detail; 429 retry after PagerDuty's suggested 30 s unless Retry-After says otherwise; other
 statuses as :func:`actors.channels.http.classify_status` (5xx, 408, 425 retry; other 4xx
 fail); network errors retry; an event that cannot fit 512 KB fails. The integration key
-never appears in details or logs (only its SHA-256, in stored state).
+never appears in details or logs (only its SHA-256, in stored state). Each destination
+(``default``, and each receiver's ``[receivers.<name>.pagerduty]``) has its own key, and so
+its own triggers.
 """
 from __future__ import annotations
 
@@ -23,10 +25,12 @@ from typing import Any, Mapping
 
 import structlog
 
-from ..domain.config import NotificationSettings, read_secret
+from ..domain.config import NO_RECEIVERS, NotificationSettings, PagerDutyTarget, ReceiverSettings, read_secret
+from ..domain.destinations import channel_targets, setting_key
 from ..domain.errors import ConfigError
 from ..domain.models import Delivery, Outcome
 from ..formatting import pagerduty as fmt
+from .base import Channel, by_destination
 from .http import classify_status
 from .keepalive import KeepAlivePoster, Reply
 from .redact import redact
@@ -49,11 +53,11 @@ class PagerDutyChannel:
     """Sends Events API v2 events with one integration key to one endpoint."""
 
     name = "pagerduty"
-    destinations: tuple[str, ...] = ("default",)
     needs_state = True
 
-    def __init__(self, routing_key: str, api_url: str, timeout_secs: float) -> None:
+    def __init__(self, routing_key: str, api_url: str, timeout_secs: float, destination: str = "default") -> None:
         """Raises ConfigError naming ``pagerduty_api_url`` when it is not a usable http(s) URL."""
+        self.destinations: tuple[str, ...] = (destination,)
         self._key = routing_key
         self._key_hash = key_hash(routing_key)
         try:
@@ -145,17 +149,30 @@ def _error_hint(body: Mapping[str, Any], text: str) -> str:
     return ": ".join(parts) if parts else text
 
 
-def build(settings: NotificationSettings, environ: Mapping[str, str]) -> PagerDutyChannel:
-    """The channel for ``[notifications]``; ConfigError (naming the key, never the value) when
-    the integration key variable is unset or does not hold a 32-character key, or when
-    ``pagerduty_api_url`` is not a usable http(s) URL."""
-    key = read_secret(KEY_SETTING, settings.pagerduty_integration_key_env, environ)
-    assert key is not None  # required=True raises instead of returning None
-    if len(key) != fmt.INTEGRATION_KEY_CHARS:
-        raise ConfigError(KEY_SETTING, f"environment variable {settings.pagerduty_integration_key_env} "
-                                       f"must hold a {fmt.INTEGRATION_KEY_CHARS}-character integration "
-                                       f"key (it holds {len(key)} characters)")
+def build(settings: NotificationSettings, environ: Mapping[str, str],
+          receivers: Mapping[str, ReceiverSettings] = NO_RECEIVERS) -> Channel:
+    """The channel for ``[notifications]`` (destination ``default``) and each receiver's
+    ``[receivers.<name>.pagerduty]``, one integration key each, all to ``pagerduty_api_url``.
+    ConfigError (naming the key, never the value) when a key's variable is unset or does not
+    hold a 32-character key, or when ``pagerduty_api_url`` is not a usable http(s) URL."""
     if settings.pagerduty_api_token_env:
         log.warning("pagerduty_api_token_unused", setting="notifications.pagerduty_api_token_env",
                     reason="Events API v2 authenticates with the integration key; the API token is not read")
-    return PagerDutyChannel(key, settings.pagerduty_api_url, settings.timeout("pagerduty"))
+    targets = channel_targets(settings, receivers, "pagerduty")
+    if not targets:
+        read_secret(KEY_SETTING, settings.pagerduty_integration_key_env, environ)  # raises, naming the key
+    return by_destination("pagerduty", {
+        name: PagerDutyChannel(_integration_key(name, target, environ), settings.pagerduty_api_url,
+                               settings.timeout("pagerduty"), name)
+        for name, target in targets.items() if isinstance(target, PagerDutyTarget)})
+
+
+def _integration_key(receiver: str, target: PagerDutyTarget, environ: Mapping[str, str]) -> str:
+    setting = setting_key(receiver, "pagerduty", "integration_key_env")
+    key = read_secret(setting, target.integration_key_env, environ)
+    assert key is not None  # required=True raises instead of returning None
+    if len(key) != fmt.INTEGRATION_KEY_CHARS:
+        raise ConfigError(setting, f"environment variable {target.integration_key_env} must hold a "
+                                   f"{fmt.INTEGRATION_KEY_CHARS}-character integration key (it holds "
+                                   f"{len(key)} characters)")
+    return key

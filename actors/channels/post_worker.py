@@ -3,9 +3,10 @@
 One Python process gets about one core (one GIL), and an HTTP exchange (headers, socket,
 response parsing) is the largest cost of a webhook delivery. :class:`ProcessPoster` has the
 interface of :class:`~actors.channels.keepalive.KeepAlivePoster` but hands each request to a
-child process running that poster (``python -m actors.channels.post_worker``), over its
-stdin/stdout pipes: a frame is a 4-byte length and a pickle. The URL and the secrets go in the
-first frame, never on the command line (``ps`` shows that). A worker ends when its input does:
+child process running one such poster per URL (``python -m actors.channels.post_worker``),
+over its stdin/stdout pipes: a frame is a 4-byte length and a pickle. One worker serves every
+URL of its sender (each webhook receiver's), one request after another. The URLs and the
+secrets go in the first frame, never on the command line (``ps`` shows that). A worker ends when its input does:
 when the server closes it, or dies (``kill -9`` included).
 
 Requests are pipelined: the sender submits without waiting (one frame per batch of requests)
@@ -28,7 +29,7 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO, Callable, Iterable, Sequence
 
 from .keepalive import KeepAlivePoster, Reply
 from ..domain.models import Outcome
@@ -52,23 +53,25 @@ Done = Callable[[Answer], None]
 
 
 class ProcessPoster:
-    """POSTs to one URL through one worker process (started on first use or by :meth:`open`).
+    """POSTs to its URLs through one worker process (started on first use or by :meth:`open`);
+    a request names its URL by its index in ``urls``.
 
     :meth:`submit` does not wait: requests queue in the worker's input pipe and a reader thread
     hands each answer, in order, to the callback given with it, so the worker is never idle
     waiting for its caller. Submitting is for one thread at a time (its sender actor).
     """
 
-    def __init__(self, url: str, timeout: float, secrets: Iterable[str] = (),
+    def __init__(self, urls: Sequence[str], timeout: float, secrets: Iterable[str] = (),
                  answer_margin: float = ANSWER_MARGIN_SECS, answer_hold: float = ANSWER_HOLD_SECS) -> None:
-        """Raises ValueError when the URL is not http(s) with a host (checked here, as the
+        """Raises ValueError when a URL is not http(s) with a host (checked here, as the
         worker would)."""
-        KeepAlivePoster(url, timeout).close()
-        self._config = pickle.dumps((url, timeout, tuple(secrets), answer_hold))
+        for url in urls:
+            KeepAlivePoster(url, timeout).close()
+        self._config = pickle.dumps((tuple(urls), timeout, tuple(secrets), answer_hold))
         self._answer_within = timeout + answer_margin
         self._proc: subprocess.Popen[bytes] | None = None
         self._pending: deque[tuple[Done, float]] = deque()  # callbacks of unanswered requests
-        self._outgoing: list[tuple[bytes, dict[str, str]]] = []  # submitted, not yet flushed
+        self._outgoing: list[tuple[int, bytes, dict[str, str]]] = []  # submitted, not yet flushed
         self._lock = threading.Lock()
 
     @property
@@ -81,8 +84,8 @@ class ProcessPoster:
         if self._proc is None:
             self._start()
 
-    def submit(self, body: bytes, headers: dict[str, str], done: Done) -> None:
-        """Queue one POST, to be handed to the worker by the next :meth:`flush` (together with
+    def submit(self, body: bytes, headers: dict[str, str], done: Done, to: int = 0) -> None:
+        """Queue one POST to ``urls[to]``, to be handed to the worker by the next :meth:`flush` (together with
         the others queued since: one write for many); ``done`` is later called from the reader
         thread with the worker's :meth:`KeepAlivePoster.post` result, or with WorkerDied if the
         worker ended or did not answer in time (then every request still pending gets one).
@@ -92,7 +95,7 @@ class ProcessPoster:
             if self._proc is not proc:
                 raise WorkerDied(f"webhook worker process {proc.pid} is gone")
             self._pending.append((done, time.monotonic()))
-            self._outgoing.append((body, headers))
+            self._outgoing.append((to, body, headers))
 
     def flush(self) -> None:
         """Hand the worker every request submitted since the last flush, in one write."""
@@ -106,10 +109,11 @@ class ProcessPoster:
         except OSError:
             pass  # the reader sees the worker end and answers every pending request
 
-    def post(self, body: bytes, headers: dict[str, str], secrets: Iterable[str | None] = ()) -> Reply | Outcome:
+    def post(self, body: bytes, headers: dict[str, str], secrets: Iterable[str | None] = (),
+             to: int = 0) -> Reply | Outcome:
         """:meth:`submit`, waiting for the answer; raises WorkerDied if there is none."""
         answered: Future[Answer] = Future()
-        self.submit(body, headers, answered.set_result)
+        self.submit(body, headers, answered.set_result, to)
         self.flush()
         answer = answered.result()
         if isinstance(answer, WorkerDied):
@@ -259,24 +263,25 @@ def main() -> int:
     """The worker: read the configuration, then answer each batch of requests until the input ends."""
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     try:
-        url, timeout, secrets, hold = pickle.loads(_read_frame(requests))
+        urls, timeout, secrets, hold = pickle.loads(_read_frame(requests))
     except EOFError:
         return 0
-    poster = KeepAlivePoster(url, timeout)
+    posters = [KeepAlivePoster(url, timeout) for url in urls]
     _write_frame(replies, b"ready")
     while True:
         try:
             batch = pickle.loads(_read_frame(requests))
         except EOFError:
-            poster.close()
+            for poster in posters:
+                poster.close()
             return 0
         answers: list[Answer | tuple[int, str, str | None]] = []
         first_done = 0.0
-        for body, headers in batch:
+        for to, body, headers in batch:
             if answers and time.monotonic() - first_done > hold:  # an answer waits at most hold + one POST
                 _write_frame(replies, pickle.dumps(answers))
                 answers = []
-            answer = poster.post(body, headers, secrets)
+            answer = posters[to].post(body, headers, secrets)
             if not answers:
                 first_done = time.monotonic()
             # a plain tuple unpickles several times faster than a Reply

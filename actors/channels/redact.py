@@ -6,7 +6,7 @@ from dataclasses import fields
 from typing import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
-from ..domain.config import NotificationSettings
+from ..domain.config import NO_RECEIVERS, NotificationSettings, ReceiverSettings, WebhookTarget
 
 _URL = re.compile(r"https?://[^\s'\"<>]+")
 _TOKEN = re.compile(r"\b(xox[abprs]-[A-Za-z0-9-]+|whsec_[A-Za-z0-9+/=]+)")
@@ -33,12 +33,19 @@ def _shorten_url(match: re.Match[str]) -> str:
     return f"{scheme}://{host}/…" if rest != host else url
 
 
-def configured_secrets(settings: NotificationSettings, environ: Mapping[str, str]) -> tuple[str, ...]:
-    """Every secret the configuration holds, longest first: the webhook URL, the value of
-    every ``*_env`` variable it names, the ``webhook_headers`` values; of each URL also the
-    pieces error texts show alone (path, query, credentials). Unset variables are skipped."""
+def configured_secrets(settings: NotificationSettings, environ: Mapping[str, str],
+                       receivers: Mapping[str, ReceiverSettings] = NO_RECEIVERS) -> tuple[str, ...]:
+    """Every secret the configuration holds, longest first: the webhook URLs, the value of
+    every ``*_env`` variable it names, the webhook headers' values (of ``[notifications]`` and
+    of each receiver); of each URL also the pieces error texts show alone (path, query,
+    credentials). Unset variables are skipped."""
+    tables = [settings, *(target for receiver in receivers.values() for target in
+                          (receiver.webhook, receiver.slack, receiver.email, receiver.pagerduty) if target)]
     values = [settings.default_webhook_url, *settings.webhook_headers.values()]
-    values += [environ.get(getattr(settings, f.name) or "") for f in fields(settings) if f.name.endswith("_env")]
+    for table in tables:
+        values += [environ.get(getattr(table, f.name) or "") for f in fields(table) if f.name.endswith("_env")]
+        if isinstance(table, WebhookTarget):
+            values += [table.url, *table.headers.values()]
     return longest_first(piece for value in values if value for piece in (value, *url_secrets(value)))
 
 
@@ -48,10 +55,11 @@ def longest_first(secrets: Iterable[str | None]) -> tuple[str, ...]:
     return tuple(sorted({secret for secret in secrets if secret}, key=len, reverse=True))
 
 
-def redactor(settings: NotificationSettings, environ: Mapping[str, str]) -> Callable[[str], str]:
+def redactor(settings: NotificationSettings, environ: Mapping[str, str],
+             receivers: Mapping[str, ReceiverSettings] = NO_RECEIVERS) -> Callable[[str], str]:
     """:func:`redact` bound to :func:`configured_secrets`, for text that is not a channel's
     (e.g. why an actor crashed)."""
-    secrets = configured_secrets(settings, environ)
+    secrets = configured_secrets(settings, environ, receivers)
     return lambda text: redact(text, secrets)
 
 

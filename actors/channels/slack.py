@@ -36,6 +36,10 @@ reply. Success stores the plain ``{"channel", "ts"}`` again. Slack has no idempo
 if an answer is lost (timeout) after Slack acted, the retry may post the root or a reply
 twice; an update repeated is harmless.
 
+Destinations: ``default`` is the one above; each receiver with ``[receivers.<name>.slack]``
+has its own, an incoming webhook (``webhook_env``) or a channel the bot posts to
+(``channel``), each with its own threads (actors/channels/base.py ``ByDestination``).
+
 A test notification (``is_test``) is posted as a new "[TEST]" message to the default channel
 (never into a thread, never touching the stored root) and returns ``state=None``.
 
@@ -51,10 +55,12 @@ from typing import Any, Mapping
 
 import structlog
 
-from ..domain.config import NotificationSettings, read_secret
+from ..domain.config import NO_RECEIVERS, NotificationSettings, ReceiverSettings, SlackTarget, read_secret
+from ..domain.destinations import channel_targets, setting_key
 from ..domain.errors import ConfigError
 from ..domain.models import Delivery, Outcome, OutcomeKind
 from ..formatting import slack as fmt
+from .base import Channel, by_destination
 from .http import classify_status, parse_retry_after
 from .keepalive import KeepAlivePoster, Reply
 from .redact import longest_first, redact, url_secrets
@@ -111,11 +117,11 @@ class SlackWebhookChannel:
     """Posts each event as a new message through one incoming webhook."""
 
     name = "slack"
-    destinations: tuple[str, ...] = ("default",)
     needs_state = False
 
-    def __init__(self, url: str, timeout_secs: float) -> None:
+    def __init__(self, url: str, timeout_secs: float, destination: str = "default") -> None:
         """Raises ValueError (without the URL) when it is not a usable http(s) URL."""
+        self.destinations: tuple[str, ...] = (destination,)
         self._secrets = longest_first(url_secrets(url))
         self._poster = KeepAlivePoster(url, timeout_secs)
 
@@ -166,11 +172,12 @@ class SlackApiChannel:
     """Posts one root message per incident with a bot token, updates it, and threads replies."""
 
     name = "slack"
-    destinations: tuple[str, ...] = ("default",)
     needs_state = True
 
-    def __init__(self, token: str, default_channel: str, api_url: str, timeout_secs: float) -> None:
+    def __init__(self, token: str, default_channel: str, api_url: str, timeout_secs: float,
+                 destination: str = "default") -> None:
         """Raises ValueError when ``api_url`` is not a usable http(s) URL."""
+        self.destinations: tuple[str, ...] = (destination,)
         self._token = token
         self._secrets = (token,)
         self._channel = default_channel
@@ -297,32 +304,47 @@ def _clean_secret(key: str, env_name: str | None, value: str) -> str:
     return cleaned
 
 
-def build(settings: NotificationSettings, environ: Mapping[str, str]) -> SlackApiChannel | SlackWebhookChannel:
-    """The Slack channel for ``[notifications]``: bot mode when ``slack_bot_token_env`` is set,
-    else webhook mode. Raises ConfigError naming the key (never the value) when the variable
-    is unset or unusable, when bot mode has no ``slack_default_channel`` or a usable
-    ``slack_api_url``."""
+def build(settings: NotificationSettings, environ: Mapping[str, str],
+          receivers: Mapping[str, ReceiverSettings] = NO_RECEIVERS) -> Channel:
+    """The Slack channel: the ``[notifications]`` destination (bot mode when
+    ``slack_bot_token_env`` is set, else webhook mode) and each receiver's (its own incoming
+    webhook, or its channel posted to with the bot token), one instance per destination.
+    Raises ConfigError naming the key (never the value) when a variable is unset or unusable,
+    when bot mode has no ``slack_default_channel`` or a usable ``slack_api_url``."""
     timeout = settings.timeout("slack")
+    token = None
     if settings.slack_bot_token_env:
-        token = read_secret(TOKEN_SETTING, settings.slack_bot_token_env, environ)
-        assert token is not None  # required=True raises instead
+        raw = read_secret(TOKEN_SETTING, settings.slack_bot_token_env, environ)
+        assert raw is not None  # required=True raises instead
         if not settings.slack_default_channel:
             raise ConfigError(CHANNEL_SETTING, "required with slack_bot_token_env")
         if settings.slack_webhook_env:
             log.warning("slack_webhook_unused", setting=WEBHOOK_SETTING,
                         reason="a bot token is configured; messages go through the Web API")
+        token = _clean_secret(TOKEN_SETTING, settings.slack_bot_token_env, raw)
+    members = {name: _member(name, target, token, settings, environ, timeout)
+               for name, target in channel_targets(settings, receivers, "slack").items()
+               if isinstance(target, SlackTarget)}
+    if not members:
+        raise ConfigError(WEBHOOK_SETTING, "Slack needs slack_webhook_env or slack_bot_token_env")
+    return by_destination("slack", members)
+
+
+def _member(receiver: str, target: SlackTarget, token: str | None, settings: NotificationSettings,
+            environ: Mapping[str, str], timeout: float) -> SlackApiChannel | SlackWebhookChannel:
+    """The instance of one destination; ConfigError naming the key of what is unusable."""
+    if target.channel:
+        if token is None:
+            raise ConfigError(setting_key(receiver, "slack", "channel"), "needs [notifications] slack_bot_token_env")
         try:
-            return SlackApiChannel(_clean_secret(TOKEN_SETTING, settings.slack_bot_token_env, token),
-                                   settings.slack_default_channel, settings.slack_api_url, timeout)
+            return SlackApiChannel(token, target.channel, settings.slack_api_url, timeout, receiver)
         except ValueError as exc:
             raise ConfigError(API_URL_SETTING, f"is not a usable http(s) URL: {exc}") from None
-    if not settings.slack_webhook_env:
-        raise ConfigError(WEBHOOK_SETTING, "Slack needs slack_webhook_env or slack_bot_token_env")
-    url = read_secret(WEBHOOK_SETTING, settings.slack_webhook_env, environ)
-    assert url is not None
-    url = _clean_secret(WEBHOOK_SETTING, settings.slack_webhook_env, url)
+    key = setting_key(receiver, "slack", "webhook_env")
+    raw = read_secret(key, target.webhook_env, environ)
+    assert raw is not None
+    url = _clean_secret(key, target.webhook_env, raw)
     try:
-        return SlackWebhookChannel(url, timeout)
+        return SlackWebhookChannel(url, timeout, receiver)
     except ValueError:
-        raise ConfigError(WEBHOOK_SETTING, f"environment variable {settings.slack_webhook_env} "
-                                           "must hold an http(s) webhook URL") from None
+        raise ConfigError(key, f"environment variable {target.webhook_env} must hold an http(s) webhook URL") from None

@@ -8,31 +8,35 @@ Transport: by default (``webhook_worker_processes``) each sender's instance make
 exchanges in a worker process of its own (actors/channels/post_worker.py), so they run beside
 the main interpreter; otherwise in-process, where one instance may be shared by every sender
 of the pool and each thread keeps its own persistent connection (actors/channels/keepalive.py,
-the channels' one HTTP client). :meth:`WebhookChannel.close` ends them. The URL, the signing
-secret and custom header values are treated as secrets: they never appear in outcomes,
-exceptions or logs.
+the channels' one HTTP client). :meth:`WebhookChannel.close` ends them.
+
+Each destination has its own URL, signing secret and headers: ``default`` those of
+``[notifications]``, and each receiver with ``[receivers.<name>.webhook]`` its own. URLs,
+secrets and header values are treated as secrets: they never appear in outcomes, exceptions
+or logs.
 """
 from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import structlog
 
-from ..domain.config import NotificationSettings, read_secret
+from ..domain.config import NO_RECEIVERS, NotificationSettings, ReceiverSettings, WebhookTarget, read_secret
+from ..domain.destinations import channel_targets, setting_key
 from ..domain.errors import ConfigError
 from ..domain.models import Delivery, Outcome
 from ..formatting.signing import MIN_SECRET_BYTES, SECRET_PREFIX, decode_secret, sign
 from ..formatting.webhook import render
+from .base import unconfigured
 from .http import classify_status
 from .keepalive import KeepAlivePoster, Reply
 from .post_worker import ProcessPoster, WorkerDied
 from .redact import longest_first, url_secrets
 
 NAME = "webhook"
-#: The only destination today: ``notifications.default_webhook_url``.
-DESTINATION = "default"
 USER_AGENT = "llm-incident-manager/0.1"
 #: Headers the channel sets itself; ``webhook_headers`` may not replace them.
 RESERVED_HEADERS = frozenset({"content-type", "content-length", "host", "transfer-encoding",
@@ -46,77 +50,111 @@ _MIN_HEADER_WORD = 8
 log = structlog.get_logger(__name__)
 
 
-def build(settings: NotificationSettings, environ: Mapping[str, str]) -> "WebhookChannel":
-    """The webhook channel for these settings; cheap (no network).
+@dataclass(frozen=True)
+class Endpoint:
+    """One webhook destination: where to POST, the signing secret, the extra headers."""
 
-    Raises ConfigError naming the key when ``webhook_secret_env`` names an unset variable
-    or one that does not hold a base64 secret, when ``default_webhook_url`` is not a usable
-    URL, or when a ``webhook_headers`` entry is not a valid, non-reserved header. Without a
-    URL the channel serves no destination (the start-up warns).
+    url: str
+    secret: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def build(settings: NotificationSettings, environ: Mapping[str, str],
+          receivers: Mapping[str, ReceiverSettings] = NO_RECEIVERS) -> "WebhookChannel":
+    """The webhook channel for these settings: the ``[notifications]`` URL (destination
+    ``default``) and each receiver's; cheap (no network).
+
+    Raises ConfigError naming the key when a ``secret_env`` names an unset variable or one
+    that does not hold a base64 secret, when a URL is not usable, or when a header is not a
+    valid, non-reserved header. Without any URL the channel serves no destination (the
+    start-up warns).
     """
-    secret = read_secret("notifications.webhook_secret_env", settings.webhook_secret_env, environ,
-                         required=bool(settings.webhook_secret_env))
-    return WebhookChannel(settings.default_webhook_url, secret=secret, headers=settings.webhook_headers,
-                          timeout=settings.timeout(NAME), worker_process=settings.webhook_worker_processes)
+    if settings.webhook_secret_env and not settings.default_webhook_url:  # checked even when unused
+        _endpoint_secret("default", settings.webhook_secret_env, environ)
+    endpoints = {name: _endpoint(name, target, environ)
+                 for name, target in channel_targets(settings, receivers, NAME).items()
+                 if isinstance(target, WebhookTarget)}
+    return WebhookChannel(endpoints, timeout=settings.timeout(NAME), worker_process=settings.webhook_worker_processes)
+
+
+def _endpoint(receiver: str, target: WebhookTarget, environ: Mapping[str, str]) -> Endpoint:
+    url = target.url or ""
+    try:
+        KeepAlivePoster(url, 1.0).close()
+    except ValueError:
+        raise ConfigError(setting_key(receiver, NAME, "url"), "is not a usable http(s) URL") from None
+    return Endpoint(url, _endpoint_secret(receiver, target.secret_env, environ),
+                    _checked_headers(target.headers, setting_key(receiver, NAME, "headers")))
+
+
+def _endpoint_secret(receiver: str, env_name: str | None, environ: Mapping[str, str]) -> str | None:
+    key = setting_key(receiver, NAME, "secret_env")
+    secret = read_secret(key, env_name, environ, required=bool(env_name))
+    if secret is not None:
+        _check_secret(secret, key)
+    return secret
 
 
 class WebhookChannel:
-    """POSTs rendered events to one URL; see the module docstring for headers and signing."""
+    """POSTs rendered events to each destination's URL; see the module docstring for headers
+    and signing."""
 
     name = NAME
     needs_state = False
 
-    def __init__(self, url: str | None, *, secret: str | None = None,
-                 headers: Mapping[str, str] | None = None, timeout: float = 10.0,
+    def __init__(self, endpoints: Mapping[str, Endpoint], *, timeout: float = 10.0,
                  clock: Callable[[], float] = time.time, worker_process: bool = False) -> None:
-        """Raises ConfigError (naming the setting, never its value) for a bad URL, secret or
-        header. With ``worker_process`` the HTTP exchanges are made by a worker process of this
-        instance's own (actors/channels/post_worker.py); an instance is then for one thread."""
-        self.destinations: tuple[str, ...] = (DESTINATION,) if url else ()
-        self._secret = secret
-        self._headers = _checked_headers(headers or {})
+        """``endpoints``: destination → its endpoint, each already checked (see :func:`build`).
+        With ``worker_process`` the HTTP exchanges are made by one worker process of this
+        instance's own, for every endpoint (actors/channels/post_worker.py); an instance is
+        then for one thread."""
+        self.destinations: tuple[str, ...] = tuple(endpoints)
+        self._endpoints = {name: (index, endpoint) for index, (name, endpoint) in enumerate(endpoints.items())}
         self._clock = clock
-        if secret is not None:
-            _check_secret(secret)
-        secret_texts = {secret, secret.strip().removeprefix(SECRET_PREFIX)} if secret else set()
-        self._secrets = longest_first({*url_secrets(url or ""), *secret_texts, *_header_secrets(self._headers)})
-        try:
-            self._poster: KeepAlivePoster | ProcessPoster | None = None
-            if url:
-                self._poster = ProcessPoster(url, timeout, self._secrets) if worker_process else KeepAlivePoster(url, timeout)
-        except ValueError:
-            raise ConfigError("notifications.default_webhook_url", "is not a usable http(s) URL") from None
+        self._secrets = longest_first(secret for endpoint in endpoints.values() for secret in (
+            *url_secrets(endpoint.url), *_secret_texts(endpoint.secret), *_header_secrets(endpoint.headers)))
+        urls = [endpoint.url for endpoint in endpoints.values()]
+        self._worker = ProcessPoster(urls, timeout, self._secrets) if worker_process and urls else None
+        self._posters = [] if worker_process else [KeepAlivePoster(url, timeout) for url in urls]
 
     def deliver(self, delivery: Delivery) -> Outcome:
-        """One POST of the rendered event; every expected failure is an Outcome.
+        """One POST of the rendered event to its destination's URL; every expected failure is
+        an Outcome.
 
         2xx delivered; 3xx failed (redirects are not followed); 410 failed and asks to
         disable the destination; 408/425/429/5xx (except 501), timeouts and connection
-        errors retry, passing on Retry-After; anything else failed. A destination other
-        than ``default`` (or no URL) fails, naming the setting to fix.
+        errors retry, passing on Retry-After; anything else failed. A destination the
+        channel does not have fails, naming the setting to fix.
         """
-        if self._poster is None or delivery.destination != DESTINATION:
-            return _not_configured(delivery)
+        found = self._endpoints.get(delivery.destination)
+        if found is None:
+            return unconfigured(NAME, delivery.destination)
+        index, endpoint = found
         body = render(delivery)
-        return self._outcome(self._poster.post(body, self._request_headers(delivery.notification_id, body),
-                                               self._secrets))
+        headers = self._request_headers(endpoint, delivery.notification_id, body)
+        if self._worker is not None:
+            return self._outcome(self._worker.post(body, headers, self._secrets, to=index))
+        return self._outcome(self._posters[index].post(body, headers, self._secrets))
 
     def deliver_later(self, delivery: Delivery, done: Callable[[Outcome | WorkerDied], None]) -> Outcome | None:
         """:meth:`deliver` without waiting when a worker process sends: None now, and ``done``
         called later from its reader thread (with WorkerDied if the worker ended); the request
         goes out with the next :meth:`flush`. Without a worker, the outcome at once (``done``
         is not called)."""
-        if not isinstance(self._poster, ProcessPoster) or delivery.destination != DESTINATION:
+        found = self._endpoints.get(delivery.destination)
+        if self._worker is None or found is None:
             return self.deliver(delivery)
+        index, endpoint = found
         body = render(delivery)
-        self._poster.submit(body, self._request_headers(delivery.notification_id, body),
-                            lambda answer: done(answer if isinstance(answer, WorkerDied) else self._outcome(answer)))
+        self._worker.submit(body, self._request_headers(endpoint, delivery.notification_id, body),
+                            lambda answer: done(answer if isinstance(answer, WorkerDied) else self._outcome(answer)),
+                            index)
         return None
 
     def flush(self) -> None:
         """Hand the worker what :meth:`deliver_later` queued (one write for all of it)."""
-        if isinstance(self._poster, ProcessPoster):
-            self._poster.flush()
+        if self._worker is not None:
+            self._worker.flush()
 
     def _outcome(self, reply: Reply | Outcome) -> Outcome:
         if isinstance(reply, Outcome):
@@ -126,43 +164,43 @@ class WebhookChannel:
     def open(self) -> None:
         """Start the worker process now (when there is one), so the first send does not wait
         for it; raises WorkerDied if it does not start."""
-        if isinstance(self._poster, ProcessPoster):
-            self._poster.open()
+        if self._worker is not None:
+            self._worker.open()
 
     def close(self) -> None:
-        """Close every thread's connection; a later deliver opens a new one."""
-        if self._poster is not None:
-            self._poster.close()
+        """End the worker, or close every thread's connections; a later deliver opens new ones."""
+        if self._worker is not None:
+            self._worker.close()
+        for poster in self._posters:
+            poster.close()
 
-    def _request_headers(self, notification_id: str, body: bytes) -> dict[str, str]:
+    def _request_headers(self, endpoint: Endpoint, notification_id: str, body: bytes) -> dict[str, str]:
         timestamp = int(self._clock())
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **self._headers,
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **endpoint.headers,
                    "webhook-id": notification_id, "webhook-timestamp": str(timestamp)}
-        if self._secret is not None:
-            headers["webhook-signature"] = sign(self._secret, notification_id, timestamp, body)
+        if endpoint.secret is not None:
+            headers["webhook-signature"] = sign(endpoint.secret, notification_id, timestamp, body)
         return headers
 
 
-def _not_configured(delivery: Delivery) -> Outcome:
-    return Outcome.failed(f"webhook destination {delivery.destination!r} is not configured "
-                          "(set notifications.default_webhook_url)")
+def _secret_texts(secret: str | None) -> set[str]:
+    """The signing secret, and its key without the ``whsec_`` prefix."""
+    return {secret, secret.strip().removeprefix(SECRET_PREFIX)} if secret else set()
 
 
-def _check_secret(secret: str) -> None:
+def _check_secret(secret: str, setting: str) -> None:
     try:
         key = decode_secret(secret)
     except ValueError as exc:
-        raise ConfigError("notifications.webhook_secret_env",
-                          f"the variable it names holds no usable secret: {exc}") from None
+        raise ConfigError(setting, f"the variable it names holds no usable secret: {exc}") from None
     if len(key) < MIN_SECRET_BYTES:
-        log.warning("webhook signing secret is shorter than recommended",
-                    key="notifications.webhook_secret_env", min_bytes=MIN_SECRET_BYTES)
+        log.warning("webhook signing secret is shorter than recommended", key=setting, min_bytes=MIN_SECRET_BYTES)
 
 
-def _checked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def _checked_headers(headers: Mapping[str, str], setting: str) -> dict[str, str]:
     """The configured extra headers, or ConfigError naming the offending one (not its value)."""
     for name, value in headers.items():
-        key = f"notifications.webhook_headers.{name}"
+        key = f"{setting}.{name}"
         if not _HEADER_NAME.fullmatch(name):
             raise ConfigError(key, "header names must be HTTP tokens (letters, digits and !#$%&'*+-.^_`|~)")
         if name.lower() in RESERVED_HEADERS:

@@ -1,8 +1,10 @@
 """``imctl``: a command-line client for the incident manager's gRPC API.
 
-A pure gRPC client (it imports only grpc, the generated protos, google.protobuf and the
-standard library), so it runs anywhere the API is reachable. ``imctl --help`` lists the
-commands; ``main`` is the console-script entry point.
+A gRPC client (it imports only grpc, the generated protos, google.protobuf, the standard
+library and the pure domain layer, which needs nothing else), so it runs anywhere the API is
+reachable. ``imctl routes test`` asks no server: it reads the configuration file (see
+actors/cli/routes.py). ``imctl --help`` lists the commands; ``main`` is the console-script
+entry point.
 
 Exit status: 0 on success; 1 when the server answers with an error (printed as
 ``error: CODE: details``), a test send is not delivered, or an alert is not accepted;
@@ -29,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parse(argv, dict(os.environ))
     except SystemExit as stop:  # argparse: 2 for bad input, 0 for --help
         return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
+    if getattr(args, "offline", False):
+        return args.handler(args)
     channel = open_channel(args.server, args.tls)
     try:
         status = args.handler(Api.over(with_token(channel, args.token), args.timeout, args.json), args)

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from protos import incidents_pb2, notifications_pb2
 
-from . import commands
+from . import commands, routes
 from .credentials import TlsFiles
 
 DEFAULT_SERVER = "127.0.0.1:9000"
@@ -209,6 +209,20 @@ def build_parser() -> argparse.ArgumentParser:
     test = leaf(sub, "test", commands.notifications_test, "send a marked test message now (exit 1 unless delivered)")
     test.add_argument("channel")
     test.add_argument("--destination", default="", help="default: the channel's first destination")
+
+    routing = groups.add_parser("routes", help="where incidents are notified, from the configuration file")
+    sub = routing.add_subparsers(dest="action", metavar="ACTION", required=True)
+    route_test = leaf(sub, "test", routes.test,
+                      "which receivers an incident with these fields would reach (offline: reads --config, "
+                      "asks no server)")
+    route_test.set_defaults(offline=True)
+    route_test.add_argument("fields", type=key_value, nargs="+", metavar="FIELD=VALUE",
+                            help="severity=P0 (required), type=…, state=… (default detected), source=…, "
+                                 "service=… (repeatable), any other name a label")
+    route_test.add_argument("--config", default="config.toml", metavar="PATH",
+                            help="the server's configuration file (default: ./config.toml)")
+    route_test.add_argument("--verify-receivers", metavar="A,B",
+                            help="exit 1 unless exactly these receivers are reached")
     return parser
 
 

@@ -184,13 +184,17 @@ def notifications(items: Sequence[notifications_pb2.Notification]) -> str:
 
 
 def notification(d: notifications_pb2.NotificationDetail) -> str:
+    """The notification, its attempts, and what routing decided about its event for every
+    destination (the route that reached it, or why it heard nothing)."""
     n = d.notification
     head = fields([("id", n.id), ("incident", n.incident_id), ("channel", n.channel),
                    ("destination", n.destination), ("event", n.event_type), ("status", delivery_status(n.status)),
                    ("attempts", n.attempts), ("created", when(n, "created_at")), ("updated", when(n, "updated_at")),
-                   ("next attempt", when(n, "next_attempt_at")), ("last error", n.last_error)])
-    if not d.attempts:
-        return head + "\n\nno attempts yet"
-    return head + "\n\n" + table(("#", "AT", "OUTCOME", "STATUS_CODE", "MS", "ERROR"),
-                                 ((a.number, when(a, "at"), a.outcome, a.status_code or "-", f"{a.duration_ms:.1f}",
-                                   a.error or "-") for a in d.attempts))
+                   ("next attempt", when(n, "next_attempt_at")), ("last error", n.last_error),
+                   ("route", d.route or "(not recorded)")])
+    attempts = table(("#", "AT", "OUTCOME", "STATUS_CODE", "MS", "ERROR"),
+                     ((a.number, when(a, "at"), a.outcome, a.status_code or "-", f"{a.duration_ms:.1f}",
+                       a.error or "-") for a in d.attempts)) if d.attempts else "no attempts yet"
+    routing = table(("RECEIVER", "CHANNEL", "DECISION"), ((r.receiver, r.channel, r.reason) for r in d.routing)) \
+        if d.routing else "no routing record (owed before routing was recorded)"
+    return "\n\n".join((head, attempts, "routing of this event:\n" + routing))

@@ -12,7 +12,8 @@ from .routing import Receiver
 @dataclass(frozen=True, slots=True)
 class PendingEvent:
     """A timeline entry to write; when ``event_type`` is set it owes notifications to
-    ``receivers``, rendered later from the incident snapshot stored with it."""
+    ``receivers``, rendered later from the incident snapshot stored with it, and ``routing``
+    is the record of why (actors/domain/routing.py), stored with it too."""
 
     kind: EventKind
     at: datetime
@@ -20,6 +21,7 @@ class PendingEvent:
     detail: Mapping[str, Any] = field(default_factory=dict)
     event_type: str | None = None
     receivers: tuple[Receiver, ...] = ()
+    routing: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,13 @@ all (``actors/domain/config.py`` names the key).
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Mapping
 
-from .config import CHANNELS, NotificationSettings
+from .config import CHANNELS, NO_RECEIVERS, NotificationSettings, ReceiverSettings
+from .destinations import channel_targets
 from .errors import DomainError, NotConfigured, NotFound
 
-#: The key(s) that give each channel a destination.
+#: The key(s) that give each channel a destination (a receiver's ``[receivers.<name>.<channel>]`` does too).
 DESTINATION_KEYS: Mapping[str, str] = {
     "webhook": "notifications.default_webhook_url",
     "slack": "notifications.slack_webhook_env or notifications.slack_bot_token_env",
@@ -32,14 +33,6 @@ ENABLING_KEYS: Mapping[str, str] = {
     "pagerduty": "pagerduty_enabled = true and pagerduty_integration_key_env",
 }
 
-_HAS_DESTINATION: Mapping[str, Callable[[NotificationSettings], bool]] = {
-    "webhook": lambda n: bool(n.default_webhook_url),
-    "slack": lambda n: bool(n.slack_webhook_env or n.slack_bot_token_env),
-    "email": lambda n: bool(n.email_to),
-    "pagerduty": lambda n: bool(n.pagerduty_integration_key_env),
-}
-
-
 def no_destination(channel: str) -> str:
     return f"channel {channel!r} is enabled but has no destination: set {DESTINATION_KEYS[channel]}"
 
@@ -48,17 +41,20 @@ def not_enabled(channel: str) -> str:
     return f"channel {channel!r} is not enabled: set [notifications] {ENABLING_KEYS[channel]}"
 
 
-def missing_destination(settings: NotificationSettings, channel: str) -> str | None:
-    """For an enabled channel configured without any destination, the sentence naming the
-    key to set; None for a channel that has one, is disabled or is no channel at all."""
-    if channel in CHANNELS and settings.enabled(channel) and not _HAS_DESTINATION[channel](settings):
+def missing_destination(settings: NotificationSettings, channel: str,
+                        receivers: Mapping[str, ReceiverSettings] = NO_RECEIVERS) -> str | None:
+    """For an enabled channel configured without any destination (neither in
+    ``[notifications]`` nor in a receiver), the sentence naming the key to set; None for a
+    channel that has one, is disabled or is no channel at all."""
+    if channel in CHANNELS and settings.enabled(channel) and not channel_targets(settings, receivers, channel):
         return no_destination(channel)
     return None
 
 
-def destination_warnings(settings: NotificationSettings) -> list[str]:
+def destination_warnings(settings: NotificationSettings,
+                         receivers: Mapping[str, ReceiverSettings] = NO_RECEIVERS) -> list[str]:
     """:func:`missing_destination` of every enabled channel that has one to say."""
-    return [warning for name in CHANNELS if (warning := missing_destination(settings, name))]
+    return [warning for name in CHANNELS if (warning := missing_destination(settings, name, receivers))]
 
 
 def unusable_channel(settings: NotificationSettings, channel: str) -> DomainError:

@@ -4,6 +4,11 @@ Keys and sections follow the original's names where it had them. Unknown keys, w
 and out-of-range values raise :class:`ConfigError` naming the key (``section.key``), so a bad
 configuration fails at start-up, never at first use. Secrets never live here: ``*_env`` keys
 name environment variables, read by :func:`read_secret` when a channel is built.
+
+Besides the sections, ``[receivers.<name>]`` (each receiver's destinations, on enabled
+channels) and ``[route]`` (the routing tree, compiled and checked by
+actors/domain/routes.py) are validated here too, so a route naming an unknown receiver, a bad
+matcher or an unreachable route fails the load with the route's key.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import collections.abc
 import dataclasses
 import math
 import os
+import re
 import tomllib
 import types
 import typing
@@ -22,6 +28,7 @@ from typing import Any, Mapping
 from .errors import ConfigError
 from .hostnames import is_helo_name
 from .models import Severity
+from .routes import compile_tree
 
 CHANNELS: tuple[str, ...] = ("webhook", "slack", "email", "pagerduty")
 #: Channels paced unless configured otherwise: Slack allows about one message a second.
@@ -205,6 +212,76 @@ class NotificationSettings:
 
 
 @dataclass(frozen=True)
+class WebhookTarget:
+    """A receiver's webhook: its own URL, signing secret and headers."""
+
+    url: str | None = None
+    secret_env: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SlackTarget:
+    """A receiver's Slack destination: an incoming webhook (the variable ``webhook_env``
+    names holds its URL) or a ``channel`` posted to with ``[notifications] slack_bot_token_env``."""
+
+    webhook_env: str | None = None
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class EmailTarget:
+    """A receiver's email recipients (sent through the ``[notifications]`` SMTP server)."""
+
+    to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PagerDutyTarget:
+    """A receiver's PagerDuty service: the variable that holds its integration key."""
+
+    integration_key_env: str | None = None
+
+
+#: One receiver's settings for one channel.
+Target = WebhookTarget | SlackTarget | EmailTarget | PagerDutyTarget
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    """``[receivers.<name>]``: where one receiver hears about incidents, at most one
+    destination per channel (none at all makes a receiver that silences what reaches it)."""
+
+    webhook: WebhookTarget | None = None
+    slack: SlackTarget | None = None
+    email: EmailTarget | None = None
+    pagerduty: PagerDutyTarget | None = None
+
+    def target(self, channel: str) -> Target | None:
+        return getattr(self, channel)
+
+
+@dataclass(frozen=True)
+class RouteSettings:
+    """``[route]`` and its ``[[…routes]]``: see actors/domain/routes.py."""
+
+    name: str | None = None
+    receiver: str | None = None
+    receivers: tuple[str, ...] = ()
+    matchers: tuple[str, ...] = ()
+    continue_: bool = field(default=False, metadata={"key": "continue"})
+    routes: tuple["RouteSettings", ...] = ()
+
+
+#: No named receivers (a default argument that cannot be changed by accident).
+NO_RECEIVERS: Mapping[str, ReceiverSettings] = types.MappingProxyType({})
+#: The receiver of the ``[notifications]`` destinations (the original's keys).
+DEFAULT_RECEIVER = "default"
+#: What a receiver's name may be (it is stored as the destination of its notifications).
+RECEIVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     state: StateSettings = field(default_factory=StateSettings)
@@ -213,6 +290,15 @@ class Settings:
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    #: Named receivers, in the order the file gives them.
+    receivers: Mapping[str, ReceiverSettings] = field(default_factory=dict)
+    #: The routing tree; None sends every event to every receiver (as before routes existed).
+    route: RouteSettings | None = None
+
+    @property
+    def receiver_names(self) -> tuple[str, ...]:
+        """``default`` and the named receivers, in configuration order."""
+        return (DEFAULT_RECEIVER, *self.receivers)
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -264,11 +350,21 @@ def _check_value(key: str, annotation: Any, value: Any) -> Any:
             raise ConfigError(key, f"must be a string, got {value!r}")
         return value
     if origin is tuple:
+        item_type = typing.get_args(annotation)[0]
+        if dataclasses.is_dataclass(item_type):
+            if not isinstance(value, list) or not all(isinstance(i, dict) for i in value):
+                raise ConfigError(key, "must be a list of tables")
+            return tuple(_build(item_type, item, f"{key}[{index}]") for index, item in enumerate(value))
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise ConfigError(key, "must be a list of strings")
         return tuple(items)
     if origin in (collections.abc.Mapping, dict) or annotation is Mapping:
+        value_type = (*typing.get_args(annotation), str, str)[1]  # a bare Mapping holds strings
+        if dataclasses.is_dataclass(value_type):
+            if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+                raise ConfigError(key, "must be a table of tables")
+            return {name: _build(value_type, table, f"{key}.{name}") for name, table in value.items()}
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ConfigError(key, "must be a table of strings")
         return dict(value)
@@ -285,16 +381,18 @@ def _check_range(key: str, value: Any) -> None:
 
 
 def _build(cls: type, table: Mapping[str, Any], prefix: str) -> Any:
+    """``cls`` from a TOML table; a field's key is its name unless its metadata names
+    another (``continue`` is a Python keyword)."""
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = {f.metadata.get("key", f.name): f.name for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
     for name, raw in table.items():
         key = f"{prefix}.{name}" if prefix else name
         if name not in known:
             raise ConfigError(key, "unknown key")
-        value = _check_value(key, hints[name], raw)
+        value = _check_value(key, hints[known[name]], raw)
         _check_range(key, value)
-        values[name] = value
+        values[known[name]] = value
     return cls(**values)
 
 
@@ -318,9 +416,12 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
 
 def _check_consistency(settings: Settings) -> None:
     n = settings.notifications
-    if n.slack_enabled and not (n.slack_webhook_env or n.slack_bot_token_env):
+    _check_receivers(settings)
+    compile_tree(settings.route, settings.receiver_names)
+    if n.slack_enabled and not (n.slack_webhook_env or n.slack_bot_token_env or _used_by_receivers(settings, "slack")):
         raise ConfigError("notifications.slack_webhook_env",
-                          "slack_enabled needs slack_webhook_env or slack_bot_token_env")
+                          "slack_enabled needs slack_webhook_env or slack_bot_token_env (or a receiver's "
+                          "[receivers.<name>.slack])")
     if n.slack_enabled and n.slack_bot_token_env and not n.slack_default_channel:
         raise ConfigError("notifications.slack_default_channel", "required with slack_bot_token_env")
     if n.email_enabled:
@@ -332,9 +433,10 @@ def _check_consistency(settings: Settings) -> None:
                           f"must be a fully qualified domain name (mail.example.com) or an address "
                           f"literal ([192.0.2.1], [IPv6:2001:db8::1]), not a local name; "
                           f"got {n.smtp_helo_name!r}")
-    if n.pagerduty_enabled and not n.pagerduty_integration_key_env:
+    if n.pagerduty_enabled and not (n.pagerduty_integration_key_env or _used_by_receivers(settings, "pagerduty")):
         raise ConfigError("notifications.pagerduty_integration_key_env",
-                          "required when pagerduty_enabled = true")
+                          "required when pagerduty_enabled = true (unless receivers have "
+                          "[receivers.<name>.pagerduty])")
     if n.default_webhook_url and not n.default_webhook_url.startswith(("http://", "https://")):
         raise ConfigError("notifications.default_webhook_url", "must be an http:// or https:// URL")
     check_store_url(settings.state)
@@ -390,6 +492,45 @@ def _check_capacity(settings: Settings) -> None:
                           f"must be less than [server] max_workers ({server.max_workers}), got {intake_limit}: "
                           f"each waiting intake caller holds one of those threads, and the rest answer "
                           f"everything else and refuse the excess at once (raise max_workers with it)")
+
+
+def _used_by_receivers(settings: Settings, channel: str) -> bool:
+    return any(receiver.target(channel) is not None for receiver in settings.receivers.values())
+
+
+def _check_receivers(settings: Settings) -> None:
+    """Each named receiver: a usable name, and each destination complete and on an enabled
+    channel. (Secrets are read, and URLs and addresses checked, when the channels are built.)"""
+    n = settings.notifications
+    for name, receiver in settings.receivers.items():
+        key = f"receivers.{name}"
+        if name == DEFAULT_RECEIVER:
+            raise ConfigError(key, f"{DEFAULT_RECEIVER!r} is the receiver of the [notifications] destinations; "
+                                   "give this one another name")
+        if not RECEIVER_NAME.fullmatch(name):
+            raise ConfigError(key, "a receiver's name is 1 to 64 letters, digits or _.:- (starting with a letter "
+                                   f"or digit), got {name!r}")
+        for channel in CHANNELS:
+            target = receiver.target(channel)
+            if target is not None and not n.enabled(channel):
+                raise ConfigError(f"{key}.{channel}", f"needs [notifications] {channel}_enabled = true")
+        _check_targets(key, receiver, n)
+
+
+def _check_targets(key: str, receiver: ReceiverSettings, n: NotificationSettings) -> None:
+    webhook, slack, email, pagerduty = receiver.webhook, receiver.slack, receiver.email, receiver.pagerduty
+    if webhook is not None and not (webhook.url or "").startswith(("http://", "https://")):
+        raise ConfigError(f"{key}.webhook.url", "required: an http:// or https:// URL")
+    if slack is not None:
+        if bool(slack.webhook_env) == bool(slack.channel):
+            raise ConfigError(f"{key}.slack", "give webhook_env (an incoming webhook) or channel (posted with "
+                                              "[notifications] slack_bot_token_env), one of them")
+        if slack.channel and not n.slack_bot_token_env:
+            raise ConfigError(f"{key}.slack.channel", "needs [notifications] slack_bot_token_env (the bot that posts)")
+    if email is not None and not email.to:
+        raise ConfigError(f"{key}.email.to", "required: one or more recipients")
+    if pagerduty is not None and not pagerduty.integration_key_env:
+        raise ConfigError(f"{key}.pagerduty.integration_key_env", "required: the variable holding the integration key")
 
 
 def _check_tls_pairing(server: ServerSettings) -> None:

@@ -1,28 +1,191 @@
-"""Routing: which receivers owe a notification for an incident event (pure)."""
+"""Routing: which destinations owe a notification for an incident event, and why the others
+do not (pure).
+
+:class:`Routing` joins the routing tree (actors/domain/routes.py), the receivers' destinations
+(actors/domain/destinations.py) and each channel's floor (``[notifications.<channel>]
+min_severity``). For an incident it answers :class:`Routed`: the destinations owed a
+notification, and a :class:`Decision` for every configured destination — the route that
+reached it, or why it hears nothing. That explain record is stored with the event (one JSON
+text) and shown by GetNotification.
+
+Speed: the answer depends only on the facts the tree reads (severity, and the fields and
+labels its matchers name), so it is remembered per distinct facts, up to :data:`CACHED` of
+them (the oldest is dropped first): an event then costs reading those facts and one dict
+lookup, whatever the size of the tree. Facts seen for the first time (a label unique to each
+alert, say) walk the tree, and the answer is then remembered per (severity, routes matched),
+which a tree has few of: the decisions and their record are never built twice. A walk tries
+only the routes that can match where a parent has many (actors/domain/routes.py _Dispatch).
+
+More reasons can join without changing the record's shape: a verdict such as ``silenced`` or
+``inhibited`` would set ``by`` (the silence's id, the inhibiting incident) and keep ``route``
+(the route that would have sent it); :attr:`Decision.reason` says each in words.
+"""
 from __future__ import annotations
 
+import enum
+import json
 from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
 
-from .models import Incident, IncidentState, Severity
+from .config import CHANNELS, DEFAULT_RECEIVER, Settings
+from .destinations import channel_targets
+from .models import Incident, Severity
+from .routes import Tree, compile_tree
 
-#: Every event type that produces notifications: entering each lifecycle state.
-EVENT_TYPES: tuple[str, ...] = tuple(state.event_type for state in IncidentState)
+#: Distinct facts whose answer is kept (each answer is a few small tuples).
+CACHED = 4096
 
 
 @dataclass(frozen=True, slots=True)
 class Receiver:
-    """One place notifications go: a channel and a named destination within it."""
+    """One destination: a channel and a receiver's name (the delivery's destination), with
+    the channel's floor (P0 is the most severe and has the smallest number)."""
 
     channel: str
     destination: str
     min_severity: Severity = Severity.P4
-    events: frozenset[str] = frozenset(EVENT_TYPES)
-
-    def wants(self, incident: Incident, event_type: str) -> bool:
-        # P0 is the most severe and has the smallest number.
-        return event_type in self.events and incident.severity <= self.min_severity
 
 
-def route(incident: Incident, event_type: str, receivers: tuple[Receiver, ...]) -> list[Receiver]:
-    """The receivers that must be notified of ``event_type`` for this incident snapshot."""
-    return [receiver for receiver in receivers if receiver.wants(incident, event_type)]
+class Verdict(str, enum.Enum):
+    ROUTED = "routed"
+    NO_ROUTE = "no_route"
+    BELOW_MIN_SEVERITY = "below_min_severity"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What routing decided for one destination about one event. ``route`` is the path of the
+    route that reached the receiver (``root/team-db``); ``by`` what stopped it (the floor)."""
+
+    channel: str
+    receiver: str
+    verdict: Verdict
+    route: str = ""
+    by: str = ""
+
+    @property
+    def reason(self) -> str:
+        if self.verdict is Verdict.ROUTED:
+            return f"route {self.route}"
+        if self.verdict is Verdict.NO_ROUTE:
+            return "no route matched"
+        return (f"route {self.route} matched, but the incident is less severe than "
+                f"[notifications.{self.channel}] min_severity {self.by}")
+
+    def to_dict(self) -> dict[str, str]:
+        data = {"channel": self.channel, "receiver": self.receiver, "verdict": self.verdict.value}
+        if self.route:
+            data["route"] = self.route
+        if self.by:
+            data["by"] = self.by
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Decision":
+        """Raises KeyError or ValueError for anything :meth:`to_dict` did not write."""
+        return cls(data["channel"], data["receiver"], Verdict(data["verdict"]), data.get("route", ""),
+                   data.get("by", ""))
+
+
+def record_of(decisions: Iterable[Decision]) -> str:
+    """The decisions as the JSON text stored with their event ("" when there are none)."""
+    items = [decision.to_dict() for decision in decisions]
+    return json.dumps(items, separators=(",", ":")) if items else ""
+
+
+def decisions_in(record: str | None) -> tuple[Decision, ...]:
+    """The decisions of a stored record (none for an empty one, e.g. an event stored before
+    routing was recorded). Raises ValueError for text :func:`record_of` did not write."""
+    if not record:
+        return ()
+    try:
+        return tuple(Decision.from_dict(item) for item in json.loads(record))
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"not a routing record: {error}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """The answer for one event: who is owed a notification, every decision, and their record."""
+
+    owed: tuple[Receiver, ...]
+    decisions: tuple[Decision, ...]
+    record: str
+
+
+class Routing:
+    """The compiled routing of a configuration. :meth:`route` is for one thread (the processor's)."""
+
+    def __init__(self, tree: Tree, destinations: tuple[Receiver, ...]) -> None:
+        self.tree = tree
+        #: Every destination, receiver by receiver in configuration order (``default`` first).
+        self.destinations = destinations
+        self._by_facts: dict[tuple[Any, ...], Routed] = {}
+        self._by_routes: dict[tuple[Any, ...], Routed] = {}
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Routing":
+        """The routing of validated settings (the tree compiles; ConfigError if it does not)."""
+        n = settings.notifications
+        targets = {channel: channel_targets(n, settings.receivers, channel)
+                   for channel in CHANNELS if n.enabled(channel)}
+        destinations = tuple(Receiver(channel, name, n.tuning(channel).severity_floor)
+                             for name in settings.receiver_names for channel in targets if name in targets[channel])
+        return cls(compile_tree(settings.route, settings.receiver_names), destinations)
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The incident fields and labels the answer depends on (severity first)."""
+        return tuple(field.name for field in self.tree.fields)
+
+    def route(self, incident: Incident) -> Routed:
+        facts = self.tree.facts(incident)
+        routed = self._by_facts.get(facts)
+        if routed is None:
+            routes = (facts[0], *self.tree.match(facts))
+            routed = self._by_routes.get(routes)
+            if routed is None:
+                routed = _remember(self._by_routes, routes, self._decide(routes))
+            _remember(self._by_facts, facts, routed)
+        return routed
+
+    def _decide(self, routes: tuple[Any, ...]) -> Routed:
+        """The answer for an incident of severity ``routes[0]`` ending at ``routes[1:]``."""
+        severity = routes[0]
+        reached: dict[str, str] = {}  # receiver → path of the first route that reached it
+        for route in routes[1:]:
+            for name in route.receivers:
+                reached.setdefault(name, route.path)
+        decisions = []
+        for destination in self.destinations:
+            path = reached.get(destination.destination)
+            if path is None:
+                decisions.append(Decision(destination.channel, destination.destination, Verdict.NO_ROUTE))
+            elif severity <= destination.min_severity:
+                decisions.append(Decision(destination.channel, destination.destination, Verdict.ROUTED, path))
+            else:
+                decisions.append(Decision(destination.channel, destination.destination, Verdict.BELOW_MIN_SEVERITY,
+                                          path, destination.min_severity.name))
+        owed = tuple(d for d, decision in zip(self.destinations, decisions) if decision.verdict is Verdict.ROUTED)
+        return Routed(owed, tuple(decisions), record_of(decisions))
+
+
+def _remember(cache: dict[tuple[Any, ...], Routed], key: tuple[Any, ...], routed: Routed) -> Routed:
+    """Keep ``routed`` under ``key``, dropping the oldest answer when the cache is full."""
+    if len(cache) >= CACHED:
+        del cache[next(iter(cache))]
+    cache[key] = routed
+    return routed
+
+
+def routing_warnings(settings: Settings) -> list[str]:
+    """With a ``[route]``: a sentence for each receiver with destinations that no route names
+    (it would hear about nothing)."""
+    if settings.route is None:
+        return []
+    routing = Routing.of(settings)
+    named = {name for route in routing.tree.root.walk() for name in route.receivers}
+    with_destinations = {destination.destination for destination in routing.destinations}
+    return [f"receiver {name!r} is named by no route, so it hears about nothing"
+            + (" (it is the [notifications] destinations)" if name == DEFAULT_RECEIVER else "")
+            for name in settings.receiver_names if name in with_destinations and name not in named]

@@ -30,6 +30,7 @@ from ..domain.changes import Change, ChannelCounts, IncidentQuery, NotificationR
 from ..domain.errors import IllegalTransition, InvalidArgument, NotFound
 from ..domain.models import (Attempt, Delivery, DeliveryStatus, EventKind, Incident, Outcome, OutcomeKind,
                              TimelineEvent, new_id, snapshot_json)
+from ..domain.routing import Decision, decisions_in
 from .dialect import Dialect, Session
 from .retention import Cursor, prune_batch
 
@@ -297,6 +298,15 @@ class Store(ABC):
             raise NotFound(f"notification {notification_id!r} not found")
         return _notification(row)
 
+    def routing_of(self, notification_id: str) -> tuple[Decision, ...]:
+        """The routing record of the event that owed this notification (empty when that event
+        was stored before routing was recorded, or is gone); NotFound if no such notification."""
+        row = self._row("SELECT t.routing FROM notifications n LEFT JOIN timeline t ON t.id = n.timeline_id "
+                        "WHERE n.id = ?", (notification_id,))
+        if row is None:
+            raise NotFound(f"notification {notification_id!r} not found")
+        return decisions_in(row[0])
+
     def attempts(self, notification_id: str) -> list[Attempt]:
         rows = self._rows("SELECT number, at, outcome, status_code, detail, duration_ms FROM attempts "
                           "WHERE notification_id = ? ORDER BY id", (notification_id,))
@@ -401,7 +411,8 @@ class Store(ABC):
                     snapshot = snapshot if snapshot is not None else snapshot_json(incident)
                     snapshot_event = timeline_id
                 timeline_rows.append((timeline_id, incident.id, event.kind.value, at, event.actor,
-                                      _dumps(dict(event.detail)), snapshot if notifies else None))
+                                      _dumps(dict(event.detail)), snapshot if notifies else None,
+                                      event.routing or None))
                 events.append(TimelineEvent(incident.id, event.kind, event.at, event.actor, event.detail, timeline_id))
                 for receiver in event.receivers if notifies else ():
                     nid = new_id()
@@ -415,8 +426,8 @@ class Store(ABC):
                 alert_rows.append((change.alert.alert_id, incident.id, _ts(incident.updated_at),
                                    _dumps(change.alert.to_dict())))
             applied.events.append(events)
-        conn.executemany("INSERT INTO timeline (id, incident_id, kind, at, actor, detail, snapshot) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?)", timeline_rows)
+        conn.executemany("INSERT INTO timeline (id, incident_id, kind, at, actor, detail, snapshot, routing) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", timeline_rows)
         conn.executemany(
             "INSERT INTO incidents (id, fingerprint, active, state, severity, source, created_at, data, event_id) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET active = excluded.active, "

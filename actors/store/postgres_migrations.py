@@ -17,6 +17,8 @@ from typing import Any
 
 STEPS: tuple[str, ...] = (
     (Path(__file__).with_name("postgres_v1.sql")).read_text(encoding="utf-8"),
+    # 1 → 2: the routing record of each lifecycle event (events stored before have none)
+    "ALTER TABLE timeline ADD COLUMN routing TEXT",
 )
 VERSION = len(STEPS)
 #: Tables whose presence without a ``schema_version`` means someone else's tables are here.

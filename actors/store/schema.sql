@@ -1,4 +1,4 @@
--- LLM Incident Manager store (SQLite), schema version 3. Times are Unix seconds (REAL, UTC).
+-- LLM Incident Manager store (SQLite), schema version 4. Times are Unix seconds (REAL, UTC).
 -- actors/store/migrations.py brings older files to this version.
 -- Space freed by retention (actors/retention.py) is handed back with PRAGMA incremental_vacuum;
 -- this takes effect only on a file that has no tables yet (migrations.py VACUUMs older files).
@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS timeline (
     at          REAL NOT NULL,
     actor       TEXT NOT NULL,
     detail      TEXT NOT NULL,
-    snapshot    TEXT            -- incident as it was right after this event (events that notify)
+    snapshot    TEXT,           -- incident as it was right after this event (events that notify)
+    routing     TEXT            -- lifecycle events: what routing decided per destination (JSON)
 );
 CREATE INDEX IF NOT EXISTS timeline_incident ON timeline (incident_id, id);
 
