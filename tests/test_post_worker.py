@@ -122,6 +122,36 @@ def test_a_killed_worker_answers_every_pending_request_with_worker_died():
     assert all(isinstance(d, WorkerDied) and f"process {pid} exited with -9" in str(d) for d in died)
 
 
+def test_a_replaced_worker_whose_reader_finds_out_late_answers_only_its_own_requests(monkeypatch):
+    import actors.channels.post_worker as post_worker
+    replaced, noticing = threading.Event(), threading.Event()
+    real_how_it_ended = post_worker._how_it_ended
+
+    def slow_to_notice(proc, error):  # the old reader, held until the new worker is serving
+        noticing.set()
+        assert replaced.wait(TIMEOUT)
+        return real_how_it_ended(proc, error)
+
+    monkeypatch.setattr(post_worker, "_how_it_ended", slow_to_notice)
+    with HttpReceiver() as rx:
+        poster = ProcessPoster([rx.url + "/hook"], timeout=5)
+        old, new = Future(), Future()
+        try:
+            poster.open()
+            poster.submit(b"old", {}, old.set_result)  # never flushed: the close ends it unsent
+            poster.close()
+            assert noticing.wait(TIMEOUT)
+            poster.submit(b"new", {}, new.set_result)  # starts the replacement
+            poster.flush()
+            replaced.set()
+            assert isinstance(old.result(TIMEOUT), WorkerDied)
+            assert isinstance(new.result(TIMEOUT), HttpReply) and new.result().status == 200
+        finally:
+            replaced.set()
+            poster.close()
+    assert [r.body for r in rx.requests] == [b"new"]
+
+
 def test_a_worker_silent_past_its_timeout_is_ended_and_its_requests_fail():
     with HttpReceiver() as rx:
         poster = ProcessPoster([rx.url + "/hook"], timeout=0.2, answer_margin=0.3)

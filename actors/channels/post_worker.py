@@ -70,7 +70,9 @@ class ProcessPoster:
         self._config = pickle.dumps((tuple(urls), timeout, tuple(secrets), answer_hold))
         self._answer_within = timeout + answer_margin
         self._proc: subprocess.Popen[bytes] | None = None
-        self._pending: deque[tuple[Done, float]] = deque()  # callbacks of unanswered requests
+        #: Callbacks of the current worker's unanswered requests (each worker has its own: a
+        #: worker that ends answers only its own, however late its reader finds out).
+        self._pending: deque[tuple[Done, float]] = deque()
         self._outgoing: list[tuple[int, bytes, dict[str, str]]] = []  # submitted, not yet flushed
         self._lock = threading.Lock()
 
@@ -140,15 +142,17 @@ class ProcessPoster:
         except (OSError, EOFError, TimeoutError) as error:
             _stop(proc, kill=True)
             raise WorkerDied(f"webhook worker process {proc.pid} did not start: {_how_it_ended(proc, error)}") from None
-        self._proc = proc
-        threading.Thread(target=self._read_answers, args=(proc,), name=f"post-worker-{proc.pid}",
+        pending: deque[tuple[Done, float]] = deque()
+        with self._lock:
+            self._proc, self._pending = proc, pending
+        threading.Thread(target=self._read_answers, args=(proc, pending), name=f"post-worker-{proc.pid}",
                          daemon=True).start()
         return proc
 
-    def _read_answers(self, proc: subprocess.Popen[bytes]) -> None:
-        """Hand each answer to its request's callback, in order, until the worker ends; then
-        every request still pending gets WorkerDied. A worker silent past the timeout while a
-        request waits is killed."""
+    def _read_answers(self, proc: subprocess.Popen[bytes], pending: deque[tuple[Done, float]]) -> None:
+        """Hand each answer of ``proc`` to its request's callback (from ``pending``, that
+        worker's), in order, until the worker ends; then every request still pending gets
+        WorkerDied. A worker silent past the timeout while a request waits is killed."""
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
         frames = _FrameReader(fd)
@@ -156,23 +160,24 @@ class ProcessPoster:
             while True:
                 if not select.select([fd], [], [], 1.0)[0]:
                     with self._lock:
-                        oldest = self._pending[0][1] if self._pending else None
+                        oldest = pending[0][1] if pending else None
                     if oldest is not None and time.monotonic() - oldest > self._answer_within:
                         raise TimeoutError("no answer")
                     continue
                 for frame in frames.read():  # every answer that has arrived, in order
                     for answer in pickle.loads(frame):
                         with self._lock:
-                            done, _ = self._pending.popleft()
+                            done, _ = pending.popleft()
                         done(Reply(*answer) if isinstance(answer, tuple) else answer)
         except (OSError, EOFError, TimeoutError, ValueError) as error:
             died = WorkerDied(f"webhook worker process {proc.pid} {_how_it_ended(proc, error)}")
         with self._lock:
-            if self._proc is proc:
-                self._proc = None
-            pending, self._pending, self._outgoing = list(self._pending), deque(), []
+            if self._proc is proc:  # not yet replaced: what waits to be flushed was for it
+                self._proc, self._outgoing = None, []
+            unanswered = list(pending)
+            pending.clear()
         _stop(proc, kill=True)
-        for done, _ in pending:
+        for done, _ in unanswered:
             done(died)
 
 
