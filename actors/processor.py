@@ -134,7 +134,7 @@ class ProcessorActor(SupervisedActor):
         event = PendingEvent(EventKind.ALERT_JOINED, now, alert.source,
                              {"alert_id": alert.alert_id, "severity": alert.severity.name,
                               "alert_count": updated.alert_count})
-        return Change(updated, False, (event,), alert)
+        return Change(updated, False, (event,), alert, keeps_state=True)
 
     def _open(self, alert: Alert, fp: str, now: datetime) -> Change:
         incident = Incident(
@@ -221,7 +221,7 @@ class ProcessorActor(SupervisedActor):
         incident = self.store.incident(command.incident_id)
         now = self.clock()
         event = PendingEvent(EventKind.NOTE_ADDED, now, command.author, {"text": command.text})
-        return self._commit([Change(incident.evolve(updated_at=now), False, (event,))])[0][0]
+        return self._commit([Change(incident.evolve(updated_at=now), False, (event,), keeps_state=True)])[0][0]
 
     # -- commit ------------------------------------------------------------------------
     def _commit(self, changes: list[Change]) -> list[list[TimelineEvent]]:

@@ -26,12 +26,15 @@ class PendingEvent:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """An incident's new version, the events that produced it, and the alert that did (if any)."""
+    """An incident's new version, the events that produced it, and the alert that did (if any).
+    ``keeps_state`` says its state and severity are those already stored (an alert joining, a
+    note): the store then rewrites only its data, leaving the indexes on them alone."""
 
     incident: Incident
     is_new: bool
     events: tuple[PendingEvent, ...]
     alert: Alert | None = None
+    keeps_state: bool = False
 
 
 @dataclass(frozen=True, slots=True)
