@@ -33,7 +33,8 @@ The context (:func:`context`): ``incident`` (the event's snapshot, as in webhook
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError
@@ -41,8 +42,10 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
+from ..domain.config import CHANNELS, ReceiverSettings
 from ..domain.errors import ConfigError
-from ..domain.models import Delivery, to_iso
+from ..domain.models import (Delivery, Incident, IncidentState, IncidentType, Resolution, ResolutionMethod, Severity,
+                             to_iso)
 from ..domain.templates import file_key, inline_key, template_sources
 from . import email as email_format
 from . import slack as slack_format
@@ -194,11 +197,16 @@ def slack_message(templates: Templates, delivery: Delivery, message: Mapping[str
     if "text" in templates:
         templated["text"] = templates.render("text", delivery)
     if "blocks" in templates:
-        blocks = json.loads(templates.render("blocks", delivery))
-        if not isinstance(blocks, list) or not all(isinstance(block, dict) for block in blocks):
-            raise TemplateFailure(templates.keys["blocks"], "must render a JSON list of block objects")
-        templated["blocks"] = blocks
+        templated["blocks"] = _blocks(templates, templates.render("blocks", delivery))
     return slack_format.fit(templated)
+
+
+def _blocks(templates: Templates, rendered: str) -> list[Any]:
+    """The blocks a rendered ``blocks`` template holds; TemplateFailure unless a JSON list of objects."""
+    blocks = json.loads(rendered)
+    if not isinstance(blocks, list) or not all(isinstance(block, dict) for block in blocks):
+        raise TemplateFailure(templates.keys["blocks"], "must render a JSON list of block objects")
+    return blocks
 
 
 def one_line(templates: Templates, field: str, delivery: Delivery) -> str:
@@ -212,11 +220,83 @@ def one_line(templates: Templates, field: str, delivery: Delivery) -> str:
     return text
 
 
-def rendered_fields(templates: Templates | None, delivery: Delivery,
-                    single_lines: frozenset[str] = frozenset({"subject", "summary"})) -> dict[str, str]:
+#: Fields that must be one line: the email subject, the PagerDuty summary.
+_ONE_LINE = frozenset({"subject", "summary"})
+
+
+def rendered_fields(templates: Templates | None, delivery: Delivery) -> dict[str, str]:
     """Field → its rendering, for every field ``templates`` has (none when it is None); the
-    ones in ``single_lines`` through :func:`one_line`."""
+    one-line ones (subject, summary) through :func:`one_line`."""
     if templates is None:
         return {}
-    return {field: one_line(templates, field, delivery) if field in single_lines else templates.render(field, delivery)
+    return {field: one_line(templates, field, delivery) if field in _ONE_LINE else templates.render(field, delivery)
             for field in templates.compiled}
+
+
+# -- every receiver's templates: compiled together, previewed, checked -----------------------------
+
+def compile_receivers(receivers: Mapping[str, ReceiverSettings]) -> dict[tuple[str, str], Templates]:
+    """(receiver, channel) → compiled templates, for every receiver's destination that templates
+    something. ConfigError as :func:`compile_templates`."""
+    compiled: dict[tuple[str, str], Templates] = {}
+    for name, receiver in receivers.items():
+        for channel in CHANNELS:
+            target = receiver.target(channel)
+            templates = None if target is None else compile_templates(f"receivers.{name}.{channel}", channel, target)
+            if templates is not None:
+                compiled[(name, channel)] = templates
+    return compiled
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One field rendered for a preview: its text, or why it failed (then ``text`` is "")."""
+
+    channel: str
+    field: str
+    setting: str
+    text: str = ""
+    error: str = ""
+
+
+def preview(templates: Templates, delivery: Delivery) -> list[Rendered]:
+    """Every field of ``templates`` rendered for ``delivery`` as the channel would (escaped,
+    JSON checked, one-line fields stripped), before the channel's limits; a field that fails
+    carries its error instead of raising."""
+    shown = []
+    for field in templates.compiled:
+        try:
+            text = one_line(templates, field, delivery) if field in _ONE_LINE else templates.render(field, delivery)
+            if (templates.channel, field) == ("slack", "blocks"):
+                _blocks(templates, text)  # the same check as a send
+            shown.append(Rendered(templates.channel, field, templates.keys[field], text=text))
+        except TemplateFailure as failure:
+            shown.append(Rendered(templates.channel, field, templates.keys[field], error=failure.reason))
+    return shown
+
+
+def sample_deliveries(channel: str, receiver: str) -> list[Delivery]:
+    """Sample deliveries of one incident for checking templates: its detection, and its
+    resolution (with a resolution, labels, services and assignees), so both branches of
+    ``{% if incident.resolution %}`` are rendered."""
+    at = datetime(2024, 1, 15, 14, 32, tzinfo=timezone.utc)
+    detected = Incident(id="00000000-sample-incident", fingerprint="sample", title="Sample: High latency on <api>",
+                        description="Latency p99 above 2 s & rising.", severity=Severity.P1,
+                        type=IncidentType.PERFORMANCE, state=IncidentState.DETECTED, source="sentinel",
+                        created_at=at, updated_at=at, last_alert_at=at, labels={"team": "web", "env": "prod"},
+                        affected_services=("api", "db"), assignees=("ana",))
+    resolved = replace(detected, state=IncidentState.RESOLVED, resolution=Resolution(
+        "oncall@example.com", ResolutionMethod.MANUAL, "Rolled back \"v2\"", "a bad deploy", at))
+    return [Delivery(f"sample-{incident.state.name.lower()}", incident.id, channel, receiver,
+                     incident.state.event_type, at, incident) for incident in (detected, resolved)]
+
+
+def check_rendering(compiled: Mapping[tuple[str, str], Templates]) -> None:
+    """Render every template against :func:`sample_deliveries`; raise ConfigError naming the
+    setting (receiver, channel and field) of the first one that fails, with its error."""
+    for (receiver, channel), templates in compiled.items():
+        for delivery in sample_deliveries(channel, receiver):
+            for rendered in preview(templates, delivery):
+                if rendered.error:
+                    raise ConfigError(rendered.setting, f"does not render for a sample {delivery.event_type} "
+                                                        f"event: {rendered.error}")
