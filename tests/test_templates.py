@@ -21,7 +21,13 @@ from actors.formatting.templates import (MAX_OUTPUT_CHARS, TemplateFailure, Temp
                                          compile_receivers, compile_templates, preview, rendered_fields,
                                          sample_deliveries, slack_message, webhook_body)
 from actors.formatting.webhook import render as default_webhook_body
+from actors.cli import main as imctl_main
+from protos import alerts_pb2, notifications_pb2
 from tests.support.http_receiver import HttpReceiver
+from tests.support.server import TIMEOUT, make_settings, running
+from tests.test_cli import engine_logs_kept_off_stdout  # noqa: F401 (autouse: imctl's output stays its own)
+from tests.test_config import run_server
+from tests.test_delivery import wait_for_status
 from tests.test_webhook_channel import SECRET, verifies
 
 FIELDS = {"webhook": ("body",), "slack": ("text", "blocks"), "email": ("subject", "text", "html"),
@@ -292,3 +298,101 @@ def test_pagerduty_fails_a_broken_summary_without_posting():
         finally:
             channel.close()
     assert outcome.kind is OutcomeKind.FAILED and "ZeroDivisionError" in outcome.detail and rx.requests == []
+
+
+# -- end to end: a real gRPC server, loopback receivers ----------------------------------------
+
+BODY_NEEDING_A_RUNBOOK_FOR_P0 = ('{% if incident.severity == "P0" %}{{ incident.labels.runbook }}{% endif %}'
+                                 '{"title": "{{ incident.title }}", "event": "{{ event_type }}"}')
+
+
+def templated_server_settings(tmp_path, hook_url: str):
+    return make_settings(
+        tmp_path, notifications={"webhook_enabled": True, "slack_enabled": True, "max_retries": 3,
+                                 "retry_backoff_secs": 0.05, "slack": {"rate_per_sec": 100}},
+        receivers={"team": {"webhook": {"url": hook_url, "body_template": BODY_NEEDING_A_RUNBOOK_FOR_P0}},
+                   "chat": {"slack": {"webhook_env": "CHAT_SLACK", "text_template": "{{ display.emoji }} "
+                                                                                    "{{ incident.title }}"}}})
+
+
+def submit(client, alert_id: str, severity: int, title: str) -> str:
+    return client.alerts.SubmitAlert(alerts_pb2.AlertRequest(alert_id=alert_id, source="sentinel", title=title,
+                                                             severity=severity, type=5), timeout=TIMEOUT).incident_id
+
+
+def test_a_template_failing_at_send_time_makes_that_notification_dead_with_the_reason(tmp_path, monkeypatch):
+    with HttpReceiver() as hook, HttpReceiver() as slack:
+        monkeypatch.setenv("CHAT_SLACK", slack.url + "/services/T/B/x")
+        with running(templated_server_settings(tmp_path, hook.url + "/hook")) as (_, _, client):
+            fine = submit(client, "a-1", 2, "cache <slow>")
+            broken = submit(client, "a-2", 1, "db down")
+            (posted,) = hook.wait_for(1)
+            chat = slack.wait_for(2)
+            dead = client.notifications.ListNotifications(notifications_pb2.ListNotificationsRequest(
+                incident_id=broken, channel="webhook"), timeout=TIMEOUT).notifications
+            detail = wait_for_status(client, dead[0].id, notifications_pb2.DEAD)
+            stats = client.notifications.GetStats(notifications_pb2.StatsRequest(), timeout=TIMEOUT)
+    assert posted.json() == {"title": "cache <slow>", "event": "incident.detected"}
+    assert sorted(r.json()["text"] for r in chat) == ["🔴 db down", "🟠 cache &lt;slow&gt;"]
+    assert detail.notification.attempts == 1  # failed for good: not retried
+    assert detail.notification.last_error.startswith(
+        "template receivers.team.webhook.body_template failed: UndefinedError") and "runbook" in \
+        detail.notification.last_error
+    assert all(actor.restarts == 0 for actor in stats.actors)  # no sender crashed
+    assert fine != broken
+
+
+def test_render_template_and_imctl_templates_render_preview_without_sending(tmp_path, monkeypatch, capsys):
+    with HttpReceiver() as hook, HttpReceiver() as slack:
+        monkeypatch.setenv("CHAT_SLACK", slack.url + "/services/T/B/x")
+        with running(templated_server_settings(tmp_path, hook.url + "/hook")) as (engine, api, client):
+            incident = submit(client, "a-1", 1, "db <down>")
+            hook_answer = client.notifications.RenderTemplate(notifications_pb2.RenderTemplateRequest(
+                receiver="team", incident_id=incident[:8], event_type="incident.resolved"), timeout=TIMEOUT)
+            slack.wait_for(1)
+            sent_before = len(slack.requests) + len(hook.requests)
+            capsys.readouterr()
+            code = imctl_main(["--server", f"127.0.0.1:{api.port}", "templates", "render", "--receiver", "chat",
+                               "--incident", incident])
+            shown = capsys.readouterr().out
+            unknown = imctl_main(["--server", f"127.0.0.1:{api.port}", "templates", "render", "--receiver", "nobody",
+                                  "--incident", incident])
+            failing_code = imctl_main(["--server", f"127.0.0.1:{api.port}", "templates", "render", "--receiver",
+                                       "team", "--incident", incident])
+            failing = capsys.readouterr()
+            sent_after = len(slack.requests) + len(hook.requests)
+    (rendered,) = hook_answer.templates
+    assert (rendered.channel, rendered.field, rendered.setting) == ("webhook", "body",
+                                                                    "receivers.team.webhook.body_template")
+    assert rendered.text == "" and "runbook" in rendered.error  # a P0 without a runbook label
+    assert code == 0 and shown == "== slack text (receivers.chat.slack.text_template)\n🔴 db &lt;down&gt;\n"
+    assert unknown == 1 and "there is no receiver 'nobody'" in failing.err
+    assert failing_code == 1 and "error: UndefinedError" in failing.out
+    assert sent_after == sent_before  # previews send nothing
+
+
+def test_check_config_renders_every_template_and_names_a_broken_one(tmp_path):
+    def config(html: str) -> str:
+        path = tmp_path / "templated.toml"
+        path.write_text(f"""
+[state]
+path = "{tmp_path / 'store.db'}"
+[notifications]
+email_enabled = true
+smtp_server = "127.0.0.1"
+email_from = "im@example.com"
+webhook_enabled = true
+[receivers.team.webhook]
+url = "http://127.0.0.1:9/hook"
+body_template = '{{"id": "{{{{ incident.id }}}}"}}'
+[receivers.team.email]
+to = ["ops@example.com"]
+subject_template = "{{{{ display.short_id }}}}: {{{{ incident.title }}}}"
+html_template = '{html}'
+""")
+        return str(path)
+    good = run_server("--config", config("<p>{{ incident.title }}</p>"), "--check-config")
+    broken = run_server("--config", config("<p>{{ incident.resolution.root_causes }}</p>"), "--check-config")
+    assert good.returncode == 0, good.stderr
+    assert broken.returncode == 2
+    assert "receivers.team.email.html_template" in broken.stderr and "root_causes" in broken.stderr
