@@ -3,6 +3,7 @@ after rendering, the sandbox, configuration errors, and each channel using them 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -11,9 +12,9 @@ import pytest
 from actors.channels.pagerduty import PagerDutyChannel
 from actors.channels.slack import SlackWebhookChannel
 from actors.channels.webhook import build as build_webhook
-from actors.domain.config import settings_from_mapping
+from actors.domain.config import load_settings, settings_from_mapping
 from actors.domain.errors import ConfigError
-from actors.domain.models import Delivery, OutcomeKind
+from actors.domain.models import Delivery, OutcomeKind, Severity
 from actors.formatting import email as email_format
 from actors.formatting import pagerduty as pagerduty_format
 from actors.formatting import slack as slack_format
@@ -24,6 +25,7 @@ from actors.formatting.webhook import render as default_webhook_body
 from actors.cli import main as imctl_main
 from protos import alerts_pb2, notifications_pb2
 from tests.support.http_receiver import HttpReceiver
+from tests.support.process import ROOT
 from tests.support.server import TIMEOUT, make_settings, running
 from tests.test_cli import engine_logs_kept_off_stdout  # noqa: F401 (autouse: imctl's output stays its own)
 from tests.test_config import run_server
@@ -396,3 +398,17 @@ html_template = '{html}'
     assert good.returncode == 0, good.stderr
     assert broken.returncode == 2
     assert "receivers.team.email.html_template" in broken.stderr and "root_causes" in broken.stderr
+
+
+def test_the_readme_example_is_the_example_file_and_renders_what_the_readme_shows(monkeypatch):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").split("\n### Templates\n", 1)[1].split("\n## ", 1)[0]
+    (example,) = re.findall(r"```toml\n(.*?)```", readme, flags=re.S)
+    (console,) = re.findall(r"```console\n(.*?)```", readme, flags=re.S)
+    config = ROOT / "examples" / "config"
+    assert example in (config / "templates.toml").read_text(encoding="utf-8")
+    monkeypatch.chdir(config)  # html_template_file is relative to the working directory
+    compiled_example = compile_receivers(load_settings("templates.toml").receivers)
+    check_rendering(compiled_example)
+    disk_full = delivery("slack", "Disk full on db-1", severity=Severity.P0, labels={"env": "prod"})
+    (shown,) = preview(compiled_example[("team-db", "slack")], replace(disk_full, destination="team-db"))
+    assert console.strip().splitlines()[1:] == [f"== slack text ({shown.setting})", shown.text]

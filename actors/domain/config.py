@@ -6,7 +6,7 @@ configuration fails at start-up, never at first use. Secrets never live here: ``
 name environment variables, read by :func:`read_secret` when a channel is built.
 
 Besides the sections, ``[receivers.<name>]`` (each receiver's destinations, on enabled
-channels) and ``[route]`` (the routing tree, compiled and checked by
+channels, with their templates: actors/domain/templates.py) and ``[route]`` (the routing tree, compiled and checked by
 actors/domain/routes.py) are validated here too, so a route naming an unknown receiver, a bad
 matcher or an unreachable route fails the load with the route's key.
 """
