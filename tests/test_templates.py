@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import pytest
 
 from actors.channels.pagerduty import PagerDutyChannel
-from actors.channels.slack import SlackWebhookChannel
+from actors.channels.slack import SlackApiChannel, SlackWebhookChannel
 from actors.channels.webhook import build as build_webhook
 from actors.domain.config import load_settings, settings_from_mapping
 from actors.domain.errors import ConfigError
-from actors.domain.models import Delivery, OutcomeKind, Severity
+from actors.domain.models import Delivery, IncidentState, OutcomeKind, Severity
 from actors.formatting import email as email_format
 from actors.formatting import pagerduty as pagerduty_format
 from actors.formatting import slack as slack_format
@@ -26,6 +26,7 @@ from actors.cli import main as imctl_main
 from protos import alerts_pb2, notifications_pb2
 from tests.support.http_receiver import HttpReceiver
 from tests.support.process import ROOT
+from tests.support.slack_api import FakeSlack
 from tests.support.server import TIMEOUT, make_settings, running
 from tests.test_cli import engine_logs_kept_off_stdout  # noqa: F401 (autouse: imctl's output stays its own)
 from tests.test_config import run_server
@@ -189,9 +190,9 @@ def test_an_unknown_name_fails_instead_of_printing_nothing():
 
 
 def test_output_beyond_the_bound_is_refused():
-    templates = compiled("email", text="{% for i in range(20) %}{{ incident.description }}{% endfor %}")
+    templates = compiled("email", text="{% for i in range(100000) %}{{ incident.description }}{% endfor %}")
     with pytest.raises(TemplateFailure, match=f"more than {MAX_OUTPUT_CHARS}"):
-        templates.render("text", delivery("email", description="d" * 60_000))
+        templates.render("text", delivery("email", description="d" * 20))
 
 
 # -- configuration --------------------------------------------------------------------------
@@ -412,3 +413,30 @@ def test_the_readme_example_is_the_example_file_and_renders_what_the_readme_show
     disk_full = delivery("slack", "Disk full on db-1", severity=Severity.P0, labels={"env": "prod"})
     (shown,) = preview(compiled_example[("team-db", "slack")], replace(disk_full, destination="team-db"))
     assert console.strip().splitlines()[1:] == [f"== slack text ({shown.setting})", shown.text]
+
+
+def test_slack_threads_use_the_templates_for_the_root_its_update_and_the_reply_and_a_failure_posts_nothing():
+    slack = FakeSlack("xoxb-template-test")
+    with HttpReceiver(slack) as rx:
+        channel = SlackApiChannel("xoxb-template-test", "#incidents", rx.url + "/api", 5.0, "team",
+                                  compiled("slack", text="{{ display.state }}: {{ incident.title }}"))
+        broken = SlackApiChannel("xoxb-template-test", "#incidents", rx.url + "/api", 5.0, "team",
+                                 compiled("slack", text="{{ incident.labels.runbook }}"))
+        try:
+            detected = delivery("slack", "db <down>")
+            posted = channel.deliver(detected)
+            investigating = replace(detected, notification_id="n-2", event_type="incident.investigating",
+                                    incident=replace(detected.incident, state=IncidentState.INVESTIGATING),
+                                    state=posted.state or {})
+            followed = channel.deliver(investigating)
+            failed = broken.deliver(investigating)
+        finally:
+            channel.close()
+            broken.close()
+        calls = len(rx.requests)
+    assert posted.kind is followed.kind is OutcomeKind.DELIVERED
+    (root,) = slack.roots()
+    assert root.payload["text"] == "Investigating: db &lt;down&gt;"  # updated with the template
+    assert [reply.payload["text"] for reply in slack.replies(root.ts)] == ["Investigating: db &lt;down&gt;"]
+    assert failed.kind is OutcomeKind.FAILED and "receivers.team.slack.text_template" in failed.detail
+    assert calls == 3  # post, update, reply: nothing for the failed one

@@ -148,12 +148,19 @@ class Templates:
         """The rendered ``field``, escaped for the channel; for a JSON field, checked to parse.
         Raises TemplateFailure (naming ``<key>.<field>_template``) for any error."""
         key = self.keys[field]
+        parts: list[str] = []
+        size = 0
         try:
-            text = self.compiled[field].render(context(delivery))
+            for part in self.compiled[field].generate(context(delivery)):  # stops as soon as it is too long
+                size += len(part)
+                if size > MAX_OUTPUT_CHARS:
+                    raise TemplateFailure(key, f"rendered more than {MAX_OUTPUT_CHARS} characters")
+                parts.append(part)
+        except TemplateFailure:
+            raise
         except Exception as exc:  # a template may raise anything (1/0, a filter's TypeError…)
             raise TemplateFailure(key, f"{type(exc).__name__}: {exc}") from None
-        if len(text) > MAX_OUTPUT_CHARS:
-            raise TemplateFailure(key, f"rendered {len(text)} characters, more than {MAX_OUTPUT_CHARS}")
+        text = "".join(parts)
         if (self.channel, field) in JSON_FIELDS:
             try:
                 json.loads(text)
