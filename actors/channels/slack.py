@@ -209,7 +209,7 @@ class SlackApiChannel:
             follow_up = None if root is None else _message(self._templates, delivery, fmt.thread_reply)
         except TemplateFailure as failure:
             return Outcome.failed(str(failure))
-        if root is None or follow_up is None:
+        if root is None or follow_up is None:  # (a reply is rendered exactly when there is a root)
             return self._post_root(delivery, self._channel, message)
         if delivery.state.get(UPDATED_FOR) != delivery.notification_id:
             update = self._call("chat.update", {"channel": root["channel"], "ts": root["ts"], **message})
