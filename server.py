@@ -33,6 +33,7 @@ from actors.domain.exposure import insecure_exposure, readable_by_others
 from actors.domain.routing import routing_warnings
 from actors.domain.tokens import load_tokens
 from actors.engine import Engine
+from actors.formatting.templates import check_rendering, compile_receivers
 from actors.logs import announce, configure_logging
 from actors.store.lock import StoreInUse
 from actors.store.opening import check_store
@@ -82,9 +83,10 @@ def check_tls(settings: Settings) -> list[str]:
 
 def check_config(settings: Settings) -> list[str]:
     """Check who could reach the API and the store (its path, or a connection to PostgreSQL),
-    say which store and schema version it is, and build every enabled channel once (reads its
-    secrets, its receivers' too); raises ConfigError on a problem (the routes were checked when
-    the file was read). Creates nothing. Returns warnings about what loads but will not deliver
+    say which store and schema version it is, build every enabled channel once (reads its
+    secrets, its receivers' too) and render every receiver's templates against sample events;
+    raises ConfigError on a problem (for a template, naming its receiver, channel and field;
+    the routes were checked when the file was read). Creates nothing. Returns warnings about what loads but will not deliver
     (an enabled channel without a destination, a receiver no route names), each naming the key
     to set, about a store file readable by others and about a TLS certificate expiring soon."""
     warnings = check_exposure(settings) + check_tls(settings)
@@ -92,6 +94,7 @@ def check_config(settings: Settings) -> list[str]:
     announce(store, "store_checked")
     for name in enabled_channels(settings.notifications):
         build_channel(name, settings.notifications, os.environ, settings.receivers).close()
+    check_rendering(compile_receivers(settings.receivers))
     return warnings + destination_warnings(settings.notifications, settings.receivers) + routing_warnings(settings)
 
 

@@ -487,6 +487,12 @@ class IncidentManager:
         before routing was recorded). Raises NotFound, InvalidArgument, Unavailable."""
         return self._live().routing_of(self._id(notification_id))
 
+    def render_templates(self, receiver: str, incident_id: str, channel: str = "", event_type: str = "") -> list[Any]:
+        """A receiver's templates rendered for an incident as it is now (every field's text or
+        error; nothing is sent), as ``imctl templates render`` shows them. Raises NotFound,
+        InvalidArgument, Unavailable."""
+        return self._live().render_templates(receiver, self._id(incident_id), channel, event_type)
+
     def requeue(self, notification_id: str) -> NotificationRecord:
         """Owe a dead notification again. Raises IllegalTransition unless it is dead,
         NotFound, InvalidArgument, Unavailable."""

@@ -40,13 +40,14 @@ from .domain.changes import ChannelCounts, IncidentQuery, NotificationRecord, St
 from .domain.channel_setup import unusable_channel
 from .domain.commands import AddNote, AlertResult, CreateIncident, ResolveIncident, TransitionIncident, UpdateIncident
 from .domain.config import Settings
-from .domain.errors import NotFound, Overloaded, Unavailable
+from .domain.errors import InvalidArgument, NotFound, Overloaded, Unavailable
 from .domain.models import (Alert, Attempt, Delivery, Incident, IncidentState, IncidentType, Outcome,
                             Severity, TimelineEvent, utc_now)
 from .domain.routing import Decision, Routing, routing_warnings
 from .domain.retry import RetryPolicy
 from .events import Event, EventHub, Subscription
 from .faults import ActorFaults
+from .formatting.templates import Rendered, compile_receivers, preview
 from .intake import GroupCommit
 from .messages import Drain, InFlightCounts, SenderRestarted, SubmitAlerts, Wake
 from .lease import RouterLease
@@ -119,6 +120,8 @@ class Engine:
         self.routing = Routing.of(self.settings)
         #: Every destination, as (channel, receiver) with the channel's floor.
         self.receivers = self.routing.destinations
+        #: Every receiver's templates, for previews (each channel compiles its own to send).
+        self.templates = compile_receivers(self.settings.receivers)
         self.store, self._store_lock = open_store(self.settings.state, self.environ)
         try:
             self._start_tree()
@@ -369,6 +372,29 @@ class Engine:
             statuses.extend(children)
             supervisors.extend(c.name for c in children if c.name.startswith("pool:"))
         return statuses
+
+    def render_templates(self, receiver: str, incident_id: str, channel: str = "",
+                         event_type: str = "") -> list[Rendered]:
+        """Preview ``receiver``'s templates (on ``channel``, or every channel it templates)
+        for the incident as it is now, announcing ``event_type`` (default: its current
+        state's). Raises NotFound for an unknown receiver or incident, or a receiver without
+        templates there, and InvalidArgument for an event type that is no state's."""
+        if receiver not in self.settings.receivers:
+            known = ", ".join(self.settings.receivers) or "none"
+            raise NotFound(f"there is no receiver {receiver!r} with templates ([receivers.<name>]: {known})")
+        chosen = {key: templates for key, templates in self.templates.items()
+                  if key[0] == receiver and channel in ("", key[1])}
+        if not chosen:
+            raise NotFound(f"receiver {receiver!r} has no templates{f' on {channel}' if channel else ''}: "
+                           f"set [receivers.{receiver}.<channel>] <field>_template")
+        incident = self.store.incident(incident_id)
+        event_type = event_type or incident.state.event_type
+        if event_type not in {state.event_type for state in IncidentState}:
+            raise InvalidArgument("event_type", f"must be one of {', '.join(s.event_type for s in IncidentState)}")
+        now = self.clock()
+        return [rendered for (_, name), templates in chosen.items() for rendered in preview(
+            templates, Delivery(f"preview-{int(now.timestamp() * 1000)}", incident.id, name, receiver,
+                                event_type, now, incident))]
 
     # -- subscriptions and test sends ---------------------------------------------------
     def subscribe(self, accept: Callable[[Event], bool] = lambda event: True, bound: int = 10_000) -> Subscription:

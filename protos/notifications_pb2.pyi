@@ -222,3 +222,35 @@ class TestNotificationResult(_message.Message):
     status_code: int
     detail: str
     def __init__(self, channel: _Optional[str] = ..., destination: _Optional[str] = ..., outcome: _Optional[str] = ..., status_code: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class RenderTemplateRequest(_message.Message):
+    __slots__ = ("receiver", "incident_id", "channel", "event_type")
+    RECEIVER_FIELD_NUMBER: _ClassVar[int]
+    INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    receiver: str
+    incident_id: str
+    channel: str
+    event_type: str
+    def __init__(self, receiver: _Optional[str] = ..., incident_id: _Optional[str] = ..., channel: _Optional[str] = ..., event_type: _Optional[str] = ...) -> None: ...
+
+class RenderedTemplate(_message.Message):
+    __slots__ = ("channel", "field", "setting", "text", "error")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    SETTING_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    field: str
+    setting: str
+    text: str
+    error: str
+    def __init__(self, channel: _Optional[str] = ..., field: _Optional[str] = ..., setting: _Optional[str] = ..., text: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+
+class RenderTemplateResponse(_message.Message):
+    __slots__ = ("templates",)
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    templates: _containers.RepeatedCompositeFieldContainer[RenderedTemplate]
+    def __init__(self, templates: _Optional[_Iterable[_Union[RenderedTemplate, _Mapping]]] = ...) -> None: ...

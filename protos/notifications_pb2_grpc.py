@@ -59,6 +59,11 @@ class NotificationServiceStub:
                 request_serializer=protos_dot_notifications__pb2.TestNotificationRequest.SerializeToString,
                 response_deserializer=protos_dot_notifications__pb2.TestNotificationResult.FromString,
                 _registered_method=True)
+        self.RenderTemplate = channel.unary_unary(
+                '/notifications.NotificationService/RenderTemplate',
+                request_serializer=protos_dot_notifications__pb2.RenderTemplateRequest.SerializeToString,
+                response_deserializer=protos_dot_notifications__pb2.RenderTemplateResponse.FromString,
+                _registered_method=True)
 
 
 class NotificationServiceServicer:
@@ -94,6 +99,12 @@ class NotificationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenderTemplate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +132,11 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.SendTestNotification,
                     request_deserializer=protos_dot_notifications__pb2.TestNotificationRequest.FromString,
                     response_serializer=protos_dot_notifications__pb2.TestNotificationResult.SerializeToString,
+            ),
+            'RenderTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenderTemplate,
+                    request_deserializer=protos_dot_notifications__pb2.RenderTemplateRequest.FromString,
+                    response_serializer=protos_dot_notifications__pb2.RenderTemplateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +274,33 @@ class NotificationService:
             '/notifications.NotificationService/SendTestNotification',
             protos_dot_notifications__pb2.TestNotificationRequest.SerializeToString,
             protos_dot_notifications__pb2.TestNotificationResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenderTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notifications.NotificationService/RenderTemplate',
+            protos_dot_notifications__pb2.RenderTemplateRequest.SerializeToString,
+            protos_dot_notifications__pb2.RenderTemplateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -164,10 +164,14 @@ def test_transport_faults_go_through_the_retry_path_and_can_be_cleared(admin, rx
     rx.wait_for(1)
     listed = client.notifications.ListNotifications(
         notifications_pb2.ListNotificationsRequest(incident_id=incident_id), timeout=TIMEOUT).notifications
-    detail = client.notifications.GetNotification(notifications_pb2.GetNotificationRequest(id=listed[0].id),
-                                                  timeout=TIMEOUT)
-    assert [(a.outcome, a.status_code) for a in detail.attempts] == [("retry", 503), ("retry", 503),
-                                                                     ("delivered", 200)]
+
+    def detail() -> notifications_pb2.NotificationDetail:
+        return client.notifications.GetNotification(notifications_pb2.GetNotificationRequest(id=listed[0].id),
+                                                    timeout=TIMEOUT)
+    # the receiver answers before the attempt is recorded (attempts are recorded in bursts)
+    wait_until(lambda: detail().notification.status == notifications_pb2.DELIVERED)
+    assert [(a.outcome, a.status_code) for a in detail().attempts] == [("retry", 503), ("retry", 503),
+                                                                       ("delivered", 200)]
     stub.InjectTransportFault(admin_pb2.InjectTransportFaultRequest(
         channel="webhook", times=5, kind=admin_pb2.CONNECTION_REFUSED), timeout=TIMEOUT)
     stub.InjectActorFault(admin_pb2.InjectActorFaultRequest(

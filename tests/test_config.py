@@ -30,7 +30,7 @@ def test_the_originals_example_configurations_load_unchanged(tmp_path, text):
 def test_every_example_configuration_loads():
     examples = sorted(EXAMPLES.glob("*.toml"))
     assert [path.name for path in examples] == ["original-minimal.toml", "original-production.toml",
-                                                "original-slack.toml", "routes.toml"]
+                                                "original-slack.toml", "routes.toml", "templates.toml"]
     for path in examples:
         load_settings(path)
 

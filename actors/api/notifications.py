@@ -1,4 +1,4 @@
-"""notifications.NotificationService: delivery stats, history, dead letters, test sends."""
+"""notifications.NotificationService: delivery stats, history, dead letters, test sends, template previews."""
 from __future__ import annotations
 
 import grpc
@@ -84,3 +84,13 @@ class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
         return notifications_pb2.TestNotificationResult(
             channel=channel, destination=destination, outcome=outcome.kind.value,
             status_code=outcome.status_code or 0, detail=outcome.detail)
+
+    @translate
+    def RenderTemplate(self, request: notifications_pb2.RenderTemplateRequest,
+                       context: grpc.ServicerContext) -> notifications_pb2.RenderTemplateResponse:
+        rendered = self.engine.render_templates(
+            text("receiver", request.receiver, MAX_NAME, required=True),
+            full_id(self.engine, "incident", "incident_id", request.incident_id),
+            text("channel", request.channel, MAX_NAME), text("event_type", request.event_type, MAX_NAME))
+        return notifications_pb2.RenderTemplateResponse(templates=[notifications_pb2.RenderedTemplate(
+            channel=r.channel, field=r.field, setting=r.setting, text=r.text, error=r.error) for r in rendered])

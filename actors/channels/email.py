@@ -20,6 +20,9 @@ Outcomes:
 * 4yz replies, a dropped connection, timeouts and refused connections → retry; 5yz → failed.
   AUTH is classified by its code too: 454 → retry, 535 → failed.
 * TLS certificate or handshake errors, a missing STARTTLS or AUTH extension → failed.
+* A receiver's template (``subject``, ``text``, ``html``; actors/formatting/templates.py)
+  that fails, or a subject that renders empty or with a line break → failed, naming the
+  setting, before any connection is made.
 * A header value with CR, LF or NUL (e.g. an injected ``Bcc:`` in a title) → failed before
   any connection is made.
 * Recipients refused with 4yz are retried *alone*: the outcome is a retry whose state
@@ -59,6 +62,7 @@ from ..domain.errors import ConfigError
 from ..domain.hostnames import address_literal, is_fully_qualified
 from ..domain.models import Delivery, Outcome, OutcomeKind
 from ..formatting import email as fmt
+from ..formatting.templates import TemplateFailure, Templates, compile_templates, rendered_fields
 from .base import Channel, by_destination
 from .redact import redact
 
@@ -86,7 +90,7 @@ class EmailChannel:
     def __init__(self, *, host: str, port: int, tls_mode: str, context: ssl.SSLContext | None,
                  username: str | None, password: str | None, sender: str, sender_name: str | None,
                  recipients: tuple[str, ...], timeout_secs: float, helo_name: str | None,
-                 destination: str = "default") -> None:
+                 destination: str = "default", templates: Templates | None = None) -> None:
         self._host = host
         self._port = port
         self._tls_mode = tls_mode
@@ -98,6 +102,7 @@ class EmailChannel:
         self._recipients = recipients
         self._timeout = timeout_secs
         self._helo_name = helo_name
+        self._templates = templates
         self._secrets = _secret_forms(username, password)
         self.destinations: tuple[str, ...] = (destination,) if recipients else ()
 
@@ -119,7 +124,11 @@ class EmailChannel:
         if not self._recipients:
             return Outcome.failed("no recipients configured (notifications.email_to)")
         try:
-            message = fmt.render(delivery, self._sender, self._sender_name, self._recipients)
+            templated = rendered_fields(self._templates, delivery)
+        except TemplateFailure as failure:
+            return Outcome.failed(f"message not sent: {failure}")
+        try:
+            message = fmt.render(delivery, self._sender, self._sender_name, self._recipients, templated)
         except ValueError as exc:
             return Outcome.failed(f"message not sent: {redact(str(exc), self._secrets)}")
         thread = fmt.thread_for(delivery, fmt.domain_of(self._sender))
@@ -420,12 +429,14 @@ def build(settings: NotificationSettings, environ: Mapping[str, str],
         raise ConfigError("notifications.smtp_tls_mode",
                           "credentials are never sent without TLS; use starttls or implicit")
     context = None if mode == "none" else _tls_context(settings.smtp_ca_file)
+    templates = {name: compile_templates(f"receivers.{name}.email", "email", target)
+                 for name, target in channel_targets(settings, receivers, "email").items()}
     helo_name = settings.smtp_helo_name or _host_fqdn()
     return by_destination("email", {name: EmailChannel(
         host=settings.smtp_server, port=settings.smtp_port, tls_mode=mode, context=context,
         username=username, password=password, sender=sender, sender_name=settings.email_from_name,
-        recipients=recipients, timeout_secs=settings.timeout("email"), helo_name=helo_name, destination=name)
-        for name, recipients in lists.items()})
+        recipients=recipients, timeout_secs=settings.timeout("email"), helo_name=helo_name, destination=name,
+        templates=templates[name]) for name, recipients in lists.items()})
 
 
 def _host_fqdn() -> str | None:

@@ -12,7 +12,10 @@ says ``triggered: False``: a later resolve (close) is skipped, while a reopened 
 Outcomes: 2xx delivered; 400 failed for good, with PagerDuty's ``message``/``errors`` in the
 detail; 429 retry after PagerDuty's suggested 30 s unless Retry-After says otherwise; other
 statuses as :func:`actors.channels.http.classify_status` (5xx, 408, 425 retry; other 4xx
-fail); network errors retry; an event that cannot fit 512 KB fails. The integration key
+fail); network errors retry; an event that cannot fit 512 KB fails. A receiver's
+``summary_template`` (actors/formatting/templates.py) replaces a trigger's summary, cut to
+1024 characters; one that fails (or renders empty, or more than one line) fails the delivery,
+naming the setting. The integration key
 never appears in details or logs (only its SHA-256, in stored state). Each destination
 (``default``, and each receiver's ``[receivers.<name>.pagerduty]``) has its own key, and so
 its own triggers.
@@ -30,6 +33,7 @@ from ..domain.destinations import channel_targets, setting_key
 from ..domain.errors import ConfigError
 from ..domain.models import Delivery, Outcome
 from ..formatting import pagerduty as fmt
+from ..formatting.templates import TemplateFailure, Templates, compile_templates, rendered_fields
 from .base import Channel, by_destination
 from .http import classify_status
 from .keepalive import KeepAlivePoster, Reply
@@ -55,9 +59,12 @@ class PagerDutyChannel:
     name = "pagerduty"
     needs_state = True
 
-    def __init__(self, routing_key: str, api_url: str, timeout_secs: float, destination: str = "default") -> None:
-        """Raises ConfigError naming ``pagerduty_api_url`` when it is not a usable http(s) URL."""
+    def __init__(self, routing_key: str, api_url: str, timeout_secs: float, destination: str = "default",
+                 templates: Templates | None = None) -> None:
+        """Raises ConfigError naming ``pagerduty_api_url`` when it is not a usable http(s) URL.
+        ``templates``: the receiver's summary template (None: the built-in summary)."""
         self.destinations: tuple[str, ...] = (destination,)
+        self._templates = templates
         self._key = routing_key
         self._key_hash = key_hash(routing_key)
         try:
@@ -85,7 +92,11 @@ class PagerDutyChannel:
                           event_action=action, reason=reason)
                 return Outcome.skipped(reason)
         try:
-            event = fmt.render(delivery, self._key, stored_key, action)
+            summary = None if action != fmt.TRIGGER else rendered_fields(self._templates, delivery).get("summary")
+        except TemplateFailure as failure:
+            return Outcome.failed(str(failure))
+        try:
+            event = fmt.render(delivery, self._key, stored_key, action, summary)
         except ValueError as exc:
             return Outcome.failed(redact(str(exc), [self._key]))
         reply = self._poster.post(fmt.encode(event), {"Content-Type": "application/json"}, [self._key])
@@ -163,7 +174,8 @@ def build(settings: NotificationSettings, environ: Mapping[str, str],
         read_secret(KEY_SETTING, settings.pagerduty_integration_key_env, environ)  # raises, naming the key
     return by_destination("pagerduty", {
         name: PagerDutyChannel(_integration_key(name, target, environ), settings.pagerduty_api_url,
-                               settings.timeout("pagerduty"), name)
+                               settings.timeout("pagerduty"), name,
+                               compile_templates(f"receivers.{name}.pagerduty", "pagerduty", target))
         for name, target in targets.items() if isinstance(target, PagerDutyTarget)})
 
 

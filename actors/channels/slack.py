@@ -43,6 +43,11 @@ has its own, an incoming webhook (``webhook_env``) or a channel the bot posts to
 A test notification (``is_test``) is posted as a new "[TEST]" message to the default channel
 (never into a thread, never touching the stored root) and returns ``state=None``.
 
+A receiver's ``text_template`` and ``blocks_template`` (actors/formatting/templates.py)
+replace the message's ``text`` and ``blocks`` (root and replies alike; the colour attachment
+stays), fitted to the same limits afterwards. A template that fails makes the delivery fail,
+naming the setting and the error, before anything is posted.
+
 Expected failures never raise. Neither the token nor the webhook URL (nor any piece of it that an
 error text could show alone) ever appears in an outcome or a log line. Both modes post through
 the channels' one HTTP client (actors/channels/keepalive.py).
@@ -51,7 +56,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import structlog
 
@@ -60,6 +65,7 @@ from ..domain.destinations import channel_targets, setting_key
 from ..domain.errors import ConfigError
 from ..domain.models import Delivery, Outcome, OutcomeKind
 from ..formatting import slack as fmt
+from ..formatting.templates import TemplateFailure, Templates, compile_templates, slack_message
 from .base import Channel, by_destination
 from .http import classify_status, parse_retry_after
 from .keepalive import KeepAlivePoster, Reply
@@ -119,16 +125,22 @@ class SlackWebhookChannel:
     name = "slack"
     needs_state = False
 
-    def __init__(self, url: str, timeout_secs: float, destination: str = "default") -> None:
-        """Raises ValueError (without the URL) when it is not a usable http(s) URL."""
+    def __init__(self, url: str, timeout_secs: float, destination: str = "default",
+                 templates: Templates | None = None) -> None:
+        """Raises ValueError (without the URL) when it is not a usable http(s) URL.
+        ``templates``: the receiver's text and blocks templates (None: the built-in message)."""
         self.destinations: tuple[str, ...] = (destination,)
+        self._templates = templates
         self._secrets = longest_first(url_secrets(url))
         self._poster = KeepAlivePoster(url, timeout_secs)
 
     def deliver(self, delivery: Delivery) -> Outcome:
         """POST the incident message; see the module docstring for how answers map to outcomes."""
-        reply = self._poster.post(_encode(fmt.root_message(delivery)), {"Content-Type": "application/json"},
-                                  self._secrets)
+        try:
+            message = _message(self._templates, delivery, fmt.root_message)
+        except TemplateFailure as failure:
+            return Outcome.failed(str(failure))
+        reply = self._poster.post(_encode(message), {"Content-Type": "application/json"}, self._secrets)
         outcome = reply if isinstance(reply, Outcome) else self._classify(reply)
         log.debug("slack_sent", mode="webhook", incident_id=delivery.incident_id,
                   outcome=outcome.kind.value, status_code=outcome.status_code)
@@ -175,9 +187,11 @@ class SlackApiChannel:
     needs_state = True
 
     def __init__(self, token: str, default_channel: str, api_url: str, timeout_secs: float,
-                 destination: str = "default") -> None:
-        """Raises ValueError when ``api_url`` is not a usable http(s) URL."""
+                 destination: str = "default", templates: Templates | None = None) -> None:
+        """Raises ValueError when ``api_url`` is not a usable http(s) URL. ``templates``: the
+        receiver's text and blocks templates (None: the built-in messages)."""
         self.destinations: tuple[str, ...] = (destination,)
+        self._templates = templates
         self._token = token
         self._secrets = (token,)
         self._channel = default_channel
@@ -186,21 +200,26 @@ class SlackApiChannel:
         self._methods = self._poster.target.split("?", 1)[0].rstrip("/") + "/"
 
     def deliver(self, delivery: Delivery) -> Outcome:
-        """Post, or update and reply in, the incident's thread (see the module docstring)."""
+        """Post, or update and reply in, the incident's thread (see the module docstring). The
+        messages are rendered before anything is sent: a template that fails is a failed
+        outcome, and nothing was posted."""
         root = None if delivery.is_test else _stored_root(delivery.state)
-        if root is None:
-            return self._post_root(delivery, self._channel)
+        try:
+            message = _message(self._templates, delivery, fmt.root_message)
+            follow_up = None if root is None else _message(self._templates, delivery, fmt.thread_reply)
+        except TemplateFailure as failure:
+            return Outcome.failed(str(failure))
+        if root is None or follow_up is None:  # (a reply is rendered exactly when there is a root)
+            return self._post_root(delivery, self._channel, message)
         if delivery.state.get(UPDATED_FOR) != delivery.notification_id:
-            update = self._call("chat.update", {"channel": root["channel"], "ts": root["ts"],
-                                                **fmt.root_message(delivery)})
+            update = self._call("chat.update", {"channel": root["channel"], "ts": root["ts"], **message})
             if update.error in REPOST_ERRORS:
                 log.info("slack_root_replaced", incident_id=delivery.incident_id, error=update.error)
-                return self._post_root(delivery, root["channel"], replaced=update.error)
+                return self._post_root(delivery, root["channel"], message, replaced=update.error)
             if update.failure is not None and update.error not in KEEP_ROOT_ERRORS:
                 return update.failure
         reply = self._call("chat.postMessage", {"channel": root["channel"], "thread_ts": root["ts"],
-                                                **fmt.thread_reply(delivery),
-                                                "unfurl_links": False, "unfurl_media": False})
+                                                **follow_up, "unfurl_links": False, "unfurl_media": False})
         if reply.failure is not None:
             progress = {**root, UPDATED_FOR: delivery.notification_id}
             retrying = reply.failure.kind is OutcomeKind.RETRY
@@ -209,9 +228,10 @@ class SlackApiChannel:
         return Outcome.delivered(f"Slack: root {root['ts']} updated, reply posted in its thread",
                                  reply.status, state=root)
 
-    def _post_root(self, delivery: Delivery, channel: str, replaced: str = "") -> Outcome:
-        """Post a new root message; its ``{"channel", "ts"}`` is the new state (None for a test)."""
-        answer = self._call("chat.postMessage", {"channel": channel, **fmt.root_message(delivery),
+    def _post_root(self, delivery: Delivery, channel: str, message: Mapping[str, Any],
+                   replaced: str = "") -> Outcome:
+        """Post ``message`` as a new root; its ``{"channel", "ts"}`` is the new state (None for a test)."""
+        answer = self._call("chat.postMessage", {"channel": channel, **message,
                                                  "unfurl_links": False, "unfurl_media": False})
         if answer.failure is not None:
             return answer.failure
@@ -270,6 +290,14 @@ class SlackApiChannel:
 
     def close(self) -> None:
         self._poster.close()
+
+
+def _message(templates: Templates | None, delivery: Delivery,
+             built_in: Callable[[Delivery], dict[str, Any]]) -> dict[str, Any]:
+    """The built-in message, with the receiver's text and blocks templates (if any) rendered
+    in; raises TemplateFailure when one fails."""
+    message = built_in(delivery)
+    return message if templates is None else slack_message(templates, delivery, message)
 
 
 def _prefixed(method: str, outcome: Outcome) -> Outcome:
@@ -333,11 +361,12 @@ def build(settings: NotificationSettings, environ: Mapping[str, str],
 def _member(receiver: str, target: SlackTarget, token: str | None, settings: NotificationSettings,
             environ: Mapping[str, str], timeout: float) -> SlackApiChannel | SlackWebhookChannel:
     """The instance of one destination; ConfigError naming the key of what is unusable."""
+    templates = compile_templates(f"receivers.{receiver}.slack", "slack", target)
     if target.channel:
         if token is None:
             raise ConfigError(setting_key(receiver, "slack", "channel"), "needs [notifications] slack_bot_token_env")
         try:
-            return SlackApiChannel(token, target.channel, settings.slack_api_url, timeout, receiver)
+            return SlackApiChannel(token, target.channel, settings.slack_api_url, timeout, receiver, templates)
         except ValueError as exc:
             raise ConfigError(API_URL_SETTING, f"is not a usable http(s) URL: {exc}") from None
     key = setting_key(receiver, "slack", "webhook_env")
@@ -345,6 +374,6 @@ def _member(receiver: str, target: SlackTarget, token: str | None, settings: Not
     assert raw is not None
     url = _clean_secret(key, target.webhook_env, raw)
     try:
-        return SlackWebhookChannel(url, timeout, receiver)
+        return SlackWebhookChannel(url, timeout, receiver, templates)
     except ValueError:
         raise ConfigError(key, f"environment variable {target.webhook_env} must hold an http(s) webhook URL") from None

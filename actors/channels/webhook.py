@@ -14,6 +14,10 @@ Each destination has its own URL, signing secret and headers: ``default`` those 
 ``[notifications]``, and each receiver with ``[receivers.<name>.webhook]`` its own. URLs,
 secrets and header values are treated as secrets: they never appear in outcomes, exceptions
 or logs.
+
+A receiver's ``body_template`` (actors/formatting/templates.py) replaces the built-in body
+for its destination; the default path does no template work. A template that fails makes
+that delivery fail, naming the setting and the error.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from ..domain.destinations import channel_targets, setting_key
 from ..domain.errors import ConfigError
 from ..domain.models import Delivery, Outcome
 from ..formatting.signing import MIN_SECRET_BYTES, SECRET_PREFIX, decode_secret, sign
+from ..formatting.templates import TemplateFailure, Templates, compile_templates, webhook_body
 from ..formatting.webhook import render
 from .base import unconfigured
 from .http import classify_status
@@ -57,6 +62,8 @@ class Endpoint:
     url: str
     secret: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: The receiver's body template; None sends the built-in body.
+    templates: Templates | None = None
 
 
 def build(settings: NotificationSettings, environ: Mapping[str, str],
@@ -84,7 +91,8 @@ def _endpoint(receiver: str, target: WebhookTarget, environ: Mapping[str, str]) 
     except ValueError:
         raise ConfigError(setting_key(receiver, NAME, "url"), "is not a usable http(s) URL") from None
     return Endpoint(url, _endpoint_secret(receiver, target.secret_env, environ),
-                    _checked_headers(target.headers, setting_key(receiver, NAME, "headers")))
+                    _checked_headers(target.headers, setting_key(receiver, NAME, "headers")),
+                    compile_templates(f"receivers.{receiver}.{NAME}", NAME, target))
 
 
 def _endpoint_secret(receiver: str, env_name: str | None, environ: Mapping[str, str]) -> str | None:
@@ -130,7 +138,9 @@ class WebhookChannel:
         if found is None:
             return unconfigured(NAME, delivery.destination)
         index, endpoint = found
-        body = render(delivery)
+        body = _body(endpoint, delivery)
+        if isinstance(body, Outcome):
+            return body
         headers = self._request_headers(endpoint, delivery.notification_id, body)
         if self._worker is not None:
             return self._outcome(self._worker.post(body, headers, self._secrets, to=index))
@@ -145,7 +155,9 @@ class WebhookChannel:
         if self._worker is None or found is None:
             return self.deliver(delivery)
         index, endpoint = found
-        body = render(delivery)
+        body = _body(endpoint, delivery)
+        if isinstance(body, Outcome):
+            return body
         self._worker.submit(body, self._request_headers(endpoint, delivery.notification_id, body),
                             lambda answer: done(answer if isinstance(answer, WorkerDied) else self._outcome(answer)),
                             index)
@@ -181,6 +193,17 @@ class WebhookChannel:
         if endpoint.secret is not None:
             headers["webhook-signature"] = sign(endpoint.secret, notification_id, timestamp, body)
         return headers
+
+
+def _body(endpoint: Endpoint, delivery: Delivery) -> bytes | Outcome:
+    """The bytes to POST: the built-in body, or the receiver's template rendered; a template
+    that fails is the delivery's failed outcome, naming the setting and the error."""
+    if endpoint.templates is None:
+        return render(delivery)
+    try:
+        return webhook_body(endpoint.templates, delivery)
+    except TemplateFailure as failure:
+        return Outcome.failed(str(failure))
 
 
 def _secret_texts(secret: str | None) -> set[str]:

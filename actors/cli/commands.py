@@ -238,3 +238,11 @@ def notifications_test(api: Api, args: argparse.Namespace) -> int:
         f"{r.channel} -> {r.destination}: {r.outcome}"
         + (f" ({r.detail})" if r.detail else f" (HTTP {r.status_code})" if r.status_code else "")))
     return 0 if result.outcome == "delivered" else 1
+
+
+def templates_render(api: Api, args: argparse.Namespace) -> int:
+    response = api.notifications.RenderTemplate(notifications_pb2.RenderTemplateRequest(
+        receiver=args.receiver, incident_id=args.incident, channel=args.channel, event_type=args.event),
+        timeout=api.timeout)
+    api.show(response, render.rendered_templates)
+    return 1 if any(t.error for t in response.templates) else 0

@@ -210,6 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("channel")
     test.add_argument("--destination", default="", help="default: the channel's first destination")
 
+    templating = groups.add_parser("templates", help="preview receivers' templates")
+    sub = templating.add_subparsers(dest="action", metavar="ACTION", required=True)
+    preview = leaf(sub, "render", commands.templates_render,
+                   "render a receiver's templates for an incident as it is now, sending nothing "
+                   "(exit 1 when one fails)")
+    preview.add_argument("--receiver", required=True, metavar="NAME", help="a [receivers.<name>] with templates")
+    preview.add_argument("--incident", required=True, metavar="ID", help=f"an incident id or {PREFIX_HELP}")
+    preview.add_argument("--channel", default="", help="only this channel's (default: every channel's)")
+    preview.add_argument("--event", default="", metavar="EVENT_TYPE",
+                         help="the event announced, e.g. incident.resolved (default: the incident's current state's)")
+
     routing = groups.add_parser("routes", help="where incidents are notified, from the configuration file")
     sub = routing.add_subparsers(dest="action", metavar="ACTION", required=True)
     route_test = leaf(sub, "test", routes.test,

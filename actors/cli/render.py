@@ -198,3 +198,11 @@ def notification(d: notifications_pb2.NotificationDetail) -> str:
     routing = table(("RECEIVER", "CHANNEL", "DECISION"), ((r.receiver, r.channel, r.reason) for r in d.routing)) \
         if d.routing else "no routing record (owed before routing was recorded)"
     return "\n\n".join((head, attempts, "routing of this event:\n" + routing))
+
+
+def rendered_templates(response: notifications_pb2.RenderTemplateResponse) -> str:
+    """Each field under a ``== channel field (setting)`` line: its text, or ``error: …``."""
+    return "\n\n".join(
+        f"== {t.channel} {t.field} ({t.setting})\n" + clean(t.text if not t.error else f"error: {t.error}",
+                                                          keep_newlines=True)
+        for t in response.templates)

@@ -6,7 +6,7 @@ configuration fails at start-up, never at first use. Secrets never live here: ``
 name environment variables, read by :func:`read_secret` when a channel is built.
 
 Besides the sections, ``[receivers.<name>]`` (each receiver's destinations, on enabled
-channels) and ``[route]`` (the routing tree, compiled and checked by
+channels, with their templates: actors/domain/templates.py) and ``[route]`` (the routing tree, compiled and checked by
 actors/domain/routes.py) are validated here too, so a route naming an unknown receiver, a bad
 matcher or an unreachable route fails the load with the route's key.
 """
@@ -29,6 +29,7 @@ from .errors import ConfigError
 from .hostnames import is_helo_name
 from .models import Severity
 from .routes import compile_tree
+from .templates import check_template_keys
 
 CHANNELS: tuple[str, ...] = ("webhook", "slack", "email", "pagerduty")
 #: Channels paced unless configured otherwise: Slack allows about one message a second.
@@ -218,6 +219,9 @@ class WebhookTarget:
     url: str | None = None
     secret_env: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: Templates (actors/domain/templates.py): inline, or the path of a file holding one.
+    body_template: str | None = None
+    body_template_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +231,10 @@ class SlackTarget:
 
     webhook_env: str | None = None
     channel: str | None = None
+    text_template: str | None = None
+    text_template_file: str | None = None
+    blocks_template: str | None = None
+    blocks_template_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -234,6 +242,12 @@ class EmailTarget:
     """A receiver's email recipients (sent through the ``[notifications]`` SMTP server)."""
 
     to: tuple[str, ...] = ()
+    subject_template: str | None = None
+    subject_template_file: str | None = None
+    text_template: str | None = None
+    text_template_file: str | None = None
+    html_template: str | None = None
+    html_template_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -241,6 +255,8 @@ class PagerDutyTarget:
     """A receiver's PagerDuty service: the variable that holds its integration key."""
 
     integration_key_env: str | None = None
+    summary_template: str | None = None
+    summary_template_file: str | None = None
 
 
 #: One receiver's settings for one channel.
@@ -514,6 +530,8 @@ def _check_receivers(settings: Settings) -> None:
             target = receiver.target(channel)
             if target is not None and not n.enabled(channel):
                 raise ConfigError(f"{key}.{channel}", f"needs [notifications] {channel}_enabled = true")
+            if target is not None:
+                check_template_keys(f"{key}.{channel}", channel, target)
         _check_targets(key, receiver, n)
 
 

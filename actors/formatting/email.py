@@ -35,7 +35,7 @@ from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from ..domain.models import Delivery, Incident, Severity
 
@@ -64,6 +64,9 @@ SEVERITY_COLOURS: dict[Severity, str] = {
 }
 #: Badge text colour: dark on the light backgrounds, white on the others.
 _BADGE_TEXT: dict[Severity, str] = {Severity.P2: "#1a1a1a", Severity.P4: "#1a1a1a"}
+
+#: No field templated: every part is the built-in one.
+NOTHING_TEMPLATED: Mapping[str, str] = {}
 
 _ID_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _BODY_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -133,22 +136,28 @@ def thread_for(delivery: Delivery, domain: str) -> Thread:
 
 def subject(delivery: Delivery) -> str:
     """``[INC-<first 8 of id>] <title>``, prefixed ``[TEST]`` for a test notification."""
-    text = f"[INC-{delivery.incident.id[:SUBJECT_ID_CHARS]}] {delivery.incident.title}"
+    return _marked(delivery, f"[INC-{delivery.incident.id[:SUBJECT_ID_CHARS]}] {delivery.incident.title}")
+
+
+def _marked(delivery: Delivery, text: str) -> str:
     return f"{TEST_MARK} {text}" if delivery.is_test else text
 
 
 def render(delivery: Delivery, sender: str, sender_name: str | None,
-           recipients: Sequence[str]) -> EmailMessage:
+           recipients: Sequence[str], templated: Mapping[str, str] = NOTHING_TEMPLATED) -> EmailMessage:
     """The complete message for ``delivery`` from ``sender`` to ``recipients`` (the To header).
 
-    Raises ValueError naming the header when a header value holds CR, LF or NUL, or an
-    address is not valid; nothing is built in that case.
+    ``templated`` holds a receiver's renderings of ``subject`` (marked ``[TEST]`` for a
+    test), ``text`` and ``html`` (actors/formatting/templates.py), used instead of the
+    built-in ones. Raises ValueError naming the header when a header value holds CR, LF or
+    NUL, or an address is not valid; nothing is built in that case.
     """
     thread = thread_for(delivery, domain_of(sender))
+    title = templated.get("subject")
     headers: list[tuple[str, object]] = [
         ("From", address("From", sender, sender_name or BRAND)),
         ("To", tuple(address("To", recipient) for recipient in recipients)),
-        ("Subject", check_header("Subject", subject(delivery))),
+        ("Subject", check_header("Subject", subject(delivery) if title is None else _marked(delivery, title))),
         ("Date", format_datetime(delivery.occurred_at.astimezone(timezone.utc))),
         ("Message-ID", check_header("Message-ID", thread.message_id)),
     ]
@@ -163,8 +172,9 @@ def render(delivery: Delivery, sender: str, sender_name: str | None,
     message = EmailMessage(policy=POLICY)
     for name, value in headers:
         message[name] = value
-    message.set_content(text_body(delivery))
-    message.add_alternative(html_body(delivery), subtype="html")
+    text = templated.get("text")
+    message.set_content(text_body(delivery) if text is None else _clean(text))
+    message.add_alternative(templated.get("html") or html_body(delivery), subtype="html")
     return message
 
 

@@ -96,9 +96,10 @@ def encode(event: Mapping[str, Any]) -> bytes:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def summary(incident: Incident, is_test: bool = False) -> str:
-    """``[P0] <title>`` (``[TEST] [P0] <title>`` for a test), at most 1024 characters."""
-    text = f"[{incident.severity.label}] {incident.title}"
+def summary(incident: Incident, is_test: bool = False, text: str | None = None) -> str:
+    """``[P0] <title>``, or ``text`` (a receiver's template rendered), prefixed ``[TEST]``
+    for a test, cut to at most 1024 characters."""
+    text = f"[{incident.severity.label}] {incident.title}" if text is None else text
     return truncate(f"{TEST_MARK} {text}" if is_test else text, MAX_SUMMARY_CHARS)
 
 
@@ -151,9 +152,9 @@ def _shrink(value: Any, max_chars: int | None, max_items: int | None) -> Any:
     return value
 
 
-def _payload(incident: Incident, occurred_at_iso: str, is_test: bool) -> dict[str, Any]:
+def _payload(incident: Incident, occurred_at_iso: str, is_test: bool, summary_text: str | None) -> dict[str, Any]:
     payload: dict[str, Any] = {
-        "summary": summary(incident, is_test),
+        "summary": summary(incident, is_test, summary_text),
         "source": incident.source.strip() or DEFAULT_SOURCE,
         "severity": SEVERITIES[incident.severity],
         "timestamp": occurred_at_iso,
@@ -186,8 +187,9 @@ def _fit_trigger(event: dict[str, Any], incident: Incident) -> dict[str, Any]:
 
 
 def render(delivery: Delivery, routing_key: str, stored_dedup_key: str | None = None,
-           action: str | None = None) -> dict[str, Any]:
-    """The event for one delivery (``action`` overrides the one its event type maps to).
+           action: str | None = None, summary_text: str | None = None) -> dict[str, Any]:
+    """The event for one delivery (``action`` overrides the one its event type maps to;
+    ``summary_text``, a receiver's summary template rendered, the built-in summary).
 
     ``stored_dedup_key`` is the key PagerDuty returned for the incident's trigger; it is used
     for acknowledge and resolve (the incident's stable key otherwise). A test delivery always
@@ -203,6 +205,6 @@ def render(delivery: Delivery, routing_key: str, stored_dedup_key: str | None = 
     event: dict[str, Any] = {"routing_key": routing_key, "event_action": action, "dedup_key": key}
     if action != TRIGGER:
         return event
-    event["payload"] = _payload(incident, to_iso(delivery.occurred_at), delivery.is_test)
+    event["payload"] = _payload(incident, to_iso(delivery.occurred_at), delivery.is_test, summary_text)
     event["client"] = CLIENT
     return _fit_trigger(event, incident)
