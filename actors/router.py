@@ -37,8 +37,8 @@ from .domain.models import Delivery
 from .domain.routing import Receiver
 from .faults import ActorFaults
 from .lease import RouterLease
-from .messages import (Drain, InFlightCounts, Owed, Poll, Pull, Released, Send, SenderRestarted, Settled,
-                       TimerFired, TimerSet, Wake)
+from .messages import (Drain, GroupsDue, InFlightCounts, Owed, Poll, Pull, Released, Send, SenderRestarted,
+                       Settled, TimerFired, TimerSet, Wake)
 from .scheduler import Scheduler, TimerHandle
 from .store.base import Store
 from .supervision import SupervisedActor, tell_quietly
@@ -147,6 +147,8 @@ class RouterActor(SupervisedActor):
         elif isinstance(message, Poll):
             self._pull()
             self._schedule_poll()
+        elif isinstance(message, GroupsDue):
+            self._groups_due(message.due)
         elif isinstance(message, Wake):
             self.from_store.update(self.destinations)
             self._request_pull()
@@ -221,6 +223,16 @@ class RouterActor(SupervisedActor):
             self._send(delivery)
             room -= 1
         queue.extendleft(reversed(kept))
+
+    def _groups_due(self, due: Iterable[tuple[str, str, float]]) -> None:
+        """Serve the group notifications' destinations from the store, where they wait free
+        until due, and pull when each comes due (the poll would too, up to a poll interval
+        later)."""
+        ref, now = self.actor_ref, self.clock()
+        configured = [(channel, destination, at) for channel, destination, at in due if (channel, destination) in self.parked]
+        self._to_store({(channel, destination) for channel, destination, _ in configured})
+        for at in {at for _, _, at in configured}:
+            self.scheduler.call_later(max(0.0, at - now), lambda: tell_quietly(ref, Pull()))
 
     # -- deliveries from the store --------------------------------------------------------
     def _request_pull(self) -> None:

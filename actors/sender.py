@@ -36,6 +36,7 @@ import structlog
 from .channels.base import Channel, PipelinedChannel
 from .channels.faults import ChannelFaults, injected_delivery
 from .directory import ActorDirectory
+from .domain.grouping import GROUP_EVENT
 from .domain.models import Delivery, DeliveryStatus, Outcome, OutcomeKind
 from .domain.ratelimit import TokenBucket
 from .domain.retry import RetryPolicy
@@ -195,6 +196,8 @@ class SenderActor(SupervisedActor):
         if self.channel.needs_state:
             delivery = replace(delivery, state=self.store.channel_state(
                 delivery.channel, delivery.destination, delivery.incident_id))
+        if delivery.event_type == GROUP_EVENT and delivery.group is None:
+            delivery = replace(delivery, group=self.store.close_group(delivery.notification_id, self.clock()))
         started = time.perf_counter()
         fault = self.transport_faults.take(self.channel.name) if self.transport_faults.armed else None
         if fault is not None:

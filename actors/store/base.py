@@ -28,8 +28,9 @@ from typing import Any, Iterable, NamedTuple, Sequence
 
 from ..domain.changes import Change, ChannelCounts, IncidentQuery, NotificationRecord, StoreUsage
 from ..domain.errors import IllegalTransition, InvalidArgument, NotFound
-from ..domain.models import (Attempt, Delivery, DeliveryStatus, EventKind, Incident, Outcome, OutcomeKind,
-                             TimelineEvent, new_id, snapshot_json)
+from ..domain.grouping import GROUP_EVENT, GroupSlot
+from ..domain.models import (Attempt, Delivery, DeliveryStatus, EventKind, GroupContent, Incident, Outcome,
+                             OutcomeKind, TimelineEvent, new_id, snapshot_json)
 from ..domain.routing import Decision, decisions_in
 from .dialect import Dialect, Session
 from .retention import Cursor, prune_batch
@@ -69,11 +70,14 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class Applied(NamedTuple):
-    """What :meth:`Store.apply` wrote: the timeline events per change (with ids) and the
-    deliveries those events owe, in commit order."""
+    """What :meth:`Store.apply` wrote: the timeline events per change (with ids), the
+    deliveries those events owe, in commit order, and the group notifications they opened, as
+    (channel, destination, due time): those are left free in the store, for the router to
+    pull when due."""
 
     events: list[list[TimelineEvent]]
     deliveries: list[Delivery]
+    groups_due: list[tuple[str, str, float]]
 
 
 class AttemptRecord(NamedTuple):
@@ -291,6 +295,23 @@ class Store(ABC):
             _write_attempt_rows(conn, [record for record, ok in zip(records, recorded) if ok])
         return recorded
 
+    def close_group(self, notification_id: str, now: float) -> GroupContent:
+        """What the group notification carries, for its sender's first attempt (and any later
+        one). The first call closes it: events after that open the group's next notification,
+        due ``group_interval`` after ``now``. NotFound if it is not a group notification."""
+        with self._transaction() as conn:
+            conn.execute("UPDATE notification_groups SET open_id = NULL, last_sent_at = ? WHERE open_id = ?",
+                         (now, notification_id))
+            group = conn.execute("SELECT g.route, g.group_key FROM notifications n JOIN notification_groups g "
+                                 "ON g.id = n.incident_id WHERE n.id = ?", (notification_id,)).fetchone()
+            if group is None:
+                raise NotFound(f"group notification {notification_id!r} not found")
+            items = conn.execute("SELECT i.incident_id, t.snapshot FROM group_items i JOIN timeline t "
+                                 "ON t.id = i.timeline_id WHERE i.notification_id = ? ORDER BY i.timeline_id",
+                                 (notification_id,)).fetchall()
+        latest = dict(items)  # the last snapshot of each incident, in the order they joined
+        return GroupContent(group[0], json.loads(group[1]), tuple(latest), tuple(latest.values()))
+
     # -- API side ----------------------------------------------------------------------
     def notification(self, notification_id: str) -> NotificationRecord:
         row = self._row(_NOTIFICATION_SELECT + " WHERE id = ?", (notification_id,))
@@ -398,7 +419,7 @@ class Store(ABC):
         alert_rows: list[tuple[Any, ...]] = []
         notification_rows: list[tuple[Any, ...]] = []
         latest: dict[str, tuple[Incident, str | None, int | None]] = {}  # id → (incident, snapshot, its event)
-        applied = Applied([], [])
+        applied = Applied([], [], [])
         for change in changes:
             incident = change.incident
             snapshot, snapshot_event = None, None
@@ -406,7 +427,7 @@ class Store(ABC):
             for event in change.events:
                 timeline_id = next(timeline_ids)
                 at = _ts(event.at)
-                notifies = bool(event.event_type and event.receivers)
+                notifies = event.notifies
                 if notifies:
                     snapshot = snapshot if snapshot is not None else snapshot_json(incident)
                     snapshot_event = timeline_id
@@ -414,6 +435,8 @@ class Store(ABC):
                                       _dumps(dict(event.detail)), snapshot if notifies else None,
                                       event.routing or None))
                 events.append(TimelineEvent(incident.id, event.kind, event.at, event.actor, event.detail, timeline_id))
+                for slot in event.groups if notifies else ():
+                    self._join_group(conn, slot, incident.id, timeline_id, at, applied)
                 for receiver in event.receivers if notifies else ():
                     nid = new_id()
                     notification_rows.append((nid, incident.id, timeline_id, receiver.channel, receiver.destination,
@@ -442,6 +465,28 @@ class Store(ABC):
             "occurred_at, status, due_at, lease, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)", notification_rows)
         return applied
+
+    def _join_group(self, conn: Session, slot: GroupSlot, incident_id: str, timeline_id: int, at: float,
+                    applied: Applied) -> None:
+        """Add an event to its group's open notification, opening one (owed, free, due as
+        :meth:`GroupSlot.due_at` says) when the group has none."""
+        row = conn.execute("SELECT id, open_id, last_sent_at FROM notification_groups WHERE channel = ? "
+                           "AND destination = ? AND route = ? AND group_key = ?" + self.dialect.lock_rows,
+                           (slot.channel, slot.destination, slot.route, slot.key)).fetchone()
+        group_id, open_id, last_sent_at = row if row is not None else (new_id(), None, None)
+        if row is None:
+            conn.execute("INSERT INTO notification_groups (id, channel, destination, route, group_key) "
+                         "VALUES (?, ?, ?, ?, ?)", (group_id, slot.channel, slot.destination, slot.route, slot.key))
+        if open_id is None:
+            open_id, due = new_id(), slot.due_at(at, last_sent_at)
+            conn.execute("INSERT INTO notifications (id, incident_id, timeline_id, channel, destination, event_type, "
+                         "occurred_at, status, due_at, created_at, updated_at) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+                         (open_id, group_id, timeline_id, slot.channel, slot.destination, GROUP_EVENT, at, due, at, at))
+            conn.execute("UPDATE notification_groups SET open_id = ? WHERE id = ?", (open_id, group_id))
+            applied.groups_due.append((slot.channel, slot.destination, due))
+        conn.execute("INSERT INTO group_items (notification_id, timeline_id, incident_id) VALUES (?, ?, ?)",
+                     (open_id, timeline_id, incident_id))
 
 
 def leased_delivery(row: Sequence[Any], channel: str, destination: str, lease: str) -> Delivery:
@@ -524,14 +569,16 @@ def _write_attempt_rows(conn: Session, records: Sequence[AttemptRecord]) -> None
         conn.executemany(
             "INSERT INTO channel_state (channel, destination, incident_id, data) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (channel, destination, incident_id) DO UPDATE SET data = excluded.data", states)
-    entries = [_settled_entry(r) for r in records if r.status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD)]
+    entries = [entry for r in records if r.status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD)
+               for entry in _settled_entries(r)]
     if entries:
         conn.executemany("INSERT INTO timeline (incident_id, kind, at, actor, detail) VALUES (?, ?, ?, ?, ?)",
                          entries)
 
 
-def _settled_entry(record: AttemptRecord) -> tuple[Any, ...]:
-    """The timeline row saying a notification was delivered or given up."""
+def _settled_entries(record: AttemptRecord) -> list[tuple[Any, ...]]:
+    """The timeline rows saying a notification was delivered or given up: its incident's, or
+    for a group notification, each of its incidents'."""
     delivery = record.delivery
     delivered = record.status is DeliveryStatus.DELIVERED
     detail = {"notification_id": delivery.notification_id, "channel": delivery.channel,
@@ -540,4 +587,5 @@ def _settled_entry(record: AttemptRecord) -> tuple[Any, ...]:
     if not delivered:
         detail["error"] = record.outcome.detail
     kind = EventKind.NOTIFICATION_DELIVERED if delivered else EventKind.NOTIFICATION_DEAD
-    return (delivery.incident_id, kind.value, record.at, "notifier", _dumps(detail))
+    incident_ids = delivery.group.incident_ids if delivery.group is not None else (delivery.incident_id,)
+    return [(incident_id, kind.value, record.at, "notifier", _dumps(detail)) for incident_id in incident_ids]
