@@ -1,11 +1,14 @@
-"""Grouping end to end: a route with group_by sends one webhook body per group, through a real
-gRPC server and a loopback receiver; the group's state survives a restart."""
+"""Grouping end to end: a route with group_by sends one webhook body and one Slack message per
+group (PagerDuty still one alert per incident), through a real gRPC server and loopback
+receivers; the group's state survives a restart."""
 from __future__ import annotations
 
 from actors.domain.grouping import GROUP_EVENT
 from protos import alerts_pb2, notifications_pb2
-from tests.support.http_receiver import HttpReceiver
+from tests.support.http_receiver import HttpReceiver, Reply
 from tests.support.server import TIMEOUT, make_settings, running
+from tests.support.slack_api import FakeSlack
+from tests.test_all_channels import PD_KEY, SLACK_TOKEN
 
 WAIT_SECS = 1.0
 INTERVAL_SECS = 0.6
@@ -34,15 +37,39 @@ def incident_ids(body) -> list[str]:
     return [incident["id"] for incident in body["incidents"]]
 
 
-def test_a_storm_of_one_group_is_one_body_and_later_events_wait_for_the_group_interval(tmp_path):
-    with HttpReceiver() as rx, running(grouped_settings(tmp_path, rx.url + "/hook")) as (_, _, client):
+def every_channel_settings(tmp_path, hook_url: str, slack_url: str, pd_url: str):
+    return make_settings(
+        tmp_path, notifications={
+            "webhook_enabled": True, "default_webhook_url": hook_url, "retry_backoff_secs": 0.05,
+            "slack_enabled": True, "slack_bot_token_env": "SLACK_TOKEN", "slack_default_channel": "#incidents",
+            "slack_api_url": slack_url, "slack": {"rate_per_sec": 50},
+            "pagerduty_enabled": True, "pagerduty_integration_key_env": "PD_KEY", "pagerduty_api_url": pd_url},
+        route={"receiver": "default", "group_by": ["service"], "group_wait_secs": WAIT_SECS,
+               "group_interval_secs": INTERVAL_SECS})
+
+
+def test_a_storm_of_one_group_is_one_body_and_later_events_wait_for_the_group_interval(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLACK_TOKEN", SLACK_TOKEN)
+    monkeypatch.setenv("PD_KEY", PD_KEY)
+    slack = FakeSlack(SLACK_TOKEN)
+    with HttpReceiver() as rx, HttpReceiver(slack) as slack_rx, \
+            HttpReceiver(lambda r: Reply(202, '{"status":"success"}')) as pd_rx, \
+            running(every_channel_settings(tmp_path, rx.url + "/hook", slack_rx.url + "/api",
+                                           pd_rx.url + "/v2/enqueue")) as (_, _, client):
         storm = [nid for first in range(0, 50, 10) for nid in submit(client, first, 10)]
         other = submit(client, 100, 1, service="web")
         first_two = rx.wait_for(2)
         later = submit(client, 200, 1)
         third = rx.wait_for(3)[2]
-        listed = client.notifications.ListNotifications(notifications_pb2.ListNotificationsRequest(),
+        slack_rx.wait_for(3)
+        paged = pd_rx.wait_for(52)
+        listed = client.notifications.ListNotifications(notifications_pb2.ListNotificationsRequest(page_size=500),
                                                         timeout=TIMEOUT).notifications
+    posted = {message.payload["text"]: message.payload for message in slack.roots()}
+    assert list(posted)[2:] == ["1 incident: service=db"]  # the storm's group again, after group_interval
+    assert sorted(posted) == ["1 incident: service=db", "1 incident: service=web", "50 incidents: service=db"]
+    assert all(storm_id in str(posted["50 incidents: service=db"]["blocks"]) for storm_id in storm)
+    assert sorted(r.json()["dedup_key"].removeprefix("llm-im-") for r in paged) == sorted(storm + other + later)
     bodies = {body.json()["group"]["labels"]["service"]: body for body in first_two}
     db = bodies["db"].json()
     assert db["event_type"] == GROUP_EVENT and db["group"] == {"route": "root", "labels": {"service": "db"}}
@@ -50,7 +77,7 @@ def test_a_storm_of_one_group_is_one_body_and_later_events_wait_for_the_group_in
     assert incident_ids(bodies["web"].json()) == other
     assert incident_ids(third.json()) == later  # the next notification of the group: only what came since
     assert third.arrived - bodies["db"].arrived >= INTERVAL_SECS - 0.1
-    assert [n.event_type for n in listed] == [GROUP_EVENT] * 3  # no notification per event on this route
+    assert sorted(n.event_type for n in listed if n.channel != "pagerduty") == [GROUP_EVENT] * 6
 
 
 def test_a_restart_during_group_wait_sends_the_group_once(tmp_path):

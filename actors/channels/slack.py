@@ -127,8 +127,8 @@ class SlackWebhookChannel:
 
     def deliver(self, delivery: Delivery) -> Outcome:
         """POST the incident message; see the module docstring for how answers map to outcomes."""
-        reply = self._poster.post(_encode(fmt.root_message(delivery)), {"Content-Type": "application/json"},
-                                  self._secrets)
+        message = fmt.group_message(delivery) if delivery.group is not None else fmt.root_message(delivery)
+        reply = self._poster.post(_encode(message), {"Content-Type": "application/json"}, self._secrets)
         outcome = reply if isinstance(reply, Outcome) else self._classify(reply)
         log.debug("slack_sent", mode="webhook", incident_id=delivery.incident_id,
                   outcome=outcome.kind.value, status_code=outcome.status_code)
@@ -187,6 +187,8 @@ class SlackApiChannel:
 
     def deliver(self, delivery: Delivery) -> Outcome:
         """Post, or update and reply in, the incident's thread (see the module docstring)."""
+        if delivery.group is not None:
+            return self._post_group(delivery)
         root = None if delivery.is_test else _stored_root(delivery.state)
         if root is None:
             return self._post_root(delivery, self._channel)
@@ -226,6 +228,15 @@ class SlackApiChannel:
         why = f" (previous root: {replaced})" if replaced else ""
         return Outcome.delivered(f"Slack: posted {'test' if delivery.is_test else 'root'} message "
                                  f"{ts or '(no ts)'}{why}", answer.status, state=state)
+
+    def _post_group(self, delivery: Delivery) -> Outcome:
+        """Post a group notification as a message of its own (no thread: nothing is stored)."""
+        answer = self._call("chat.postMessage", {"channel": self._channel, **fmt.group_message(delivery),
+                                                 "unfurl_links": False, "unfurl_media": False})
+        if answer.failure is not None:
+            return answer.failure
+        assert answer.body is not None
+        return Outcome.delivered(f"Slack: posted group message {answer.body.get('ts') or '(no ts)'}", answer.status)
 
     def _call(self, method: str, payload: Mapping[str, Any]) -> _Answer:
         """One Web API call, classified; never raises for network or HTTP trouble."""

@@ -329,6 +329,13 @@ class GroupContent:
     incident_ids: tuple[str, ...]
     snapshots: tuple[str, ...]
 
+    def incidents(self) -> list[Incident]:
+        return [Incident.from_dict(json.loads(snapshot)) for snapshot in self.snapshots]
+
+    def describe(self) -> str:
+        """``service=db, env=prod`` (the group's labels), for a subject or a header."""
+        return ", ".join(f"{name}={value}" for name, value in self.labels.items())
+
 
 class OutcomeKind(str, enum.Enum):
     DELIVERED = "delivered"
