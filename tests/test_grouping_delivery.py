@@ -8,6 +8,7 @@ from protos import alerts_pb2, notifications_pb2
 from tests.support.http_receiver import HttpReceiver, Reply
 from tests.support.server import TIMEOUT, make_settings, running
 from tests.support.slack_api import FakeSlack
+from tests.support.smtp_server import PASSWORD, USERNAME, SmtpServer, make_certificates
 from tests.test_all_channels import PD_KEY, SLACK_TOKEN
 
 WAIT_SECS = 1.0
@@ -37,9 +38,12 @@ def incident_ids(body) -> list[str]:
     return [incident["id"] for incident in body["incidents"]]
 
 
-def every_channel_settings(tmp_path, hook_url: str, slack_url: str, pd_url: str):
+def every_channel_settings(tmp_path, hook_url: str, slack_url: str, pd_url: str, smtp: SmtpServer, ca_file: str):
     return make_settings(
         tmp_path, notifications={
+            "email_enabled": True, "smtp_server": smtp.host, "smtp_port": smtp.port, "smtp_tls_mode": "starttls",
+            "smtp_ca_file": ca_file, "smtp_username_env": "SMTP_USER", "smtp_password_env": "SMTP_PASS",
+            "email_from": "incidents@example.com", "email_to": ["oncall@example.com"],
             "webhook_enabled": True, "default_webhook_url": hook_url, "retry_backoff_secs": 0.05,
             "slack_enabled": True, "slack_bot_token_env": "SLACK_TOKEN", "slack_default_channel": "#incidents",
             "slack_api_url": slack_url, "slack": {"rate_per_sec": 50},
@@ -51,11 +55,15 @@ def every_channel_settings(tmp_path, hook_url: str, slack_url: str, pd_url: str)
 def test_a_storm_of_one_group_is_one_body_and_later_events_wait_for_the_group_interval(tmp_path, monkeypatch):
     monkeypatch.setenv("SLACK_TOKEN", SLACK_TOKEN)
     monkeypatch.setenv("PD_KEY", PD_KEY)
+    monkeypatch.setenv("SMTP_USER", USERNAME)
+    monkeypatch.setenv("SMTP_PASS", PASSWORD)
+    (tmp_path / "tls").mkdir()
+    certificates = make_certificates(tmp_path / "tls")
     slack = FakeSlack(SLACK_TOKEN)
-    with HttpReceiver() as rx, HttpReceiver(slack) as slack_rx, \
+    with HttpReceiver() as rx, HttpReceiver(slack) as slack_rx, SmtpServer(certificates) as smtp, \
             HttpReceiver(lambda r: Reply(202, '{"status":"success"}')) as pd_rx, \
             running(every_channel_settings(tmp_path, rx.url + "/hook", slack_rx.url + "/api",
-                                           pd_rx.url + "/v2/enqueue")) as (_, _, client):
+                                           pd_rx.url + "/v2/enqueue", smtp, certificates.ca_file)) as (_, _, client):
         storm = [nid for first in range(0, 50, 10) for nid in submit(client, first, 10)]
         other = submit(client, 100, 1, service="web")
         first_two = rx.wait_for(2)
@@ -63,12 +71,18 @@ def test_a_storm_of_one_group_is_one_body_and_later_events_wait_for_the_group_in
         third = rx.wait_for(3)[2]
         slack_rx.wait_for(3)
         paged = pd_rx.wait_for(52)
+        mails = [received.message for received in smtp.wait_for(3)]
         listed = client.notifications.ListNotifications(notifications_pb2.ListNotificationsRequest(page_size=500),
                                                         timeout=TIMEOUT).notifications
     posted = {message.payload["text"]: message.payload for message in slack.roots()}
     assert list(posted)[2:] == ["1 incident: service=db"]  # the storm's group again, after group_interval
     assert sorted(posted) == ["1 incident: service=db", "1 incident: service=web", "50 incidents: service=db"]
     assert all(storm_id in str(posted["50 incidents: service=db"]["blocks"]) for storm_id in storm)
+    storm_mail = next(mail for mail in mails if "50 incidents" in str(mail.get_body(("plain",)).get_content()))
+    text = storm_mail.get_body(("plain",)).get_content()
+    assert storm_mail["Subject"].endswith("] service=db") and all(storm_id in text for storm_id in storm)
+    later_mail = mails[2]  # the group's next mail, in the group's thread
+    assert later_mail["Subject"] == storm_mail["Subject"] and later_mail["In-Reply-To"] == storm_mail["Message-ID"]
     assert sorted(r.json()["dedup_key"].removeprefix("llm-im-") for r in paged) == sorted(storm + other + later)
     bodies = {body.json()["group"]["labels"]["service"]: body for body in first_two}
     db = bodies["db"].json()
@@ -77,7 +91,7 @@ def test_a_storm_of_one_group_is_one_body_and_later_events_wait_for_the_group_in
     assert incident_ids(bodies["web"].json()) == other
     assert incident_ids(third.json()) == later  # the next notification of the group: only what came since
     assert third.arrived - bodies["db"].arrived >= INTERVAL_SECS - 0.1
-    assert sorted(n.event_type for n in listed if n.channel != "pagerduty") == [GROUP_EVENT] * 6
+    assert sorted(n.event_type for n in listed if n.channel != "pagerduty") == [GROUP_EVENT] * 9
 
 
 def test_a_restart_during_group_wait_sends_the_group_once(tmp_path):

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from .models import Incident
 
 #: Channels whose events on a grouped route go out as one notification per group.
-GROUPED_CHANNELS = frozenset({"webhook", "slack"})
+GROUPED_CHANNELS = frozenset({"webhook", "slack", "email"})
 #: Alertmanager's defaults.
 DEFAULT_WAIT_SECS = 30.0
 DEFAULT_INTERVAL_SECS = 300.0
