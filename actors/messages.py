@@ -29,8 +29,8 @@ class Owed:
 
 @dataclass(frozen=True, slots=True)
 class GroupsDue:
-    """(Processor to router) group notifications just committed, free in the store, each as
-    (channel, destination, due time): pull them from there when they are due."""
+    """(Processor or sender to router) group notifications just committed, free in the store,
+    each as (channel, destination, due time): pull them from there when they are due."""
 
     due: tuple[tuple[str, str, float], ...]
 

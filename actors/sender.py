@@ -42,7 +42,8 @@ from .domain.ratelimit import TokenBucket
 from .domain.retry import RetryPolicy
 from .faults import ActorFaults
 from .events import DeliverySettled, EventHub
-from .messages import Answered, Released, Send, SettleDue, Settled, TimerDue, TimerFired, TimerSet
+from .messages import (Answered, GroupsDue, Released, Send, SettleDue, Settled, TimerDue, TimerFired,
+                       TimerSet)
 from .scheduler import Scheduler, TimerHandle
 from .store.base import AttemptRecord, Store
 from .supervision import SupervisedActor, tell_quietly
@@ -196,9 +197,15 @@ class SenderActor(SupervisedActor):
         if self.channel.needs_state:
             delivery = replace(delivery, state=self.store.channel_state(
                 delivery.channel, delivery.destination, delivery.incident_id))
-        if delivery.event_type == GROUP_EVENT and delivery.group is None:
-            delivery = replace(delivery, group=self.store.close_group(delivery.notification_id, self.clock()))
         started = time.perf_counter()
+        if delivery.event_type == GROUP_EVENT and delivery.group is None:
+            content, reminder_due = self.store.close_group(delivery.notification_id, self.clock())
+            if reminder_due is not None:  # free in the store: the router pulls it when due
+                self.directory.tell(ROUTER, GroupsDue(((delivery.channel, delivery.destination, reminder_due),)))
+            delivery = replace(delivery, group=content)
+            if not content.incident_ids:
+                self._finish(delivery, Outcome.skipped("a reminder of a group with no incident active"), started)
+                return
         fault = self.transport_faults.take(self.channel.name) if self.transport_faults.armed else None
         if fault is not None:
             self._finish(delivery, injected_delivery(fault, self.channel, delivery, self.transport_faults), started)

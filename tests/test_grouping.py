@@ -17,7 +17,7 @@ from actors.domain.routing import Routing
 from actors.store.base import Store
 from tests.test_store import incident, lease, record
 
-TREE = {"receiver": "default", "group_by": ["service"], "group_wait_secs": 10,
+TREE = {"receiver": "default", "group_by": ["service"], "group_wait_secs": 10, "repeat_interval_secs": 60,
         "routes": [{"name": "db", "matchers": ['service="db"'], "group_wait_secs": 1,
                     "routes": [{"name": "p0", "matchers": ['severity="P0"'], "group_by": ["service", "env"]}]},
                    {"name": "web", "matchers": ['service="web"'], "group_by": []}]}
@@ -35,6 +35,7 @@ def test_each_grouping_setting_is_inherited_unless_a_route_sets_its_own():
     assert (routes["root"].by, routes["root"].wait_secs, routes["root"].interval_secs) == (("service",), 10, 300)
     assert (routes["root/db"].by, routes["root/db"].wait_secs) == (("service",), 1)
     assert (routes["root/db/p0"].by, routes["root/db/p0"].wait_secs) == (("service", "env"), 1)
+    assert {grouping.repeat_secs for grouping in routes.values() if grouping is not None} == {60}
     assert routes["root/web"] is None  # group_by = [] turns grouping off below a grouped route
 
 
@@ -52,6 +53,7 @@ def test_a_grouped_route_owes_pagerduty_per_event_and_the_other_channels_a_group
 @pytest.mark.parametrize("route, key, problem", [
     ({"group_wait_secs": -1}, "route.group_wait_secs", "must not be negative"),
     ({"group_interval_secs": 0}, "route.group_interval_secs", "must be greater than 0"),
+    ({"routes": [{"repeat_interval_secs": -5}]}, "route.routes[0].repeat_interval_secs", "must be greater than 0"),
     ({"group_by": ["service", "service"]}, "route.group_by", "names each field or label once"),
     ({"routes": [{"group_by": [""]}]}, "route.routes[0].group_by", "names each field or label once"),
 ])
@@ -87,13 +89,14 @@ def test_events_of_a_group_join_its_open_notification_until_its_first_attempt_cl
     assert store.apply([grouped_event("i-3")]).groups_due == []  # joined the open one
     (sent,) = lease(store, due)
     assert sent.event_type == GROUP_EVENT
-    content = store.close_group(sent.notification_id, due)
+    content, reminder_due = store.close_group(sent.notification_id, due)
     assert content.incident_ids == ("i-1", "i-2", "i-3") and content.labels == {"service": "db"}
-    assert store.close_group(sent.notification_id, due + 5) == content  # a retry sends the same
+    assert reminder_due == due + SLOT.repeat_secs  # its incidents are active: a reminder is open
+    assert store.close_group(sent.notification_id, due + 5) == (content, None)  # a retry sends the same
     later = store.apply([grouped_event("i-4")])
     assert later.groups_due == [("webhook", "default", due + 300)]  # the next one: an interval after
     assert lease(store, due + 300) == []  # one of a group's notifications at a time
     assert record(store, replace(sent, group=content), Outcome.delivered("ok", 200), DeliveryStatus.DELIVERED, due)
     assert [e.kind for e in store.timeline("i-2")][-1] is EventKind.NOTIFICATION_DELIVERED  # each member's
     (after_close,) = lease(store, due + 300)
-    assert store.close_group(after_close.notification_id, due + 300).incident_ids == ("i-4",)
+    assert store.close_group(after_close.notification_id, due + 300).content.incident_ids == ("i-4",)

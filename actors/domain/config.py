@@ -275,6 +275,7 @@ class RouteSettings:
     group_by: tuple[str, ...] | None = None
     group_wait_secs: float | None = None
     group_interval_secs: float | None = None
+    repeat_interval_secs: float | None = None
 
 
 #: No named receivers (a default argument that cannot be changed by accident).

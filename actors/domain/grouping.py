@@ -5,7 +5,9 @@ events of incidents whose ``group_by`` fields and labels have the same values in
 per (route, values, destination). The first event of a group that has never been notified is
 due ``group_wait_secs`` later; events that arrive before that go out with it. Once a group
 notification has gone out, the next one, holding whatever arrived since, is due no sooner
-than ``group_interval_secs`` after it.
+than ``group_interval_secs`` after it. While an incident of the group is active, a reminder
+listing them is due ``repeat_interval_secs`` after the last notification, unless events bring
+the next one sooner.
 
 Only :data:`GROUPED_CHANNELS` are grouped; on a grouped route the other channels are owed one
 notification per event, as on any route (PagerDuty's dedup key is per incident).
@@ -23,6 +25,7 @@ GROUPED_CHANNELS = frozenset({"webhook", "slack", "email"})
 #: Alertmanager's defaults.
 DEFAULT_WAIT_SECS = 30.0
 DEFAULT_INTERVAL_SECS = 300.0
+DEFAULT_REPEAT_SECS = 14_400.0
 #: The event type of a group notification (its row in the outbox, and the webhook body's).
 GROUP_EVENT = "incident.group"
 
@@ -35,6 +38,7 @@ class Grouping:
     readers: tuple[Callable[[Incident], Any], ...]
     wait_secs: float
     interval_secs: float
+    repeat_secs: float
 
     def labels(self, incident: Incident) -> dict[str, str]:
         """The incident's values of the ``group_by`` names (services joined by commas)."""
@@ -52,11 +56,13 @@ class GroupSlot:
     key: str
     wait_secs: float
     interval_secs: float
+    repeat_secs: float = DEFAULT_REPEAT_SECS
 
     @classmethod
     def of(cls, channel: str, destination: str, route: str, grouping: Grouping, incident: Incident) -> "GroupSlot":
         key = json.dumps(grouping.labels(incident), separators=(",", ":"), sort_keys=True)
-        return cls(channel, destination, route, key, grouping.wait_secs, grouping.interval_secs)
+        return cls(channel, destination, route, key, grouping.wait_secs, grouping.interval_secs,
+                   grouping.repeat_secs)
 
     def due_at(self, at: float, last_sent_at: float | None) -> float:
         """When a new notification of this group, opened by an event at ``at``, is due: after

@@ -36,7 +36,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from .errors import ConfigError
-from .grouping import DEFAULT_INTERVAL_SECS, DEFAULT_WAIT_SECS, Grouping
+from .grouping import DEFAULT_INTERVAL_SECS, DEFAULT_REPEAT_SECS, DEFAULT_WAIT_SECS, Grouping
 from .matchers import Matcher, MatcherError, Op, parse_matchers
 from .models import Incident, IncidentState, IncidentType, Severity
 
@@ -300,25 +300,29 @@ class _Timing:
     by: tuple[str, ...] = ()
     wait_secs: float = DEFAULT_WAIT_SECS
     interval_secs: float = DEFAULT_INTERVAL_SECS
+    repeat_secs: float = DEFAULT_REPEAT_SECS
 
     def under(self, settings: "RouteSettings", key: str) -> "_Timing":
         """This timing as ``settings`` overrides it; ConfigError for a negative wait, an
         interval that is not positive, or a ``group_by`` name given twice or empty."""
+        for name in ("group_interval_secs", "repeat_interval_secs"):
+            value = getattr(settings, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{key}.{name}", f"must be greater than 0, got {value!r}")
         if settings.group_wait_secs is not None and settings.group_wait_secs < 0:
             raise ConfigError(f"{key}.group_wait_secs", f"must not be negative, got {settings.group_wait_secs!r}")
-        if settings.group_interval_secs is not None and settings.group_interval_secs <= 0:
-            raise ConfigError(f"{key}.group_interval_secs",
-                              f"must be greater than 0, got {settings.group_interval_secs!r}")
         by = self.by if settings.group_by is None else settings.group_by
         if len(set(by)) != len(by) or "" in by:
             raise ConfigError(f"{key}.group_by", f"names each field or label once, got {list(by)!r}")
         return _Timing(by, self.wait_secs if settings.group_wait_secs is None else settings.group_wait_secs,
-                       self.interval_secs if settings.group_interval_secs is None else settings.group_interval_secs)
+                       self.interval_secs if settings.group_interval_secs is None else settings.group_interval_secs,
+                       self.repeat_secs if settings.repeat_interval_secs is None else settings.repeat_interval_secs)
 
     def grouping(self) -> Grouping | None:
         if not self.by:
             return None
-        return Grouping(self.by, tuple(field_named(name).read for name in self.by), self.wait_secs, self.interval_secs)
+        return Grouping(self.by, tuple(field_named(name).read for name in self.by), self.wait_secs,
+                        self.interval_secs, self.repeat_secs)
 
 
 def _values(test: _Test) -> frozenset[Any] | None:

@@ -80,6 +80,14 @@ class Applied(NamedTuple):
     groups_due: list[tuple[str, str, float]]
 
 
+class ClosedGroup(NamedTuple):
+    """What :meth:`Store.close_group` read, and when the reminder it opened is due (None when
+    it opened none)."""
+
+    content: GroupContent
+    reminder_due: float | None
+
+
 class AttemptRecord(NamedTuple):
     delivery: Delivery
     outcome: Outcome
@@ -295,22 +303,41 @@ class Store(ABC):
             _write_attempt_rows(conn, [record for record, ok in zip(records, recorded) if ok])
         return recorded
 
-    def close_group(self, notification_id: str, now: float) -> GroupContent:
+    def close_group(self, notification_id: str, now: float) -> ClosedGroup:
         """What the group notification carries, for its sender's first attempt (and any later
-        one). The first call closes it: events after that open the group's next notification,
-        due ``group_interval`` after ``now``. NotFound if it is not a group notification."""
+        one): the incidents whose events joined it, or, for a reminder nothing joined, every
+        incident of the group still active (none: nothing to remind of).
+
+        The first call closes it: events after that open the group's next notification, due
+        ``group_interval`` after ``now``; and while an incident of the group is active, the
+        next one opens at once as a reminder, due ``repeat_interval`` after ``now`` (events
+        bring it forward). NotFound if it is not a group notification."""
         with self._transaction() as conn:
-            conn.execute("UPDATE notification_groups SET open_id = NULL, last_sent_at = ? WHERE open_id = ?",
-                         (now, notification_id))
-            group = conn.execute("SELECT g.route, g.group_key FROM notifications n JOIN notification_groups g "
-                                 "ON g.id = n.incident_id WHERE n.id = ?", (notification_id,)).fetchone()
+            closed = conn.execute("UPDATE notification_groups SET open_id = NULL, last_sent_at = ? "
+                                  "WHERE open_id = ?", (now, notification_id)).rowcount
+            group = conn.execute(
+                "SELECT g.id, g.route, g.group_key, g.repeat_secs, g.channel, g.destination, n.timeline_id "
+                "FROM notifications n JOIN notification_groups g ON g.id = n.incident_id WHERE n.id = ?",
+                (notification_id,)).fetchone()
             if group is None:
                 raise NotFound(f"group notification {notification_id!r} not found")
+            group_id, route, key, repeat_secs, channel, destination, timeline_id = group
             items = conn.execute("SELECT i.incident_id, t.snapshot FROM group_items i JOIN timeline t "
                                  "ON t.id = i.timeline_id WHERE i.notification_id = ? ORDER BY i.timeline_id",
                                  (notification_id,)).fetchall()
-        latest = dict(items)  # the last snapshot of each incident, in the order they joined
-        return GroupContent(group[0], json.loads(group[1]), tuple(latest), tuple(latest.values()))
+            active = conn.execute(  # in the order they first joined the group
+                f"SELECT i.id, {_INCIDENT_DATA} FROM {_INCIDENT_FROM} JOIN (SELECT g.incident_id, "
+                "min(g.timeline_id) AS joined FROM group_items g JOIN notifications n ON n.id = g.notification_id "
+                "WHERE n.incident_id = ? GROUP BY g.incident_id) m ON m.incident_id = i.id WHERE i.active = 1 "
+                "ORDER BY m.joined", (group_id,)).fetchall()
+            reminder_due = None
+            if closed and active and repeat_secs:
+                reminder, reminder_due = new_id(), now + repeat_secs
+                _insert_group_notification(conn, reminder, group_id, timeline_id, channel, destination, now,
+                                           reminder_due)
+                conn.execute("UPDATE notification_groups SET open_id = ? WHERE id = ?", (reminder, group_id))
+        latest = dict(items or active)  # the last snapshot of each incident, in the order they joined
+        return ClosedGroup(GroupContent(route, json.loads(key), tuple(latest), tuple(latest.values())), reminder_due)
 
     # -- API side ----------------------------------------------------------------------
     def notification(self, notification_id: str) -> NotificationRecord:
@@ -469,24 +496,36 @@ class Store(ABC):
     def _join_group(self, conn: Session, slot: GroupSlot, incident_id: str, timeline_id: int, at: float,
                     applied: Applied) -> None:
         """Add an event to its group's open notification, opening one (owed, free, due as
-        :meth:`GroupSlot.due_at` says) when the group has none."""
+        :meth:`GroupSlot.due_at` says) when the group has none, or bringing an open reminder
+        forward to that time."""
         row = conn.execute("SELECT id, open_id, last_sent_at FROM notification_groups WHERE channel = ? "
                            "AND destination = ? AND route = ? AND group_key = ?" + self.dialect.lock_rows,
                            (slot.channel, slot.destination, slot.route, slot.key)).fetchone()
         group_id, open_id, last_sent_at = row if row is not None else (new_id(), None, None)
+        due = slot.due_at(at, last_sent_at)
         if row is None:
             conn.execute("INSERT INTO notification_groups (id, channel, destination, route, group_key) "
                          "VALUES (?, ?, ?, ?, ?)", (group_id, slot.channel, slot.destination, slot.route, slot.key))
         if open_id is None:
-            open_id, due = new_id(), slot.due_at(at, last_sent_at)
-            conn.execute("INSERT INTO notifications (id, incident_id, timeline_id, channel, destination, event_type, "
-                         "occurred_at, status, due_at, created_at, updated_at) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
-                         (open_id, group_id, timeline_id, slot.channel, slot.destination, GROUP_EVENT, at, due, at, at))
-            conn.execute("UPDATE notification_groups SET open_id = ? WHERE id = ?", (open_id, group_id))
+            open_id = new_id()
+            _insert_group_notification(conn, open_id, group_id, timeline_id, slot.channel, slot.destination, at, due)
             applied.groups_due.append((slot.channel, slot.destination, due))
+        elif conn.execute("UPDATE notifications SET due_at = ? WHERE id = ? AND due_at > ? AND attempts = 0",
+                          (due, open_id, due)).rowcount:  # a reminder, due later than this news
+            applied.groups_due.append((slot.channel, slot.destination, due))
+        conn.execute("UPDATE notification_groups SET open_id = ?, repeat_secs = ? WHERE id = ?",
+                     (open_id, slot.repeat_secs, group_id))
         conn.execute("INSERT INTO group_items (notification_id, timeline_id, incident_id) VALUES (?, ?, ?)",
                      (open_id, timeline_id, incident_id))
+
+
+def _insert_group_notification(conn: Session, notification_id: str, group_id: str, timeline_id: int, channel: str,
+                               destination: str, at: float, due: float) -> None:
+    """An owed group notification, free to any router, due at ``due``; its delivery's snapshot
+    is that of timeline row ``timeline_id`` (the event that opened it)."""
+    conn.execute("INSERT INTO notifications (id, incident_id, timeline_id, channel, destination, event_type, "
+                 "occurred_at, status, due_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+                 (notification_id, group_id, timeline_id, channel, destination, GROUP_EVENT, at, due, at, at))
 
 
 def leased_delivery(row: Sequence[Any], channel: str, destination: str, lease: str) -> Delivery:

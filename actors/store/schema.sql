@@ -115,7 +115,8 @@ CREATE INDEX IF NOT EXISTS channel_state_incident ON channel_state (incident_id)
 -- Group notifications (actors/domain/grouping.py): one row per (destination, route, group
 -- labels). id is the incident_id of the group's notifications, so they keep their order like
 -- an incident's. open_id is the owed notification later events join, until its first attempt
--- closes it (and sets last_sent_at, from which the next one is due group_interval later).
+-- closes it (and sets last_sent_at, from which the next one is due group_interval later, and
+-- a reminder repeat_secs later while an incident of the group is active).
 CREATE TABLE IF NOT EXISTS notification_groups (
     id           TEXT PRIMARY KEY,
     channel      TEXT NOT NULL,
@@ -124,6 +125,7 @@ CREATE TABLE IF NOT EXISTS notification_groups (
     group_key    TEXT NOT NULL,
     open_id      TEXT,
     last_sent_at REAL,
+    repeat_secs  REAL,
     UNIQUE (channel, destination, route, group_key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS notification_groups_open ON notification_groups (open_id) WHERE open_id IS NOT NULL;
