@@ -17,6 +17,10 @@ the store may hold deliveries for it that no live router holds: after a start (r
 after a sender was replaced, after a re-queue, or once memory overflowed. It goes back to
 memory when the store has nothing free left for it.
 
+A group notification (actors/domain/grouping.py) is never handed over from memory: it waits
+free in the store until due (``GroupsDue`` says when, from the processor that opened it or the
+sender that opened a reminder), and its destination is served from the store meanwhile.
+
 The router keeps nothing that is not also in the store: if it dies, the next epoch finds every
 owed row free (its lease names the old epoch) and pulls it; senders drop a re-sent delivery
 they already hold or have just finished.
@@ -229,7 +233,8 @@ class RouterActor(SupervisedActor):
         until due, and pull when each comes due (the poll would too, up to a poll interval
         later)."""
         ref, now = self.actor_ref, self.clock()
-        configured = [(channel, destination, at) for channel, destination, at in due if (channel, destination) in self.parked]
+        configured = [(channel, destination, at) for channel, destination, at in due
+                      if (channel, destination) in self.parked]
         self._to_store({(channel, destination) for channel, destination, _ in configured})
         for at in {at for _, _, at in configured}:
             self.scheduler.call_later(max(0.0, at - now), lambda: tell_quietly(ref, Pull()))

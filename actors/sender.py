@@ -11,7 +11,9 @@ told the slot is free. Timers die with the actor (cancelled in ``cleanup``); the
 says the delivery is owed (with its due time), so the router hands it out again.
 
 Nothing is read back for a delivery handed over from the processor: it arrives whole
-(``Send``). A router that restarted may re-send what this sender holds or has just finished —
+(``Send``). A group notification is the exception: its first attempt here closes it and reads
+what it carries (``Store.close_group``), and a reminder that finds no incident active is
+skipped. A router that restarted may re-send what this sender holds or has just finished —
 those are recognised in memory and dropped — and a delivery pulled from the store (recovery,
 overflow) is checked against it first, since a sender instance now gone may have made it.
 The store records an attempt only if it is the next one of a delivery still owed, so a sender

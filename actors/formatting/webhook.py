@@ -3,9 +3,10 @@
 ``{"event_type", "timestamp", "incident", "notification_id"}`` plus ``"test": true`` for a
 user's test notification. A group notification (actors/domain/grouping.py) has
 ``{"event_type": "incident.group", "timestamp", "group": {"route", "labels"}, "incidents": [...],
-"notification_id"}``, each incident as it stood after its last event the notification carries. The bytes returned are the ones that get signed and sent, so the
-serialisation is fixed here (compact, ASCII-only) and never redone by the transport. Pure:
-renders only from the delivery's snapshot, never from the incident's current state.
+"notification_id"}``, each incident as it stood after its last event the notification carries.
+The bytes returned are the ones that get signed and sent, so the serialisation is fixed here
+(compact, ASCII-only) and never redone by the transport. Pure: renders only from the
+delivery's snapshots, never from the incidents' current state.
 """
 from __future__ import annotations
 
