@@ -6,7 +6,8 @@ from __future__ import annotations
 from actors.domain.grouping import GROUP_EVENT
 from protos import alerts_pb2, incidents_pb2, notifications_pb2
 from tests.support.http_receiver import HttpReceiver, Reply
-from tests.support.server import TIMEOUT, make_settings, running
+from tests.support.process import ServerProcess, write_config
+from tests.support.server import TIMEOUT, client_for, make_settings, running
 from tests.support.slack_api import FakeSlack
 from tests.support.smtp_server import PASSWORD, USERNAME, SmtpServer, make_certificates
 from tests.test_all_channels import PD_KEY, SLACK_TOKEN
@@ -132,3 +133,30 @@ def test_a_group_still_active_is_reminded_after_the_repeat_interval_and_no_longe
     assert incident_ids(resolved.json()) == opened
     assert {incident["state"] for incident in resolved.json()["incidents"]} == {"RESOLVED"}
     assert len(listed) == 3  # nothing was active when the last one went out: no reminder after it
+
+
+def test_a_kill_minus_nine_during_group_wait_loses_nothing_and_sends_the_group_once(tmp_path):
+    grouped = """
+[route]
+receiver = "default"
+group_by = ["service"]
+group_wait_secs = 3.0
+group_interval_secs = 0.5
+"""
+    with HttpReceiver() as rx:
+        server = ServerProcess(write_config(tmp_path / "c.toml", tmp_path / "store.db", rx.url + "/hook", grouped))
+        try:
+            server.start()
+            with client_for(server.port) as client:
+                before = submit(client, 0, 5)
+            server.stop()  # kill -9, within group_wait
+            assert rx.requests == []
+            server.start()
+            with client_for(server.port) as client:
+                (sent,) = rx.wait_for(1)
+                later = submit(client, 10, 1)
+                second = rx.wait_for(2)[1]
+        finally:
+            server.stop()
+    assert incident_ids(sent.json()) == before
+    assert incident_ids(second.json()) == later
