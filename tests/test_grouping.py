@@ -63,6 +63,12 @@ def test_bad_grouping_settings_are_refused_naming_the_key(route, key, problem):
     assert raised.value.key == key and problem in str(raised.value)
 
 
+def test_group_labels_are_written_as_matchers_write_the_values():
+    grouping = routing({"receiver": "default", "group_by": ["severity", "type", "service", "env"]}).tree.root.grouping
+    inc = replace(incident(), affected_services=("web", "db"), labels={"env": "prod"})
+    assert grouping.labels(inc) == {"severity": "P1", "type": "data", "service": "db,web", "env": "prod"}
+
+
 def test_a_new_group_is_due_after_its_wait_and_a_notified_one_after_its_interval():
     slot = GroupSlot("webhook", "default", "root", "{}", wait_secs=30, interval_secs=300)
     assert slot.due_at(1000, None) == 1030

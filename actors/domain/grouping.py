@@ -14,11 +14,12 @@ notification per event, as on any route (PagerDuty's dedup key is per incident).
 """
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .models import Incident
+from .models import Incident, Severity
 
 #: Channels whose events on a grouped route go out as one notification per group.
 GROUPED_CHANNELS = frozenset({"webhook", "slack", "email"})
@@ -73,6 +74,11 @@ class GroupSlot:
 
 
 def _text(value: Any) -> str:
+    """A value as matchers write it: ``P0``, ``availability``, ``db,web`` (services sorted)."""
     if isinstance(value, (tuple, list)):
         return ",".join(sorted(map(str, value)))
-    return getattr(value, "name", None) or str(value)
+    if isinstance(value, Severity):
+        return value.name
+    if isinstance(value, enum.Enum):
+        return value.name.lower()
+    return str(value)
