@@ -4,17 +4,18 @@ on each store engine."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from actors.domain.changes import Change, PendingEvent
 from actors.domain.config import settings_from_mapping
-from actors.domain.errors import ConfigError
+from actors.domain.errors import ConfigError, NotFound
 from actors.domain.grouping import GROUP_EVENT, GroupSlot
 from actors.domain.models import DeliveryStatus, EventKind, Outcome, Severity, utc_now
 from actors.domain.routing import Routing
 from actors.store.base import Store
+from tests.test_retention import prune_all
 from tests.test_store import incident, lease, record
 
 TREE = {"receiver": "default", "group_by": ["service"], "group_wait_secs": 10, "repeat_interval_secs": 60,
@@ -106,3 +107,21 @@ def test_events_of_a_group_join_its_open_notification_until_its_first_attempt_cl
     assert [e.kind for e in store.timeline("i-2")][-1] is EventKind.NOTIFICATION_DELIVERED  # each member's
     (after_close,) = lease(store, due + 300)
     assert store.close_group(after_close.notification_id, due + 300).content.incident_ids == ("i-4",)
+
+
+def test_retention_removes_a_settled_group_notification_with_its_items_in_bounded_batches(store: Store):
+    old = utc_now().timestamp() - 40 * 86_400
+    changes = [replace(grouped_event(f"i-{n}"), events=(replace(grouped_event(f"i-{n}").events[0],
+                                                                 at=datetime.fromtimestamp(old, timezone.utc)),))
+               for n in range(12)]
+    ((_, _, due),) = store.apply(changes).groups_due
+    (sent,) = lease(store, due)
+    content, _ = store.close_group(sent.notification_id, due)
+    assert record(store, replace(sent, group=content), Outcome.delivered("ok", 200), DeliveryStatus.DELIVERED, due)
+    items = "SELECT count(*) FROM group_items WHERE notification_id = ?"
+    assert store._row(items, (sent.notification_id,))[0] == 12
+    batches = prune_all(store, cutoff=old + 86_400, max_rows=5)
+    assert max(batches) <= 5 and sum(batches) == 12 + 1 + 1  # its items, its attempt, itself
+    assert store._row(items, (sent.notification_id,))[0] == 0
+    with pytest.raises(NotFound):
+        store.notification(sent.notification_id)
