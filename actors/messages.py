@@ -28,6 +28,14 @@ class Owed:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupsDue:
+    """(Processor or sender to router) group notifications just committed, free in the store,
+    each as (channel, destination, due time): pull them from there when they are due."""
+
+    due: tuple[tuple[str, str, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Wake:
     """Deliveries became free in the store (e.g. a re-queued one): pull when there is room."""
 

@@ -24,6 +24,7 @@ from .domain.changes import Change, PendingEvent
 from .domain.config import ProcessingSettings
 from .domain.dedup import fingerprint, joins_incident, legacy_fingerprint
 from .domain.errors import IllegalTransition
+from .domain.grouping import GroupSlot
 from .domain.indexes import ActiveIncidents, RecentAlerts
 from .domain.models import (Alert, EventKind, Incident, IncidentState, Resolution,
                              ResolutionMethod, TimelineEvent, new_id, utc_now)
@@ -34,7 +35,7 @@ from .events import EventHub, IncidentChanged
 from .lease import RouterLease
 from .domain.commands import (AddNote, AlertResult, CreateIncident, ResolveIncident, TransitionIncident,
                               UpdateIncident)
-from .messages import Owed, SubmitAlerts
+from .messages import GroupsDue, Owed, SubmitAlerts
 from .store.base import Store
 from .supervision import SupervisedActor
 
@@ -148,7 +149,9 @@ class ProcessorActor(SupervisedActor):
     def _lifecycle_event(self, incident: Incident, kind: EventKind, now: datetime, actor: str,
                          detail: dict[str, Any]) -> PendingEvent:
         routed = self.routing.route(incident)
-        return PendingEvent(kind, now, actor, detail, incident.state.event_type, routed.owed, routed.record)
+        groups = tuple(GroupSlot.of(receiver.channel, receiver.destination, path, grouping, incident)
+                       for receiver, path, grouping in routed.grouped)
+        return PendingEvent(kind, now, actor, detail, incident.state.event_type, routed.owed, routed.record, groups)
 
     # -- incident commands -------------------------------------------------------------
     def _create(self, command: CreateIncident) -> Incident:
@@ -235,6 +238,8 @@ class ProcessorActor(SupervisedActor):
                 self.recent_alerts.add(change.alert.alert_id, change.incident.id)
         if applied.deliveries:  # a router that is restarting finds them in the store instead
             self.directory.tell(ROUTER, Owed(tuple(applied.deliveries), lease))
+        if applied.groups_due:  # a router that is restarting finds them in the store, and pulls them when due
+            self.directory.tell(ROUTER, GroupsDue(tuple(applied.groups_due)))
         for change, events in zip(changes, applied.events):
             for event in events:
                 self.hub.publish(IncidentChanged(change.incident, event))

@@ -17,6 +17,10 @@ the store may hold deliveries for it that no live router holds: after a start (r
 after a sender was replaced, after a re-queue, or once memory overflowed. It goes back to
 memory when the store has nothing free left for it.
 
+A group notification (actors/domain/grouping.py) is never handed over from memory: it waits
+free in the store until due (``GroupsDue`` says when, from the processor that opened it or the
+sender that opened a reminder), and its destination is served from the store meanwhile.
+
 The router keeps nothing that is not also in the store: if it dies, the next epoch finds every
 owed row free (its lease names the old epoch) and pulls it; senders drop a re-sent delivery
 they already hold or have just finished.
@@ -37,8 +41,8 @@ from .domain.models import Delivery
 from .domain.routing import Receiver
 from .faults import ActorFaults
 from .lease import RouterLease
-from .messages import (Drain, InFlightCounts, Owed, Poll, Pull, Released, Send, SenderRestarted, Settled,
-                       TimerFired, TimerSet, Wake)
+from .messages import (Drain, GroupsDue, InFlightCounts, Owed, Poll, Pull, Released, Send, SenderRestarted,
+                       Settled, TimerFired, TimerSet, Wake)
 from .scheduler import Scheduler, TimerHandle
 from .store.base import Store
 from .supervision import SupervisedActor, tell_quietly
@@ -147,6 +151,8 @@ class RouterActor(SupervisedActor):
         elif isinstance(message, Poll):
             self._pull()
             self._schedule_poll()
+        elif isinstance(message, GroupsDue):
+            self._groups_due(message.due)
         elif isinstance(message, Wake):
             self.from_store.update(self.destinations)
             self._request_pull()
@@ -221,6 +227,17 @@ class RouterActor(SupervisedActor):
             self._send(delivery)
             room -= 1
         queue.extendleft(reversed(kept))
+
+    def _groups_due(self, due: Iterable[tuple[str, str, float]]) -> None:
+        """Serve the group notifications' destinations from the store, where they wait free
+        until due, and pull when each comes due (the poll would too, up to a poll interval
+        later)."""
+        ref, now = self.actor_ref, self.clock()
+        configured = [(channel, destination, at) for channel, destination, at in due
+                      if (channel, destination) in self.parked]
+        self._to_store({(channel, destination) for channel, destination, _ in configured})
+        for at in {at for _, _, at in configured}:
+            self.scheduler.call_later(max(0.0, at - now), lambda: tell_quietly(ref, Pull()))
 
     # -- deliveries from the store --------------------------------------------------------
     def _request_pull(self) -> None:

@@ -11,7 +11,9 @@ told the slot is free. Timers die with the actor (cancelled in ``cleanup``); the
 says the delivery is owed (with its due time), so the router hands it out again.
 
 Nothing is read back for a delivery handed over from the processor: it arrives whole
-(``Send``). A router that restarted may re-send what this sender holds or has just finished —
+(``Send``). A group notification is the exception: its first attempt here closes it and reads
+what it carries (``Store.close_group``), and a reminder that finds no incident active is
+skipped. A router that restarted may re-send what this sender holds or has just finished —
 those are recognised in memory and dropped — and a delivery pulled from the store (recovery,
 overflow) is checked against it first, since a sender instance now gone may have made it.
 The store records an attempt only if it is the next one of a delivery still owed, so a sender
@@ -36,12 +38,14 @@ import structlog
 from .channels.base import Channel, PipelinedChannel
 from .channels.faults import ChannelFaults, injected_delivery
 from .directory import ActorDirectory
+from .domain.grouping import GROUP_EVENT
 from .domain.models import Delivery, DeliveryStatus, Outcome, OutcomeKind
 from .domain.ratelimit import TokenBucket
 from .domain.retry import RetryPolicy
 from .faults import ActorFaults
 from .events import DeliverySettled, EventHub
-from .messages import Answered, Released, Send, SettleDue, Settled, TimerDue, TimerFired, TimerSet
+from .messages import (Answered, GroupsDue, Released, Send, SettleDue, Settled, TimerDue, TimerFired,
+                       TimerSet)
 from .scheduler import Scheduler, TimerHandle
 from .store.base import AttemptRecord, Store
 from .supervision import SupervisedActor, tell_quietly
@@ -196,6 +200,14 @@ class SenderActor(SupervisedActor):
             delivery = replace(delivery, state=self.store.channel_state(
                 delivery.channel, delivery.destination, delivery.incident_id))
         started = time.perf_counter()
+        if delivery.event_type == GROUP_EVENT and delivery.group is None:
+            content, reminder_due = self.store.close_group(delivery.notification_id, self.clock())
+            if reminder_due is not None:  # free in the store: the router pulls it when due
+                self.directory.tell(ROUTER, GroupsDue(((delivery.channel, delivery.destination, reminder_due),)))
+            delivery = replace(delivery, group=content)
+            if not content.incident_ids:
+                self._finish(delivery, Outcome.skipped("a reminder of a group with no incident active"), started)
+                return
         fault = self.transport_faults.take(self.channel.name) if self.transport_faults.armed else None
         if fault is not None:
             self._finish(delivery, injected_delivery(fault, self.channel, delivery, self.transport_faults), started)

@@ -166,7 +166,7 @@ def test_a_store_from_before_routing_records_gains_the_column_and_keeps_its_noti
     conn.close()
     again = SqliteStore(path)
     try:
-        assert again._connection().execute("PRAGMA user_version").fetchone()[0] == VERSION == 4
+        assert again._connection().execute("PRAGMA user_version").fetchone()[0] == VERSION == 5
         assert again.routing_of(old.notification_id) == ()  # owed before routing was recorded
         change = lifecycle_change(incident("i-new"))
         decisions = (Decision("webhook", "default", Verdict.ROUTED, "root"),)

@@ -137,7 +137,8 @@ class SlackWebhookChannel:
     def deliver(self, delivery: Delivery) -> Outcome:
         """POST the incident message; see the module docstring for how answers map to outcomes."""
         try:
-            message = _message(self._templates, delivery, fmt.root_message)
+            message = (fmt.group_message(delivery) if delivery.group is not None
+                       else _message(self._templates, delivery, fmt.root_message))
         except TemplateFailure as failure:
             return Outcome.failed(str(failure))
         reply = self._poster.post(_encode(message), {"Content-Type": "application/json"}, self._secrets)
@@ -200,9 +201,11 @@ class SlackApiChannel:
         self._methods = self._poster.target.split("?", 1)[0].rstrip("/") + "/"
 
     def deliver(self, delivery: Delivery) -> Outcome:
-        """Post, or update and reply in, the incident's thread (see the module docstring). The
-        messages are rendered before anything is sent: a template that fails is a failed
-        outcome, and nothing was posted."""
+        """Post, or update and reply in, the incident's thread (see the module docstring); a
+        group notification is one message of its own. The messages are rendered before anything
+        is sent: a template that fails is a failed outcome, and nothing was posted."""
+        if delivery.group is not None:
+            return self._post_group(delivery)
         root = None if delivery.is_test else _stored_root(delivery.state)
         try:
             message = _message(self._templates, delivery, fmt.root_message)
@@ -246,6 +249,15 @@ class SlackApiChannel:
         why = f" (previous root: {replaced})" if replaced else ""
         return Outcome.delivered(f"Slack: posted {'test' if delivery.is_test else 'root'} message "
                                  f"{ts or '(no ts)'}{why}", answer.status, state=state)
+
+    def _post_group(self, delivery: Delivery) -> Outcome:
+        """Post a group notification as a message of its own (no thread: nothing is stored)."""
+        answer = self._call("chat.postMessage", {"channel": self._channel, **fmt.group_message(delivery),
+                                                 "unfurl_links": False, "unfurl_media": False})
+        if answer.failure is not None:
+            return answer.failure
+        assert answer.body is not None
+        return Outcome.delivered(f"Slack: posted group message {answer.body.get('ts') or '(no ts)'}", answer.status)
 
     def _call(self, method: str, payload: Mapping[str, Any]) -> _Answer:
         """One Web API call, classified; never raises for network or HTTP trouble."""

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
+from .grouping import GroupSlot
 from .models import Alert, DeliveryStatus, EventKind, Incident
 from .routing import Receiver
 
@@ -13,7 +14,8 @@ from .routing import Receiver
 class PendingEvent:
     """A timeline entry to write; when ``event_type`` is set it owes notifications to
     ``receivers``, rendered later from the incident snapshot stored with it, and ``routing``
-    is the record of why (actors/domain/routing.py), stored with it too."""
+    is the record of why (actors/domain/routing.py), stored with it too. ``groups`` are the
+    group notifications it joins instead (actors/domain/grouping.py)."""
 
     kind: EventKind
     at: datetime
@@ -22,6 +24,11 @@ class PendingEvent:
     event_type: str | None = None
     receivers: tuple[Receiver, ...] = ()
     routing: str = ""
+    groups: tuple[GroupSlot, ...] = ()
+
+    @property
+    def notifies(self) -> bool:
+        return bool(self.event_type and (self.receivers or self.groups))
 
 
 @dataclass(frozen=True, slots=True)

@@ -287,6 +287,11 @@ class RouteSettings:
     matchers: tuple[str, ...] = ()
     continue_: bool = field(default=False, metadata={"key": "continue"})
     routes: tuple["RouteSettings", ...] = ()
+    #: Grouping (actors/domain/grouping.py); unset values are inherited from the parent route.
+    group_by: tuple[str, ...] | None = None
+    group_wait_secs: float | None = None
+    group_interval_secs: float | None = None
+    repeat_interval_secs: float | None = None
 
 
 #: No named receivers (a default argument that cannot be changed by accident).

@@ -311,9 +311,30 @@ class Delivery:
     is_test: bool = False
     snapshot: str = ""
     lease: str = ""
+    #: For a group notification (actors/domain/grouping.py): what it carries, read by its
+    #: sender at the first attempt; None for any other delivery, and before that read.
+    group: "GroupContent | None" = None
 
     def next_attempt(self, state: Mapping[str, Any] | None = None) -> "Delivery":
         return replace(self, attempt=self.attempt + 1, state=self.state if state is None else state)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupContent:
+    """What a group notification carries: its route and group labels, and the incidents whose
+    events joined it (first joined first), each as its snapshot after its last such event."""
+
+    route: str
+    labels: Mapping[str, str]
+    incident_ids: tuple[str, ...]
+    snapshots: tuple[str, ...]
+
+    def incidents(self) -> list[Incident]:
+        return [Incident.from_dict(json.loads(snapshot)) for snapshot in self.snapshots]
+
+    def describe(self) -> str:
+        """``service=db, env=prod`` (the group's labels), for a subject or a header."""
+        return ", ".join(f"{name}={value}" for name, value in self.labels.items())
 
 
 class OutcomeKind(str, enum.Enum):

@@ -36,6 +36,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from .errors import ConfigError
+from .grouping import DEFAULT_INTERVAL_SECS, DEFAULT_REPEAT_SECS, DEFAULT_WAIT_SECS, Grouping
 from .matchers import Matcher, MatcherError, Op, parse_matchers
 from .models import Incident, IncidentState, IncidentType, Severity
 
@@ -92,6 +93,8 @@ class Route:
     routes: tuple["Route", ...]
     #: Which of ``routes`` can match, by the value of one fact (many routes only).
     dispatch: "_Dispatch | None" = None
+    #: How its events are grouped (actors/domain/grouping.py); None: one notification per event.
+    grouping: Grouping | None = None
 
     def match(self, facts: tuple[Any, ...]) -> list["Route"]:
         """The routes the facts end at under this one (Alertmanager's order); [] if this one's
@@ -200,7 +203,7 @@ def compile_tree(settings: "RouteSettings | None", receivers: Sequence[str]) -> 
     if not (settings.receiver or settings.receivers):
         raise ConfigError("route.receiver", "the root route needs a receiver (where what no route matches goes): "
                                             f"one of {', '.join(receivers)}")
-    root, _ = compiler.route(settings, "route", ROOT, (), [])
+    root, _ = compiler.route(settings, "route", ROOT, (), [], _Timing())
     return Tree(root, compiler.fields())
 
 
@@ -213,8 +216,9 @@ class _Compiler:
         return tuple(field_named(name) for name in self._fields)
 
     def route(self, settings: "RouteSettings", key: str, path: str, inherited: tuple[str, ...],
-              above: list[_Test]) -> tuple[Route, list[_Test]]:
+              above: list[_Test], timing: "_Timing") -> tuple[Route, list[_Test]]:
         """The compiled route and its own tests; checks it and its routes."""
+        timing = timing.under(settings, key)
         own = self._tests(settings.matchers, key, path)
         tests = above + own
         _check_satisfiable(tests, key, path)
@@ -230,7 +234,7 @@ class _Compiler:
             if name in names:
                 raise ConfigError(f"{child_key}.name", f"another route under {path!r} is called {name!r} too")
             names.add(name)
-            compiled, child_own = self.route(child, child_key, f"{path}/{name}", receivers, tests)
+            compiled, child_own = self.route(child, child_key, f"{path}/{name}", receivers, tests, timing)
             for earlier, earlier_own in children:
                 if not earlier.continues and _covers(earlier_own, tests + child_own):
                     raise ConfigError(child_key, f"route {compiled.path!r} can never be reached: the route before "
@@ -238,7 +242,8 @@ class _Compiler:
                                                  "not continue (continue = true)")
             children.append((compiled, child_own))
         route = Route(path, receivers, tuple((self._fields[t.field.name], t.check()) for t in own),
-                      settings.continue_, tuple(c[0] for c in children), self._dispatch(children))
+                      settings.continue_, tuple(c[0] for c in children), self._dispatch(children),
+                      timing.grouping())
         return route, own
 
     def _dispatch(self, children: list[tuple[Route, list[_Test]]]) -> _Dispatch | None:
@@ -286,6 +291,38 @@ class _Compiler:
                 self._fields.setdefault(field.name, len(self._fields))
                 tests.append(_Test(field, matcher, _allowed(field, matcher, f"{key}.matchers[{index}]", path)))
         return tests
+
+
+@dataclass(frozen=True)
+class _Timing:
+    """A route's grouping settings, each its own or inherited from its parent's."""
+
+    by: tuple[str, ...] = ()
+    wait_secs: float = DEFAULT_WAIT_SECS
+    interval_secs: float = DEFAULT_INTERVAL_SECS
+    repeat_secs: float = DEFAULT_REPEAT_SECS
+
+    def under(self, settings: "RouteSettings", key: str) -> "_Timing":
+        """This timing as ``settings`` overrides it; ConfigError for a negative wait, an
+        interval that is not positive, or a ``group_by`` name given twice or empty."""
+        for name in ("group_interval_secs", "repeat_interval_secs"):
+            value = getattr(settings, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{key}.{name}", f"must be greater than 0, got {value!r}")
+        if settings.group_wait_secs is not None and settings.group_wait_secs < 0:
+            raise ConfigError(f"{key}.group_wait_secs", f"must not be negative, got {settings.group_wait_secs!r}")
+        by = self.by if settings.group_by is None else settings.group_by
+        if len(set(by)) != len(by) or "" in by:
+            raise ConfigError(f"{key}.group_by", f"names each field or label once, got {list(by)!r}")
+        return _Timing(by, self.wait_secs if settings.group_wait_secs is None else settings.group_wait_secs,
+                       self.interval_secs if settings.group_interval_secs is None else settings.group_interval_secs,
+                       self.repeat_secs if settings.repeat_interval_secs is None else settings.repeat_interval_secs)
+
+    def grouping(self) -> Grouping | None:
+        if not self.by:
+            return None
+        return Grouping(self.by, tuple(field_named(name).read for name in self.by), self.wait_secs,
+                        self.interval_secs, self.repeat_secs)
 
 
 def _values(test: _Test) -> frozenset[Any] | None:

@@ -29,8 +29,9 @@ from typing import Any, Iterable, Mapping
 
 from .config import CHANNELS, DEFAULT_RECEIVER, Settings
 from .destinations import channel_targets
+from .grouping import GROUPED_CHANNELS, Grouping
 from .models import Incident, Severity
-from .routes import Tree, compile_tree
+from .routes import Route, Tree, compile_tree
 
 #: Distinct facts whose answer is kept (each answer is a few small tuples).
 CACHED = 4096
@@ -106,11 +107,14 @@ def decisions_in(record: str | None) -> tuple[Decision, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Routed:
-    """The answer for one event: who is owed a notification, every decision, and their record."""
+    """The answer for one event: who is owed a notification of its own, every decision, and
+    their record; ``grouped`` are the destinations owed a share of a group notification
+    instead, with the path and grouping of the route that reached them."""
 
     owed: tuple[Receiver, ...]
     decisions: tuple[Decision, ...]
     record: str
+    grouped: tuple[tuple[Receiver, str, Grouping], ...] = ()
 
 
 class Routing:
@@ -152,22 +156,28 @@ class Routing:
     def _decide(self, routes: tuple[Any, ...]) -> Routed:
         """The answer for an incident of severity ``routes[0]`` ending at ``routes[1:]``."""
         severity = routes[0]
-        reached: dict[str, str] = {}  # receiver → path of the first route that reached it
+        reached: dict[str, Route] = {}  # receiver → the first route that reached it
         for route in routes[1:]:
             for name in route.receivers:
-                reached.setdefault(name, route.path)
+                reached.setdefault(name, route)
         decisions = []
+        grouped = []
         for destination in self.destinations:
-            path = reached.get(destination.destination)
-            if path is None:
+            route = reached.get(destination.destination)
+            path = route.path if route is not None else ""
+            if route is None:
                 decisions.append(Decision(destination.channel, destination.destination, Verdict.NO_ROUTE))
             elif severity <= destination.min_severity:
                 decisions.append(Decision(destination.channel, destination.destination, Verdict.ROUTED, path))
+                if route.grouping is not None and destination.channel in GROUPED_CHANNELS:
+                    grouped.append((destination, path, route.grouping))
             else:
                 decisions.append(Decision(destination.channel, destination.destination, Verdict.BELOW_MIN_SEVERITY,
                                           path, destination.min_severity.name))
-        owed = tuple(d for d, decision in zip(self.destinations, decisions) if decision.verdict is Verdict.ROUTED)
-        return Routed(owed, tuple(decisions), record_of(decisions))
+        in_groups = {destination for destination, _, _ in grouped}
+        owed = tuple(d for d, decision in zip(self.destinations, decisions)
+                     if decision.verdict is Verdict.ROUTED and d not in in_groups)
+        return Routed(owed, tuple(decisions), record_of(decisions), tuple(grouped))
 
 
 def _remember(cache: dict[tuple[Any, ...], Routed], key: tuple[Any, ...], routed: Routed) -> Routed:

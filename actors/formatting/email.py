@@ -20,6 +20,10 @@ Threading, so that every mail about one incident lands in one conversation:
 A test notification (``delivery.is_test``) is marked ``[TEST]`` in the Subject and body,
 never starts or joins a thread, and has a Message-ID of its own.
 
+A group notification (actors/domain/grouping.py) is one mail listing its incidents, one line
+each; its Subject, ``[GROUP-<first 8 of the group's id>] <group labels>``, and its thread are
+the group's (the group's id stands for the incident's above), and ``X-Incident-Group`` names it.
+
 Header injection: CR, LF and NUL are refused in every header value *before* the message is
 built; :func:`render` raises ValueError naming the header.
 """
@@ -135,7 +139,10 @@ def thread_for(delivery: Delivery, domain: str) -> Thread:
 
 
 def subject(delivery: Delivery) -> str:
-    """``[INC-<first 8 of id>] <title>``, prefixed ``[TEST]`` for a test notification."""
+    """``[INC-<first 8 of id>] <title>``, prefixed ``[TEST]`` for a test notification;
+    ``[GROUP-<first 8 of the group's id>] <labels>`` for a group notification."""
+    if delivery.group is not None:
+        return f"[GROUP-{delivery.incident_id[:SUBJECT_ID_CHARS]}] {delivery.group.describe() or delivery.group.route}"
     return _marked(delivery, f"[INC-{delivery.incident.id[:SUBJECT_ID_CHARS]}] {delivery.incident.title}")
 
 
@@ -149,10 +156,12 @@ def render(delivery: Delivery, sender: str, sender_name: str | None,
 
     ``templated`` holds a receiver's renderings of ``subject`` (marked ``[TEST]`` for a
     test), ``text`` and ``html`` (actors/formatting/templates.py), used instead of the
-    built-in ones. Raises ValueError naming the header when a header value holds CR, LF or
+    built-in ones (not for a group notification: templates speak of one incident). Raises ValueError naming the header when a header value holds CR, LF or
     NUL, or an address is not valid; nothing is built in that case.
     """
     thread = thread_for(delivery, domain_of(sender))
+    if delivery.group is not None:
+        templated = NOTHING_TEMPLATED
     title = templated.get("subject")
     headers: list[tuple[str, object]] = [
         ("From", address("From", sender, sender_name or BRAND)),
@@ -167,14 +176,19 @@ def render(delivery: Delivery, sender: str, sender_name: str | None,
     headers += [
         ("Auto-Submitted", "auto-generated"),
         ("X-Auto-Response-Suppress", "All"),
-        ("X-Incident-ID", check_header("X-Incident-ID", delivery.incident.id)),
+        ("X-Incident-Group", check_header("X-Incident-Group", delivery.incident_id)) if delivery.group is not None
+        else ("X-Incident-ID", check_header("X-Incident-ID", delivery.incident.id)),
     ]
     message = EmailMessage(policy=POLICY)
     for name, value in headers:
         message[name] = value
-    text = templated.get("text")
-    message.set_content(text_body(delivery) if text is None else _clean(text))
-    message.add_alternative(templated.get("html") or html_body(delivery), subtype="html")
+    if delivery.group is not None:
+        message.set_content(group_text_body(delivery))
+        message.add_alternative(group_html_body(delivery), subtype="html")
+    else:
+        text = templated.get("text")
+        message.set_content(text_body(delivery) if text is None else _clean(text))
+        message.add_alternative(templated.get("html") or html_body(delivery), subtype="html")
     return message
 
 
@@ -284,3 +298,34 @@ def html_body(delivery: Delivery) -> str:
     parts += [f'<p style="margin-top:24px;color:#888888;font-size:12px">{_e(BRAND)}</p>',
               "</div></body></html>"]
     return "\n".join(parts) + "\n"
+
+
+def _group_lines(delivery: Delivery) -> tuple[str, list[str]]:
+    """The group's headline (``50 incidents · service=db``) and one line per incident."""
+    group = delivery.group
+    assert group is not None
+    incidents = group.incidents()
+    headline = f"{len(incidents)} incident{'s' if len(incidents) != 1 else ''} · {group.describe() or group.route}"
+    return headline, [_clean(f"{i.severity.label} {i.state.label}: {i.title} ({i.id})") for i in incidents]
+
+
+def group_text_body(delivery: Delivery) -> str:
+    """The plain-text part of a group notification."""
+    headline, lines = _group_lines(delivery)
+    route = delivery.group.route if delivery.group is not None else ""
+    return "\n".join([_clean(headline), f"Route {_clean(route)} at {_when(delivery.occurred_at)}", "",
+                      *(f"- {line}" for line in lines), "", "-- ", BRAND]) + "\n"
+
+
+def group_html_body(delivery: Delivery) -> str:
+    """The HTML part of a group notification; every value from the incidents is escaped."""
+    headline, lines = _group_lines(delivery)
+    route = delivery.group.route if delivery.group is not None else ""
+    items = "\n".join(f"<li>{_e(line)}</li>" for line in lines)
+    return "\n".join([
+        '<!DOCTYPE html>', '<html><head><meta charset="utf-8">', f"<title>{_e(subject(delivery))}</title></head>",
+        '<body style="margin:0;padding:16px;font-family:Arial,Helvetica,sans-serif;color:#1a1a1a">',
+        f'<h2 style="margin:8px 0">{_e(headline)}</h2>',
+        f'<p style="color:#555555">Route {_e(route)} at {_e(_when(delivery.occurred_at))}</p>',
+        f"<ul>\n{items}\n</ul>",
+        f'<p style="margin-top:24px;color:#888888;font-size:12px">{_e(BRAND)}</p>', "</body></html>"]) + "\n"

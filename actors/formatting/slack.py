@@ -11,6 +11,9 @@ Two renderings:
   Posted as the thread root (bot token) or as each webhook message.
 * :func:`thread_reply` — a short follow-up for the incident's thread, e.g. "State changed
   to Investigating", with the same facts.
+* :func:`group_message` — a group notification (actors/domain/grouping.py): a header
+  ``<worst severity emoji> 50 incidents: service=db`` and one line per incident, a message of
+  its own (never a thread).
 
 User-supplied text is escaped for mrkdwn (``&``, ``<``, ``>``), so a title such as
 ``<!channel>`` cannot ping anyone; ``plain_text`` (the header) is sent as is. Every message
@@ -219,6 +222,31 @@ def thread_reply(delivery: Delivery) -> dict[str, Any]:
         _mrkdwn(f"Incident ID: {escape(incident.id)} | At: {_created(delivery.occurred_at)}")]})
     text = f"{headline} — {_summary(incident, delivery.is_test)}"
     return fit({"text": text, "blocks": blocks})
+
+
+def group_message(delivery: Delivery) -> dict[str, Any]:
+    """The group notification's message (``text``, ``blocks``): one summary line per incident
+    (as many per section as fit), fitted to Slack's limits (beyond 50 blocks the last says how
+    many were left out)."""
+    group = delivery.group
+    assert group is not None
+    incidents, rev = group.incidents(), revision(delivery)
+    worst = min((incident.severity for incident in incidents), default=Severity.P4)
+    title = f"{len(incidents)} incident{'s' if len(incidents) != 1 else ''}: {group.describe() or group.route}"
+    blocks: list[dict[str, Any]] = [{"type": "header", "block_id": _block_id("header", rev),
+                                     "text": {"type": "plain_text", "text": f"{EMOJI[worst]} {title}", "emoji": True}}]
+    lines = [f"{_summary(incident, False)} ({escape(incident.id)})" for incident in incidents]
+    chunk: list[str] = []
+    for line in lines + [""]:
+        if chunk and (not line or sum(len(kept) + 1 for kept in chunk) + len(line) > MAX_TEXT_OBJECT_CHARS):
+            blocks.append({"type": "section", "block_id": _block_id(f"incidents{len(blocks)}", rev),
+                           "text": _mrkdwn("\n".join(chunk))})
+            chunk = []
+        if line:
+            chunk.append(line)
+    blocks.append({"type": "context", "block_id": _block_id("context", rev),
+                   "elements": [_mrkdwn(f"Route {escape(group.route)} | At: {_created(delivery.occurred_at)}")]})
+    return fit({"text": escape(title), "blocks": blocks})
 
 
 # -- limits ---------------------------------------------------------------------------------

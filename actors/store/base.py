@@ -28,8 +28,9 @@ from typing import Any, Iterable, NamedTuple, Sequence
 
 from ..domain.changes import Change, ChannelCounts, IncidentQuery, NotificationRecord, StoreUsage
 from ..domain.errors import IllegalTransition, InvalidArgument, NotFound
-from ..domain.models import (Attempt, Delivery, DeliveryStatus, EventKind, Incident, Outcome, OutcomeKind,
-                             TimelineEvent, new_id, snapshot_json)
+from ..domain.grouping import GROUP_EVENT, GroupSlot
+from ..domain.models import (Attempt, Delivery, DeliveryStatus, EventKind, GroupContent, Incident, Outcome,
+                             OutcomeKind, TimelineEvent, new_id, snapshot_json)
 from ..domain.routing import Decision, decisions_in
 from .dialect import Dialect, Session
 from .retention import Cursor, prune_batch
@@ -69,11 +70,22 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class Applied(NamedTuple):
-    """What :meth:`Store.apply` wrote: the timeline events per change (with ids) and the
-    deliveries those events owe, in commit order."""
+    """What :meth:`Store.apply` wrote: the timeline events per change (with ids), the
+    deliveries those events owe, in commit order, and the group notifications they opened, as
+    (channel, destination, due time): those are left free in the store, for the router to
+    pull when due."""
 
     events: list[list[TimelineEvent]]
     deliveries: list[Delivery]
+    groups_due: list[tuple[str, str, float]]
+
+
+class ClosedGroup(NamedTuple):
+    """What :meth:`Store.close_group` read, and when the reminder it opened is due (None when
+    it opened none)."""
+
+    content: GroupContent
+    reminder_due: float | None
 
 
 class AttemptRecord(NamedTuple):
@@ -291,6 +303,42 @@ class Store(ABC):
             _write_attempt_rows(conn, [record for record, ok in zip(records, recorded) if ok])
         return recorded
 
+    def close_group(self, notification_id: str, now: float) -> ClosedGroup:
+        """What the group notification carries, for its sender's first attempt (and any later
+        one): the incidents whose events joined it, or, for a reminder nothing joined, every
+        incident of the group still active (none: nothing to remind of).
+
+        The first call closes it: events after that open the group's next notification, due
+        ``group_interval`` after ``now``; and while an incident of the group is active, the
+        next one opens at once as a reminder, due ``repeat_interval`` after ``now`` (events
+        bring it forward). NotFound if it is not a group notification."""
+        with self._transaction() as conn:
+            closed = conn.execute("UPDATE notification_groups SET open_id = NULL, last_sent_at = ? "
+                                  "WHERE open_id = ?", (now, notification_id)).rowcount
+            group = conn.execute(
+                "SELECT g.id, g.route, g.group_key, g.repeat_secs, g.channel, g.destination, n.timeline_id "
+                "FROM notifications n JOIN notification_groups g ON g.id = n.incident_id WHERE n.id = ?",
+                (notification_id,)).fetchone()
+            if group is None:
+                raise NotFound(f"group notification {notification_id!r} not found")
+            group_id, route, key, repeat_secs, channel, destination, timeline_id = group
+            items = conn.execute("SELECT i.incident_id, t.snapshot FROM group_items i JOIN timeline t "
+                                 "ON t.id = i.timeline_id WHERE i.notification_id = ? ORDER BY i.timeline_id",
+                                 (notification_id,)).fetchall()
+            active = conn.execute(  # in the order they first joined the group
+                f"SELECT i.id, {_INCIDENT_DATA} FROM {_INCIDENT_FROM} JOIN (SELECT g.incident_id, "
+                "min(g.timeline_id) AS joined FROM group_items g JOIN notifications n ON n.id = g.notification_id "
+                "WHERE n.incident_id = ? GROUP BY g.incident_id) m ON m.incident_id = i.id WHERE i.active = 1 "
+                "ORDER BY m.joined", (group_id,)).fetchall()
+            reminder_due = None
+            if closed and active and repeat_secs:
+                reminder, reminder_due = new_id(), now + repeat_secs
+                _insert_group_notification(conn, reminder, group_id, timeline_id, channel, destination, now,
+                                           reminder_due)
+                conn.execute("UPDATE notification_groups SET open_id = ? WHERE id = ?", (reminder, group_id))
+        latest = dict(items or active)  # the last snapshot of each incident, in the order they joined
+        return ClosedGroup(GroupContent(route, json.loads(key), tuple(latest), tuple(latest.values())), reminder_due)
+
     # -- API side ----------------------------------------------------------------------
     def notification(self, notification_id: str) -> NotificationRecord:
         row = self._row(_NOTIFICATION_SELECT + " WHERE id = ?", (notification_id,))
@@ -399,7 +447,7 @@ class Store(ABC):
         notification_rows: list[tuple[Any, ...]] = []
         latest: dict[str, tuple[Incident, str | None, int | None]] = {}  # id → (incident, snapshot, its event)
         restated: set[str] = set()  # incidents new, or with a state or severity to write
-        applied = Applied([], [])
+        applied = Applied([], [], [])
         for change in changes:
             incident = change.incident
             snapshot, snapshot_event = None, None
@@ -407,7 +455,7 @@ class Store(ABC):
             for event in change.events:
                 timeline_id = next(timeline_ids)
                 at = _ts(event.at)
-                notifies = bool(event.event_type and event.receivers)
+                notifies = event.notifies
                 if notifies:
                     snapshot = snapshot if snapshot is not None else snapshot_json(incident)
                     snapshot_event = timeline_id
@@ -415,6 +463,8 @@ class Store(ABC):
                                       _dumps(dict(event.detail)), snapshot if notifies else None,
                                       event.routing or None))
                 events.append(TimelineEvent(incident.id, event.kind, event.at, event.actor, event.detail, timeline_id))
+                for slot in event.groups if notifies else ():
+                    self._join_group(conn, slot, incident.id, timeline_id, at, applied)
                 for receiver in event.receivers if notifies else ():
                     nid = new_id()
                     notification_rows.append((nid, incident.id, timeline_id, receiver.channel, receiver.destination,
@@ -450,6 +500,40 @@ class Store(ABC):
             "occurred_at, status, due_at, lease, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)", notification_rows)
         return applied
+
+    def _join_group(self, conn: Session, slot: GroupSlot, incident_id: str, timeline_id: int, at: float,
+                    applied: Applied) -> None:
+        """Add an event to its group's open notification, opening one (owed, free, due as
+        :meth:`GroupSlot.due_at` says) when the group has none, or bringing an open reminder
+        forward to that time."""
+        row = conn.execute("SELECT id, open_id, last_sent_at FROM notification_groups WHERE channel = ? "
+                           "AND destination = ? AND route = ? AND group_key = ?" + self.dialect.lock_rows,
+                           (slot.channel, slot.destination, slot.route, slot.key)).fetchone()
+        group_id, open_id, last_sent_at = row if row is not None else (new_id(), None, None)
+        due = slot.due_at(at, last_sent_at)
+        if row is None:
+            conn.execute("INSERT INTO notification_groups (id, channel, destination, route, group_key) "
+                         "VALUES (?, ?, ?, ?, ?)", (group_id, slot.channel, slot.destination, slot.route, slot.key))
+        if open_id is None:
+            open_id = new_id()
+            _insert_group_notification(conn, open_id, group_id, timeline_id, slot.channel, slot.destination, at, due)
+            applied.groups_due.append((slot.channel, slot.destination, due))
+        elif conn.execute("UPDATE notifications SET due_at = ? WHERE id = ? AND due_at > ? AND attempts = 0",
+                          (due, open_id, due)).rowcount:  # a reminder, due later than this news
+            applied.groups_due.append((slot.channel, slot.destination, due))
+        conn.execute("UPDATE notification_groups SET open_id = ?, repeat_secs = ? WHERE id = ?",
+                     (open_id, slot.repeat_secs, group_id))
+        conn.execute("INSERT INTO group_items (notification_id, timeline_id, incident_id) VALUES (?, ?, ?)",
+                     (open_id, timeline_id, incident_id))
+
+
+def _insert_group_notification(conn: Session, notification_id: str, group_id: str, timeline_id: int, channel: str,
+                               destination: str, at: float, due: float) -> None:
+    """An owed group notification, free to any router, due at ``due``; its delivery's snapshot
+    is that of timeline row ``timeline_id`` (the event that opened it)."""
+    conn.execute("INSERT INTO notifications (id, incident_id, timeline_id, channel, destination, event_type, "
+                 "occurred_at, status, due_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+                 (notification_id, group_id, timeline_id, channel, destination, GROUP_EVENT, at, due, at, at))
 
 
 def leased_delivery(row: Sequence[Any], channel: str, destination: str, lease: str) -> Delivery:
@@ -532,14 +616,16 @@ def _write_attempt_rows(conn: Session, records: Sequence[AttemptRecord]) -> None
         conn.executemany(
             "INSERT INTO channel_state (channel, destination, incident_id, data) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (channel, destination, incident_id) DO UPDATE SET data = excluded.data", states)
-    entries = [_settled_entry(r) for r in records if r.status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD)]
+    entries = [entry for r in records if r.status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD)
+               for entry in _settled_entries(r)]
     if entries:
         conn.executemany("INSERT INTO timeline (incident_id, kind, at, actor, detail) VALUES (?, ?, ?, ?, ?)",
                          entries)
 
 
-def _settled_entry(record: AttemptRecord) -> tuple[Any, ...]:
-    """The timeline row saying a notification was delivered or given up."""
+def _settled_entries(record: AttemptRecord) -> list[tuple[Any, ...]]:
+    """The timeline rows saying a notification was delivered or given up: its incident's, or
+    for a group notification, each of its incidents'."""
     delivery = record.delivery
     delivered = record.status is DeliveryStatus.DELIVERED
     detail = {"notification_id": delivery.notification_id, "channel": delivery.channel,
@@ -548,4 +634,5 @@ def _settled_entry(record: AttemptRecord) -> tuple[Any, ...]:
     if not delivered:
         detail["error"] = record.outcome.detail
     kind = EventKind.NOTIFICATION_DELIVERED if delivered else EventKind.NOTIFICATION_DEAD
-    return (delivery.incident_id, kind.value, record.at, "notifier", _dumps(detail))
+    incident_ids = delivery.group.incident_ids if delivery.group is not None else (delivery.incident_id,)
+    return [(incident_id, kind.value, record.at, "notifier", _dumps(detail)) for incident_id in incident_ids]

@@ -39,8 +39,12 @@ class Dialect:
     json_object: str
     #: SQL of the alert id that a timeline row's ``detail`` JSON names (NULL when none).
     detail_alert_id: str
+    #: What ends a SELECT that locks the rows it reads until the transaction ends (SQLite's
+    #: write transactions hold the whole database already).
+    lock_rows: str = ""
 
 
 SQLITE = Dialect(json_object="json_object", detail_alert_id="json_extract(detail, '$.alert_id')")
 #: ``json_build_object`` gives json, stored as text by the INSERT's assignment cast.
-POSTGRES = Dialect(json_object="json_build_object", detail_alert_id="(CAST(detail AS json) ->> 'alert_id')")
+POSTGRES = Dialect(json_object="json_build_object", detail_alert_id="(CAST(detail AS json) ->> 'alert_id')",
+                   lock_rows=" FOR UPDATE")

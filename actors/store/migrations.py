@@ -3,7 +3,8 @@
 ``PRAGMA user_version`` says which version a file has: 0 is a new file or one written before
 versions were kept (version 1: a ``leased`` flag instead of a named lease, every incident
 snapshot stored twice; version 2: no incremental vacuum, notifications counted by a GROUP BY;
-version 3: no routing record with lifecycle events).
+version 3: no routing record with lifecycle events; version 4: no group notifications, whose
+tables the schema script adds).
 :func:`migrate` brings a file to :data:`VERSION` in one transaction; if a step fails, the
 transaction is rolled back and the file is left as it was.
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-VERSION = 4
+VERSION = 5
 #: ``PRAGMA auto_vacuum`` value of a file whose free pages ``PRAGMA incremental_vacuum`` returns.
 INCREMENTAL = 2
 SCHEMA = (Path(__file__).with_name("schema.sql")).read_text(encoding="utf-8")

@@ -19,6 +19,14 @@ STEPS: tuple[str, ...] = (
     (Path(__file__).with_name("postgres_v1.sql")).read_text(encoding="utf-8"),
     # 1 → 2: the routing record of each lifecycle event (events stored before have none)
     "ALTER TABLE timeline ADD COLUMN routing TEXT",
+    # 2 → 3: group notifications (actors/store/schema.sql says what the columns mean)
+    "CREATE TABLE notification_groups (id TEXT PRIMARY KEY, channel TEXT NOT NULL, destination TEXT NOT NULL, "
+    "route TEXT NOT NULL, group_key TEXT NOT NULL, open_id TEXT, last_sent_at DOUBLE PRECISION, "
+    "repeat_secs DOUBLE PRECISION, "
+    "UNIQUE (channel, destination, route, group_key)); "
+    "CREATE INDEX notification_groups_open ON notification_groups (open_id) WHERE open_id IS NOT NULL; "
+    "CREATE TABLE group_items (notification_id TEXT NOT NULL, timeline_id BIGINT NOT NULL, "
+    "incident_id TEXT NOT NULL, PRIMARY KEY (notification_id, timeline_id))",
 )
 VERSION = len(STEPS)
 #: Tables whose presence without a ``schema_version`` means someone else's tables are here.

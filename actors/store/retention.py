@@ -3,7 +3,8 @@
 Two kinds of record go once they are older than the cutoff (a Unix time):
 
 - a **settled** notification (delivered, dead or skipped: ``due_at`` is NULL) whose last
-  change (``updated_at``) is older, with its attempts;
+  change (``updated_at``) is older, with its attempts (and, for a group notification, the
+  rows naming the events it carried);
 - a **closed** incident whose last timeline entry is older and that has no notification left
   (an owed one keeps it; a settled one goes first, by the rule above), with its timeline,
   alerts and channel state.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
+from ..domain.grouping import GROUP_EVENT
 from ..domain.models import IncidentState
 from .dialect import Dialect, Session
 
@@ -51,14 +53,17 @@ def _prune_notifications(conn: Session, cutoff: float, max_rows: int,
                          after_seq: int) -> tuple[int, int | None]:
     """Settled notifications (and their attempts) after ``after_seq``; returns the rows deleted
     and the seq to go on after, or None when the notifications older than the cutoff are done."""
-    rows = conn.execute("SELECT seq, id, created_at, due_at, updated_at, attempts FROM notifications "
+    rows = conn.execute("SELECT seq, id, created_at, due_at, updated_at, attempts, event_type FROM notifications "
                         "WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, max_rows)).fetchall()
     chosen: list[tuple[int, str]] = []
     budget = max_rows
-    for seq, nid, created_at, due_at, updated_at, attempts in rows:
+    for seq, nid, created_at, due_at, updated_at, attempts, event_type in rows:
         if created_at >= cutoff:
             return _delete_notifications(conn, chosen), None
         if due_at is None and updated_at < cutoff:
+            if event_type == GROUP_EVENT:  # its items count as rows too
+                attempts += conn.execute("SELECT count(*) FROM group_items WHERE notification_id = ?",
+                                         (nid,)).fetchone()[0]
             if 1 + attempts > budget:
                 if not chosen:  # alone bigger than a batch (re-queued many times): attempts first
                     return _delete_attempts_of(conn, seq, nid, budget), after_seq
@@ -77,17 +82,22 @@ def _delete_notifications(conn: Session, chosen: Sequence[tuple[int, str]]) -> i
     for start in range(0, len(chosen), _CHUNK):
         part = chosen[start:start + _CHUNK]
         marks = ",".join("?" * len(part))
-        deleted += conn.execute(f"DELETE FROM attempts WHERE notification_id IN ({marks})",
-                                [nid for _, nid in part]).rowcount
+        for table in ("attempts", "group_items"):
+            deleted += conn.execute(f"DELETE FROM {table} WHERE notification_id IN ({marks})",
+                                    [nid for _, nid in part]).rowcount
         deleted += conn.execute(f"DELETE FROM notifications WHERE seq IN ({marks})",
                                 [seq for seq, _ in part]).rowcount
     return deleted
 
 
 def _delete_attempts_of(conn: Session, seq: int, notification_id: str, limit: int) -> int:
-    """Up to ``limit`` attempts of one notification; the notification itself once none is left."""
+    """Up to ``limit`` attempts or group items of one notification; the notification itself
+    once none is left."""
     deleted = conn.execute("DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE notification_id = ? "
                            "ORDER BY id LIMIT ?)", (notification_id, limit)).rowcount
+    deleted = deleted or conn.execute(
+        "DELETE FROM group_items WHERE notification_id = ? AND timeline_id IN (SELECT timeline_id FROM group_items "
+        "WHERE notification_id = ? ORDER BY timeline_id LIMIT ?)", (notification_id, notification_id, limit)).rowcount
     return deleted or _delete_notifications(conn, [(seq, notification_id)])
 
 

@@ -1,4 +1,4 @@
--- LLM Incident Manager store (SQLite), schema version 4. Times are Unix seconds (REAL, UTC).
+-- LLM Incident Manager store (SQLite), schema version 5. Times are Unix seconds (REAL, UTC).
 -- actors/store/migrations.py brings older files to this version.
 -- Space freed by retention (actors/retention.py) is handed back with PRAGMA incremental_vacuum;
 -- this takes effect only on a file that has no tables yet (migrations.py VACUUMs older files).
@@ -111,3 +111,29 @@ CREATE TABLE IF NOT EXISTS channel_state (
     PRIMARY KEY (channel, destination, incident_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS channel_state_incident ON channel_state (incident_id);  -- retention
+
+-- Group notifications (actors/domain/grouping.py): one row per (destination, route, group
+-- labels). id is the incident_id of the group's notifications, so they keep their order like
+-- an incident's. open_id is the owed notification later events join, until its first attempt
+-- closes it (and sets last_sent_at, from which the next one is due group_interval later, and
+-- a reminder repeat_secs later while an incident of the group is active).
+CREATE TABLE IF NOT EXISTS notification_groups (
+    id           TEXT PRIMARY KEY,
+    channel      TEXT NOT NULL,
+    destination  TEXT NOT NULL,
+    route        TEXT NOT NULL,
+    group_key    TEXT NOT NULL,
+    open_id      TEXT,
+    last_sent_at REAL,
+    repeat_secs  REAL,
+    UNIQUE (channel, destination, route, group_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS notification_groups_open ON notification_groups (open_id) WHERE open_id IS NOT NULL;
+
+-- The events each group notification carries (its incidents' snapshots are their timeline rows').
+CREATE TABLE IF NOT EXISTS group_items (
+    notification_id TEXT NOT NULL,
+    timeline_id     INTEGER NOT NULL,
+    incident_id     TEXT NOT NULL,
+    PRIMARY KEY (notification_id, timeline_id)
+) WITHOUT ROWID;
