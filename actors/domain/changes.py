@@ -22,6 +22,18 @@ class PendingEvent:
     event_type: str | None = None
     receivers: tuple[Receiver, ...] = ()
     routing: str = ""
+    #: Destinations routed to but held back: rows recorded with ``suppression``'s final status.
+    suppressed: tuple[Receiver, ...] = ()
+    suppression: "Suppression | None" = None
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """Why routed notifications are not sent: ``status`` silenced (``by`` the silence's id) or
+    inhibited (``by`` the inhibiting incident's id)."""
+
+    status: DeliveryStatus
+    by: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +59,7 @@ class NotificationRecord:
     updated_at: datetime
     next_attempt_at: datetime | None
     last_error: str
+    suppressed_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)

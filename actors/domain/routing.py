@@ -16,9 +16,10 @@ alert, say) walk the tree, and the answer is then remembered per (severity, rout
 which a tree has few of: the decisions and their record are never built twice. A walk tries
 only the routes that can match where a parent has many (actors/domain/routes.py _Dispatch).
 
-More reasons can join without changing the record's shape: a verdict such as ``silenced`` or
-``inhibited`` would set ``by`` (the silence's id, the inhibiting incident) and keep ``route``
-(the route that would have sent it); :attr:`Decision.reason` says each in words.
+A silence or an inhibition (decided by the processor, actors/domain/silences.py and
+inhibition.py) turns each ``routed`` decision into ``silenced`` or ``inhibited``
+(:meth:`Routed.held`): ``by`` is the silence's id or the inhibiting incident's, ``route`` the
+route that would have sent it; :attr:`Decision.reason` says each in words.
 """
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ class Verdict(str, enum.Enum):
     ROUTED = "routed"
     NO_ROUTE = "no_route"
     BELOW_MIN_SEVERITY = "below_min_severity"
+    SILENCED = "silenced"
+    INHIBITED = "inhibited"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,10 @@ class Decision:
             return f"route {self.route}"
         if self.verdict is Verdict.NO_ROUTE:
             return "no route matched"
+        if self.verdict is Verdict.SILENCED:
+            return f"route {self.route} matched, but silence {self.by} held it"
+        if self.verdict is Verdict.INHIBITED:
+            return f"route {self.route} matched, but active incident {self.by} inhibited it"
         return (f"route {self.route} matched, but the incident is less severe than "
                 f"[notifications.{self.channel}] min_severity {self.by}")
 
@@ -111,6 +118,13 @@ class Routed:
     owed: tuple[Receiver, ...]
     decisions: tuple[Decision, ...]
     record: str
+
+    def held(self, verdict: Verdict, by: str) -> "Routed":
+        """This answer with nobody owed: each routed decision becomes ``verdict`` (silenced or
+        inhibited) by ``by``."""
+        decisions = tuple(Decision(d.channel, d.receiver, verdict, d.route, by) if d.verdict is Verdict.ROUTED else d
+                          for d in self.decisions)
+        return Routed((), decisions, record_of(decisions))
 
 
 class Routing:

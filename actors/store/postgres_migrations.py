@@ -19,11 +19,19 @@ STEPS: tuple[str, ...] = (
     (Path(__file__).with_name("postgres_v1.sql")).read_text(encoding="utf-8"),
     # 1 → 2: the routing record of each lifecycle event (events stored before have none)
     "ALTER TABLE timeline ADD COLUMN routing TEXT",
+    # 2 → 3: silences, and what stopped a silenced or inhibited notification
+    "ALTER TABLE notifications ADD COLUMN suppressed_by TEXT; "
+    "CREATE INDEX notifications_suppressed ON notifications (suppressed_by, incident_id) "
+    "WHERE suppressed_by IS NOT NULL; "
+    "CREATE TABLE silences (id TEXT PRIMARY KEY, matchers TEXT NOT NULL, starts_at DOUBLE PRECISION NOT NULL, "
+    "ends_at DOUBLE PRECISION NOT NULL, created_by TEXT NOT NULL, comment TEXT NOT NULL, "
+    "created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL, "
+    "released INTEGER NOT NULL DEFAULT 0)",
 )
 VERSION = len(STEPS)
 #: Tables whose presence without a ``schema_version`` means someone else's tables are here.
 OUR_TABLES = ("incidents", "alerts", "timeline", "notifications", "notification_counts", "attempts",
-              "channel_state")
+              "channel_state", "silences")
 
 
 class SchemaError(Exception):
