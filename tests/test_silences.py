@@ -14,6 +14,7 @@ from protos import alerts_pb2, incidents_pb2, notifications_pb2
 from tests.support.http_receiver import HttpReceiver
 from tests.support.server import TIMEOUT, make_settings, running
 from tests.support.waiting import wait_until
+from tests.test_cli import engine_logs_kept_off_stdout, runner  # noqa: F401 (a fixture, used by name)
 
 N = notifications_pb2
 
@@ -183,3 +184,31 @@ def test_bad_silences_are_refused_naming_the_field(tmp_path, request_fields, fie
                 ends_at=stamp(now + ends) if ends is not None else None), timeout=TIMEOUT)
     assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert refused.value.details().startswith(f"{field}:")
+
+
+def test_imctl_adds_queries_and_expires_silences(tmp_path, capsys):
+    with running(make_settings(tmp_path)) as (_, api, _client):
+        imctl = runner(f"127.0.0.1:{api.port}", capsys)
+        added = imctl("--json", "silence", "add", 'service="db"', "severity=~P2|P3", "--duration", "2h",
+                      "--comment", "db upgrade", "--author", "alice")
+        window = imctl("silence", "add", "team=web", "--start", "2099-01-01T00:00:00Z",
+                       "--end", "2099-01-01T02:00:00+00:00", "--comment", "later")
+        bad = imctl("silence", "add", "team=web", "--duration", "soon", "--comment", "x")
+        listed = imctl("silence", "query")
+        moved = imctl("silence", "update", window.out.split()[1], "--comment", "much later",
+                      "--end", "2099-01-02T00:00:00Z")
+        unchanged = imctl("silence", "update", window.out.split()[1])
+        shown = imctl("silence", "get", window.out.split()[1][:8])
+        expired = imctl("silence", "expire", added.json()["id"][:8])
+        after = imctl("--json", "silence", "query", "--expired")
+    assert added.code == 0 and added.json()["matchers"] == ['service="db"', 'severity=~"P2|P3"']
+    assert added.json()["created_by"] == "alice" and added.json()["state"] == "active"
+    assert window.code == 0 and " pending until 2099-01-01T02:00:00Z" in window.out
+    assert bad.code == 2 and "not a duration" in bad.err
+    assert listed.code == 0 and "db upgrade" in listed.out and "later" in listed.out
+    assert moved.code == 0 and "pending until 2099-01-02T00:00:00Z" in moved.out
+    assert unchanged.code == 2 and "nothing to change" in unchanged.err
+    assert shown.code == 0 and "much later" in shown.out and "team=\"web\"" in shown.out
+    assert expired.code == 0 and expired.out.strip() == f"silence {added.json()['id']} expired"
+    assert {s["comment"]: s["state"] for s in after.json()["silences"]} == {"db upgrade": "expired",
+                                                                           "much later": "pending"}
