@@ -163,19 +163,24 @@ class ActiveSilences:
         for candidates in self._candidates(incident):
             for held in candidates:
                 silence = held.silence
-                if (silence.active_at(now) and (found is None or silence.ends_at > found.ends_at)
-                        and matches(held.tests, incident)):
-                    found = silence
+                if silence.starts_at <= now < silence.ends_at and (found is None or silence.ends_at > found.ends_at):
+                    for fact, test in held.tests:
+                        if not test(fact.read(incident)):
+                            break
+                    else:
+                        found = silence
         return found
 
-    def _candidates(self, incident: Incident) -> Iterable[Iterable[_Held]]:
-        yield self._unkeyed.values()
+    def _candidates(self, incident: Incident) -> list[Iterable[_Held]]:
+        """The silences that can match: those keyed on a value the incident has, and the unkeyed."""
+        found: list[Iterable[_Held]] = [self._unkeyed.values()] if self._unkeyed else []
         for fact, by_value in self._keyed.values():
             value = fact.read(incident)
             for one in (value if fact.kind is Kind.LIST else (value,)):
                 held = by_value.get(one)
                 if held:
-                    yield held.values()
+                    found.append(held.values())
+        return found
 
 
 def ended(silence: Silence, now: datetime) -> Silence:
