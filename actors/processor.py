@@ -182,7 +182,7 @@ class ProcessorActor(SupervisedActor):
         suppression = self.suppressor.suppression(incident, now) if routed.owed else None
         if suppression is None:
             return (event,)
-        held = routed.held(VERDICTS[suppression.status], suppression.by)
+        held = routed.held(VERDICTS[suppression.status], suppression.by, suppression.rule)
         return (replace(event, receivers=(), routing=held.record, suppressed=routed.owed, suppression=suppression),
                 PendingEvent(_HELD_KINDS[suppression.status], now, SILENCES_ACTOR, _held_detail(
                     suppression, incident.state.event_type, routed.owed)))
@@ -378,6 +378,6 @@ _HELD_KINDS = {DeliveryStatus.SILENCED: EventKind.NOTIFICATION_SILENCED,
 
 
 def _held_detail(suppression: Suppression, event_type: str, receivers: tuple[Any, ...]) -> dict[str, Any]:
-    by = "silence_id" if suppression.status is DeliveryStatus.SILENCED else "inhibited_by"
-    return {by: suppression.by, "event_type": event_type,
-            "destinations": [f"{r.destination}/{r.channel}" for r in receivers]}
+    why = ({"silence_id": suppression.by} if suppression.status is DeliveryStatus.SILENCED
+           else {"inhibited_by": suppression.by, "rule": suppression.rule})
+    return {**why, "event_type": event_type, "destinations": [f"{r.destination}/{r.channel}" for r in receivers]}

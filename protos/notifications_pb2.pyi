@@ -178,20 +178,22 @@ class GetNotificationRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class RoutingDecision(_message.Message):
-    __slots__ = ("channel", "receiver", "verdict", "route", "by", "reason")
+    __slots__ = ("channel", "receiver", "verdict", "route", "by", "reason", "rule")
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     RECEIVER_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     ROUTE_FIELD_NUMBER: _ClassVar[int]
     BY_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
     channel: str
     receiver: str
     verdict: str
     route: str
     by: str
     reason: str
-    def __init__(self, channel: _Optional[str] = ..., receiver: _Optional[str] = ..., verdict: _Optional[str] = ..., route: _Optional[str] = ..., by: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    rule: str
+    def __init__(self, channel: _Optional[str] = ..., receiver: _Optional[str] = ..., verdict: _Optional[str] = ..., route: _Optional[str] = ..., by: _Optional[str] = ..., reason: _Optional[str] = ..., rule: _Optional[str] = ...) -> None: ...
 
 class NotificationDetail(_message.Message):
     __slots__ = ("notification", "attempts", "route", "routing")

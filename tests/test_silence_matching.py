@@ -141,7 +141,7 @@ def test_an_active_source_inhibits_targets_with_equal_values_only():
     rules = inhibitors()
     source = incident("src", Severity.P0, region="eu")
     rules.observe(source)
-    assert rules.inhibitor(incident("t", Severity.P2, region="eu")) == "src"
+    assert rules.inhibitor(incident("t", Severity.P2, region="eu")) == ("src", 0)
     assert rules.inhibitor(incident("t", Severity.P2, region="us")) is None  # region differs
     assert rules.inhibitor(incident("t", Severity.P2, ("api",), region="eu")) is None  # service differs
     assert rules.inhibitor(incident("t", Severity.P1, region="eu")) is None  # not a target
@@ -155,7 +155,7 @@ def test_missing_equal_labels_agree_and_an_incident_never_inhibits_itself():
         .inhibit_rules))
     rules.observe(incident("a"))
     assert rules.inhibitor(incident("a")) is None
-    assert rules.inhibitor(incident("b")) == "a"
+    assert rules.inhibitor(incident("b")) == ("a", 0)
     rules.observe(incident("a", services=("web",)))  # no longer matches the source matchers
     assert rules.inhibitor(incident("b")) is None
 
@@ -182,5 +182,7 @@ def test_a_held_answer_keeps_the_route_and_names_what_held_it():
     assert [(d.verdict, d.route, d.by) for d in held.decisions] == [(Verdict.SILENCED, "root/db", "s-1"),
                                                                    (Verdict.NO_ROUTE, "", "")]
     assert held.decisions[0].reason == "route root/db matched, but silence s-1 held it"
-    inhibited = Decision("webhook", "default", Verdict.INHIBITED, "root", "i-9")
-    assert inhibited.reason == "route root matched, but active incident i-9 inhibited it"
+    inhibited = Decision("webhook", "default", Verdict.INHIBITED, "root", "i-9", "inhibit_rules[1]")
+    assert inhibited.reason == "route root matched, but active incident i-9 inhibited it (inhibit_rules[1])"
+    assert Routed((), (inhibited,), "").held(Verdict.SILENCED, "x").decisions == (inhibited,)  # only routed ones
+    assert Decision.from_dict(inhibited.to_dict()) == inhibited

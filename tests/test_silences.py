@@ -68,6 +68,9 @@ def test_a_silence_holds_notifications_and_expiring_it_notifies_what_is_still_op
         (silenced,) = notifications_of(client, open_id)
         detail = client.notifications.GetNotification(N.GetNotificationRequest(id=silenced.id), timeout=TIMEOUT)
         held_entries = [e for e in timeline_of(client, open_id) if e.kind == "notification_silenced"]
+        by_status = client.notifications.ListNotifications(N.ListNotificationsRequest(status=N.SILENCED),
+                                                           timeout=TIMEOUT).notifications
+        stats = client.notifications.GetStats(N.StatsRequest(), timeout=TIMEOUT)
 
         expired = client.notifications.ExpireSilence(N.ExpireSilenceRequest(id=held.id[:8]), timeout=TIMEOUT)
         (renotified,) = rx.wait_for(2)[1:]
@@ -80,6 +83,8 @@ def test_a_silence_holds_notifications_and_expiring_it_notifies_what_is_still_op
     assert [(d.verdict, d.by, d.route) for d in detail.routing] == [("silenced", held.id, "root")]
     assert detail.routing[0].reason == f"route root matched, but silence {held.id} held it"
     assert len(held_entries) == 1 and json.loads(held_entries[0].detail_json)["silence_id"] == held.id
+    assert sorted(n.incident_id for n in by_status) == sorted([open_id, resolved_id, resolved_id])
+    assert [(c.silenced, c.inhibited) for c in stats.channels] == [(3, 0)]
     assert delivered_ids(rx)[0] == web_id
     assert expired.state == "expired"
     assert renotified.json()["incident"]["id"] == open_id
@@ -129,8 +134,11 @@ def test_an_active_source_inhibits_its_targets_until_it_is_resolved(tmp_path):
         rx.wait_for(4)
         wait_until(lambda: [n.status for n in notifications_of(client, target)] == [N.INHIBITED, N.DELIVERED])
     assert (inhibited.status, inhibited.suppressed_by) == (N.INHIBITED, source)
-    assert detail.routing[0].verdict == "inhibited" and detail.routing[0].by == source
-    assert len(entries) == 1 and json.loads(entries[0].detail_json)["inhibited_by"] == source
+    assert [(d.verdict, d.by, d.rule) for d in detail.routing] == [("inhibited", source, "inhibit_rules[0]")]
+    assert detail.routing[0].reason == f"route root matched, but active incident {source} inhibited it (inhibit_rules[0])"
+    assert len(entries) == 1 and json.loads(entries[0].detail_json) == {
+        "inhibited_by": source, "rule": "inhibit_rules[0]", "event_type": "incident.detected",
+        "destinations": ["default/webhook"]}
     assert sorted(delivered_ids(rx)) == sorted([source, elsewhere, source, target])
 
 

@@ -152,7 +152,7 @@ def silence_to_proto(silence: Silence, now: datetime) -> notifications_pb2.Silen
 def decision_to_proto(decision: Decision) -> notifications_pb2.RoutingDecision:
     return notifications_pb2.RoutingDecision(
         channel=decision.channel, receiver=decision.receiver, verdict=decision.verdict.value, route=decision.route,
-        by=decision.by, reason=decision.reason)
+        by=decision.by, reason=decision.reason, rule=decision.rule)
 
 
 def attempt_to_proto(attempt: Attempt) -> notifications_pb2.Attempt:

@@ -30,10 +30,11 @@ class PendingEvent:
 @dataclass(frozen=True, slots=True)
 class Suppression:
     """Why routed notifications are not sent: ``status`` silenced (``by`` the silence's id) or
-    inhibited (``by`` the inhibiting incident's id)."""
+    inhibited (``by`` the inhibiting incident's id, ``rule`` the inhibit rule's key)."""
 
     status: DeliveryStatus
     by: str
+    rule: str = ""
 
 
 @dataclass(frozen=True, slots=True)

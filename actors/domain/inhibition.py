@@ -82,14 +82,13 @@ class Inhibitors:
                 keys[incident.id] = key
                 sources.setdefault(key, set()).add(incident.id)
 
-    def inhibitor(self, incident: Incident) -> str | None:
-        """The id of an active source inhibiting the incident (the smallest, when several do),
-        or None."""
-        found: str | None = None
-        for rule, sources in zip(self.rules, self._sources):
+    def inhibitor(self, incident: Incident) -> tuple[str, int] | None:
+        """The id of an active source inhibiting the incident and the index of the rule by
+        which it does (the first rule, and its smallest source id, when several do), or None."""
+        for index, (rule, sources) in enumerate(zip(self.rules, self._sources)):
             if not sources or not matches(rule.target, incident):
                 continue
-            for source in sources.get(rule.values(incident), ()):
-                if source != incident.id and (found is None or source < found):
-                    found = source
-        return found
+            found = min((s for s in sources.get(rule.values(incident), ()) if s != incident.id), default=None)
+            if found is not None:
+                return found, index
+        return None

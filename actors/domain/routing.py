@@ -58,13 +58,15 @@ class Verdict(str, enum.Enum):
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What routing decided for one destination about one event. ``route`` is the path of the
-    route that reached the receiver (``root/team-db``); ``by`` what stopped it (the floor)."""
+    route that reached the receiver (``root/team-db``); ``by`` what stopped it (the floor, the
+    silence's id, the inhibiting incident's id); ``rule`` the inhibit rule (``inhibit_rules[0]``)."""
 
     channel: str
     receiver: str
     verdict: Verdict
     route: str = ""
     by: str = ""
+    rule: str = ""
 
     @property
     def reason(self) -> str:
@@ -75,7 +77,7 @@ class Decision:
         if self.verdict is Verdict.SILENCED:
             return f"route {self.route} matched, but silence {self.by} held it"
         if self.verdict is Verdict.INHIBITED:
-            return f"route {self.route} matched, but active incident {self.by} inhibited it"
+            return f"route {self.route} matched, but active incident {self.by} inhibited it ({self.rule})"
         return (f"route {self.route} matched, but the incident is less severe than "
                 f"[notifications.{self.channel}] min_severity {self.by}")
 
@@ -85,13 +87,15 @@ class Decision:
             data["route"] = self.route
         if self.by:
             data["by"] = self.by
+        if self.rule:
+            data["rule"] = self.rule
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Decision":
         """Raises KeyError or ValueError for anything :meth:`to_dict` did not write."""
         return cls(data["channel"], data["receiver"], Verdict(data["verdict"]), data.get("route", ""),
-                   data.get("by", ""))
+                   data.get("by", ""), data.get("rule", ""))
 
 
 def record_of(decisions: Iterable[Decision]) -> str:
@@ -119,11 +123,11 @@ class Routed:
     decisions: tuple[Decision, ...]
     record: str
 
-    def held(self, verdict: Verdict, by: str) -> "Routed":
+    def held(self, verdict: Verdict, by: str, rule: str = "") -> "Routed":
         """This answer with nobody owed: each routed decision becomes ``verdict`` (silenced or
-        inhibited) by ``by``."""
-        decisions = tuple(Decision(d.channel, d.receiver, verdict, d.route, by) if d.verdict is Verdict.ROUTED else d
-                          for d in self.decisions)
+        inhibited) by ``by`` (under the inhibit rule ``rule``)."""
+        decisions = tuple(Decision(d.channel, d.receiver, verdict, d.route, by, rule)
+                          if d.verdict is Verdict.ROUTED else d for d in self.decisions)
         return Routed((), decisions, record_of(decisions))
 
 

@@ -26,5 +26,8 @@ class Suppressor:
         silence = self.silences.silencing(incident, now)
         if silence is not None:
             return Suppression(DeliveryStatus.SILENCED, silence.id)
-        source = self.inhibitors.inhibitor(incident)
-        return None if source is None else Suppression(DeliveryStatus.INHIBITED, source)
+        inhibited = self.inhibitors.inhibitor(incident)
+        if inhibited is None:
+            return None
+        source, rule = inhibited
+        return Suppression(DeliveryStatus.INHIBITED, source, f"inhibit_rules[{rule}]")
