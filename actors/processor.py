@@ -2,10 +2,9 @@
 
 It validates nothing about the wire (the API did) but everything about the domain: alert
 idempotency, fingerprint deduplication, the state machine, routing, silences and inhibition.
-Each command is one
-store transaction holding the incident change, its timeline events and the outbox rows it
-owes; only after the commit does the reply go back. Being the only writer makes the
-dedup check-and-save atomic, and lets it keep bounded indexes of recent alert ids and active
+Each command is one store transaction holding the incident change, its timeline events and
+the outbox rows it owes; only after the commit does the reply go back. Being the only writer
+makes the dedup check-and-save atomic, and lets it keep bounded indexes of recent alert ids and active
 fingerprints in memory (the store answers only what they cannot). The deliveries a commit
 owes go to the router with the news, so nobody reads them back.
 
@@ -53,7 +52,6 @@ from .supervision import SupervisedActor
 log = structlog.get_logger(__name__)
 
 ROUTER = "router"
-PROCESSOR = "processor"
 #: Who the timeline names for what silences and inhibition did.
 SILENCES_ACTOR = "silences"
 #: Alert ids remembered for idempotency without a store read (the store answers older ones).
@@ -323,14 +321,21 @@ class ProcessorActor(SupervisedActor):
         timer = self._silence_timers.pop(silence.id, None)
         if timer is not None:
             timer.cancel()
-        delay = (silence.ends_at - self.clock()).total_seconds()
+        ref, message = self.actor_ref, SilenceEnds(silence.id)
+
+        def tell() -> None:  # straight to this instance: at start-up it is not in the directory yet
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                pass  # replaced: the instance after it holds timers of its own
+
         self._silence_timers[silence.id] = self.scheduler.call_later(
-            delay, lambda: self.directory.tell(PROCESSOR, SilenceEnds(silence.id)))
+            (silence.ends_at - self.clock()).total_seconds(), tell)
 
     def _silence_ends(self, message: SilenceEnds) -> None:
         silence = self.suppressor.silences.get(message.silence_id)
         if silence is None:
-            return  # released already (expired by hand, or a timer of an earlier instance)
+            return  # released already (expired by hand, or ended by an update before this timer)
         if self.clock() < silence.ends_at:  # its end moved, or the timer ran early: wait again
             self._hold(silence)
             return

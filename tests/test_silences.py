@@ -10,6 +10,12 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from actors.domain.changes import Change, PendingEvent, Suppression
+from actors.domain.models import (DeliveryStatus, EventKind, Incident, IncidentState, IncidentType,
+                                  Severity)
+from actors.domain.routing import Receiver
+from actors.domain.silences import Silence
+from actors.store.sqlite import SqliteStore
 from protos import alerts_pb2, incidents_pb2, notifications_pb2
 from tests.support.http_receiver import HttpReceiver
 from tests.support.server import TIMEOUT, make_settings, running
@@ -153,6 +159,29 @@ def test_silences_survive_a_restart(tmp_path):
     assert [(s.id, list(s.matchers), s.comment) for s in listed] == [
         (kept.id, ['service="db"', 'severity!="P0"'], "db maintenance")]
     assert (held.status, held.suppressed_by) == (N.SILENCED, kept.id)
+
+
+def test_a_silence_that_ended_while_the_server_was_down_is_acted_on_at_start(tmp_path):
+    """The store as a server left it: an open incident held by a silence that has ended since."""
+    ended_at = datetime.now(timezone.utc) - timedelta(minutes=1)
+    held = Silence("s-gone", ('service="db"',), ended_at - timedelta(hours=1), ended_at, "alice", "why",
+                   ended_at, ended_at)
+    now = datetime.now(timezone.utc)
+    incident = Incident("i-held", "fp", "held", "", Severity.P1, IncidentType.DATA, IncidentState.DETECTED,
+                        "sentinel", now, now, now, affected_services=("db",))
+    store = SqliteStore(tmp_path / "store.db")
+    store.save_silence(held)
+    store.apply([Change(incident, True, (PendingEvent(
+        EventKind.CREATED, now, "sentinel", {}, incident.state.event_type, (), "",
+        (Receiver("webhook", "default"),), Suppression(DeliveryStatus.SILENCED, held.id)),))])
+    store.close()
+    with HttpReceiver() as rx, running(settings(tmp_path, rx.url)) as (_, _, client):
+        (request,) = rx.wait_for(1)
+        ended = [e for e in timeline_of(client, "i-held") if e.kind == "silence_ended"]
+        listed = client.notifications.ListSilences(N.ListSilencesRequest(include_expired=True), timeout=TIMEOUT)
+    assert request.json()["incident"]["id"] == "i-held"
+    assert len(ended) == 1 and json.loads(ended[0].detail_json)["silence_id"] == "s-gone"
+    assert [(s.id, s.state) for s in listed.silences] == [("s-gone", "expired")]
 
 
 def test_a_silence_updated_to_end_now_is_released_and_an_ended_one_cannot_change(tmp_path):
