@@ -38,12 +38,15 @@ from .channels.registry import build_channel, enabled_channels, log_destination_
 from .directory import ActorDirectory
 from .domain.changes import ChannelCounts, IncidentQuery, NotificationRecord, StoreUsage
 from .domain.channel_setup import unusable_channel
-from .domain.commands import AddNote, AlertResult, CreateIncident, ResolveIncident, TransitionIncident, UpdateIncident
+from .domain.commands import (AddNote, AlertResult, CreateIncident, CreateSilence, ExpireSilence, ResolveIncident,
+                              TransitionIncident, UpdateIncident, UpdateSilence)
 from .domain.config import Settings
 from .domain.errors import InvalidArgument, NotFound, Overloaded, Unavailable
 from .domain.models import (Alert, Attempt, Delivery, Incident, IncidentState, IncidentType, Outcome,
                             Severity, TimelineEvent, utc_now)
+from .domain.inhibition import compile_rules
 from .domain.routing import Decision, Routing, routing_warnings
+from .domain.silences import Silence
 from .domain.retry import RetryPolicy
 from .events import Event, EventHub, Subscription
 from .faults import ActorFaults
@@ -149,7 +152,7 @@ class Engine:
             faults=self.faults)))
         specs.append(ChildSpec("processor", lambda parent, name: ProcessorActor.start(
             parent, name, self.store, self.settings.processing, self.routing, self.directory, self.hub,
-            self.lease, self.clock, faults=self.faults)))
+            self.lease, self.scheduler, compile_rules(self.settings.inhibit_rules), self.clock, faults=self.faults)))
         specs.append(ChildSpec("retention", lambda parent, name: RetentionActor.start(
             parent, name, self.store, self.settings.state.retention_days, self.scheduler, faults=self.faults)))
         self._top = Supervisor.start(None, "top", specs, Strategy.ONE_FOR_ONE, sup.max_restarts,
@@ -316,6 +319,17 @@ class Engine:
     def add_note(self, command: AddNote) -> TimelineEvent:
         return self._ask(command)
 
+    def create_silence(self, command: CreateSilence) -> Silence:
+        return self._ask(command)
+
+    def update_silence(self, command: UpdateSilence) -> Silence:
+        """IllegalTransition for a silence that has ended; NotFound for none."""
+        return self._ask(command)
+
+    def expire_silence(self, command: ExpireSilence) -> Silence:
+        """End it now and notify what it held that is still open; IllegalTransition if it has ended."""
+        return self._ask(command)
+
     # -- reads (straight from the store) -----------------------------------------------
     def incident(self, incident_id: str) -> Incident:
         return self.store.incident(incident_id)
@@ -329,6 +343,13 @@ class Engine:
     def notifications(self, incident_id: str = "", channel: str = "", status: str = "", page_size: int = 50,
                       page_token: str = "", newest_first: bool = False) -> tuple[list[NotificationRecord], str]:
         return self.store.list_notifications(incident_id, channel, status, page_size, page_token, newest_first)
+
+    def silence(self, silence_id: str) -> Silence:
+        return self.store.silence(silence_id)
+
+    def silences(self) -> list[Silence]:
+        """Every silence kept, newest first (ended ones too)."""
+        return self.store.silences()
 
     def ids_starting_with(self, kind: str, prefix: str, limit: int) -> list[str]:
         """Up to ``limit`` ids of ``kind`` ("incident" or "notification") starting with ``prefix``."""

@@ -132,3 +132,10 @@ class TimerDue:
 class Answered:
     """(A channel's transport to the sender) answers to deliveries started with
     ``deliver_later`` are waiting in the sender's answer box; told once per batch."""
+
+
+@dataclass(frozen=True)
+class SilenceEnds:
+    """Timer → processor: a silence's end is due (ignored if it changed or was released)."""
+
+    silence_id: str

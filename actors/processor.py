@@ -1,18 +1,25 @@
 """ProcessorActor: the single writer of incidents.
 
 It validates nothing about the wire (the API did) but everything about the domain: alert
-idempotency, fingerprint deduplication, the state machine, routing. Each command is one
-store transaction holding the incident change, its timeline events and the outbox rows it
-owes; only after the commit does the reply go back. Being the only writer makes the
-dedup check-and-save atomic, and lets it keep bounded indexes of recent alert ids and active
+idempotency, fingerprint deduplication, the state machine, routing, silences and inhibition.
+Each command is one store transaction holding the incident change, its timeline events and
+the outbox rows it owes; only after the commit does the reply go back. Being the only writer
+makes the dedup check-and-save atomic, and lets it keep bounded indexes of recent alert ids and active
 fingerprints in memory (the store answers only what they cannot). The deliveries a commit
 owes go to the router with the news, so nobody reads them back.
+
+Silences live here too (loaded at start, changed only by commands through this actor), so a
+routed event asks them in memory whether its notifications are held back: recorded
+``silenced`` or ``inhibited``, with a timeline entry saying by what. When a silence ends (a
+timer, or an expire command), each incident it held that is still open is notified of its
+current state, with a ``silence_ended`` entry on its timeline saying why.
 
 Commands arrive by ``ask``: a DomainError raised here travels back in the caller's future
 and the actor keeps running (pykka semantics); only a bug in a *told* message crashes it.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Callable
 
@@ -20,28 +27,34 @@ import pykka
 import structlog
 
 from .directory import ActorDirectory
-from .domain.changes import Change, PendingEvent
+from .domain.changes import Change, PendingEvent, Suppression
 from .domain.config import ProcessingSettings
 from .domain.dedup import fingerprint, joins_incident, legacy_fingerprint
-from .domain.errors import IllegalTransition
+from .domain.errors import IllegalTransition, InvalidArgument
 from .domain.grouping import GroupSlot
 from .domain.indexes import ActiveIncidents, RecentAlerts
-from .domain.models import (Alert, EventKind, Incident, IncidentState, Resolution,
+from .domain.models import (Alert, DeliveryStatus, EventKind, Incident, IncidentState, Resolution,
                              ResolutionMethod, TimelineEvent, new_id, utc_now)
+from .domain.inhibition import InhibitRule, Inhibitors
 from .domain.routing import Routing
+from .domain.silences import ActiveSilences, Silence, check_window, ended
+from .domain.suppression import VERDICTS, Suppressor
 from .domain.state_machine import check_transition
 from .faults import ActorFaults
 from .events import EventHub, IncidentChanged
 from .lease import RouterLease
-from .domain.commands import (AddNote, AlertResult, CreateIncident, ResolveIncident, TransitionIncident,
-                              UpdateIncident)
-from .messages import GroupsDue, Owed, SubmitAlerts
+from .domain.commands import (AddNote, AlertResult, CreateIncident, CreateSilence, ExpireSilence,
+                              ResolveIncident, TransitionIncident, UpdateIncident, UpdateSilence)
+from .messages import GroupsDue, Owed, SilenceEnds, SubmitAlerts
+from .scheduler import Scheduler, TimerHandle
 from .store.base import Store
 from .supervision import SupervisedActor
 
 log = structlog.get_logger(__name__)
 
 ROUTER = "router"
+#: Who the timeline names for what silences and inhibition did.
+SILENCES_ACTOR = "silences"
 #: Alert ids remembered for idempotency without a store read (the store answers older ones).
 RECENT_ALERT_IDS = 50_000
 #: Active incidents indexed by fingerprint; beyond this, misses are checked in the store.
@@ -51,7 +64,8 @@ ACTIVE_INCIDENTS = 20_000
 class ProcessorActor(SupervisedActor):
     def __init__(self, supervisor: pykka.ActorRef | None, name: str, store: Store,
                  settings: ProcessingSettings, routing: Routing,
-                 directory: ActorDirectory, hub: EventHub, lease: RouterLease,
+                 directory: ActorDirectory, hub: EventHub, lease: RouterLease, scheduler: Scheduler,
+                 inhibit_rules: tuple[InhibitRule, ...] = (),
                  clock: Callable[[], datetime] = utc_now, faults: ActorFaults | None = None) -> None:
         super().__init__(supervisor, name, faults)
         self.store = store
@@ -64,6 +78,9 @@ class ProcessorActor(SupervisedActor):
         self.recent_alerts = RecentAlerts(RECENT_ALERT_IDS)
         self.active = ActiveIncidents(ACTIVE_INCIDENTS)
         self.legacy_active = True  # until started() has looked
+        self.scheduler = scheduler
+        self.suppressor = Suppressor(ActiveSilences(), Inhibitors(inhibit_rules))
+        self._silence_timers: dict[str, TimerHandle] = {}
 
     def started(self) -> None:
         """Index every active incident when they all fit; otherwise start empty and let the
@@ -72,9 +89,18 @@ class ProcessorActor(SupervisedActor):
             self.active.load(self.store.active_incidents(ACTIVE_INCIDENTS), complete=True)
         else:
             self.active.load([], complete=False)
+        if self.suppressor.inhibitors.rules:  # the sources among the (first ACTIVE_INCIDENTS) active ones
+            for incident in self.store.active_incidents(ACTIVE_INCIDENTS):
+                self.suppressor.inhibitors.observe(incident)
+        for silence in self.store.silences(unreleased_only=True):
+            self._hold(silence)  # one that ended while we were down is released at once
         # New incidents always get the current fingerprint, so once none is active under the
         # legacy one (the usual case), no alert needs a second lookup.
         self.legacy_active = self.store.has_active_legacy_fingerprints()
+
+    def cleanup(self) -> None:
+        for timer in self._silence_timers.values():
+            timer.cancel()
 
     def receive(self, message: Any) -> Any:
         handler = self._handlers.get(type(message))
@@ -143,15 +169,25 @@ class ProcessorActor(SupervisedActor):
             severity=alert.severity, type=alert.type, state=IncidentState.DETECTED, source=alert.source,
             created_at=now, updated_at=now, last_alert_at=now, labels=dict(alert.labels),
             affected_services=alert.affected_services)
-        return Change(incident, True, (self._lifecycle_event(incident, EventKind.CREATED, now, alert.source,
-                                                             {"alert_id": alert.alert_id}),), alert)
+        return Change(incident, True, self._lifecycle_events(incident, EventKind.CREATED, now, alert.source,
+                                                             {"alert_id": alert.alert_id}), alert)
 
-    def _lifecycle_event(self, incident: Incident, kind: EventKind, now: datetime, actor: str,
-                         detail: dict[str, Any]) -> PendingEvent:
+    def _lifecycle_events(self, incident: Incident, kind: EventKind, now: datetime, actor: str,
+                          detail: dict[str, Any]) -> tuple[PendingEvent, ...]:
+        """The event, owing the notifications routing says; when a silence or an inhibiting
+        incident holds them back, it owes none, records them held, and a second entry says by what."""
         routed = self.routing.route(incident)
         groups = tuple(GroupSlot.of(receiver.channel, receiver.destination, path, grouping, incident)
                        for receiver, path, grouping in routed.grouped)
-        return PendingEvent(kind, now, actor, detail, incident.state.event_type, routed.owed, routed.record, groups)
+        event = PendingEvent(kind, now, actor, detail, incident.state.event_type, routed.owed, routed.record, groups)
+        suppression = self.suppressor.suppression(incident, now) if routed.owed or groups else None
+        if suppression is None:
+            return (event,)
+        held = routed.held(VERDICTS[suppression.status], suppression.by, suppression.rule)
+        owed = routed.owed + tuple(receiver for receiver, _, _ in routed.grouped)  # a group's share is held too
+        return (replace(event, receivers=(), groups=(), routing=held.record, suppressed=owed, suppression=suppression),
+                PendingEvent(_HELD_KINDS[suppression.status], now, SILENCES_ACTOR, _held_detail(
+                    suppression, incident.state.event_type, owed)))
 
     # -- incident commands -------------------------------------------------------------
     def _create(self, command: CreateIncident) -> Incident:
@@ -164,8 +200,8 @@ class ProcessorActor(SupervisedActor):
             state=IncidentState.DETECTED, source=command.source, created_at=now, updated_at=now,
             last_alert_at=now, alert_count=0, labels=dict(command.labels),
             affected_services=command.affected_services, assignees=command.assignees)
-        self._commit([Change(incident, True, (self._lifecycle_event(incident, EventKind.CREATED, now,
-                                                                    command.actor, {"manual": True}),))])
+        self._commit([Change(incident, True, self._lifecycle_events(incident, EventKind.CREATED, now,
+                                                                    command.actor, {"manual": True}))])
         return incident
 
     def _update(self, command: UpdateIncident) -> Incident:
@@ -215,9 +251,9 @@ class ProcessorActor(SupervisedActor):
 
     def _commit_transition(self, before: Incident, after: Incident, now: datetime, actor: str,
                            detail: dict[str, Any]) -> Incident:
-        event = self._lifecycle_event(after, EventKind.STATE_CHANGED, now, actor,
-                                      {"from": before.state.name, "to": after.state.name, **detail})
-        self._commit([Change(after, False, (event,))])
+        events = self._lifecycle_events(after, EventKind.STATE_CHANGED, now, actor,
+                                        {"from": before.state.name, "to": after.state.name, **detail})
+        self._commit([Change(after, False, events)])
         return after
 
     def _add_note(self, command: AddNote) -> TimelineEvent:
@@ -234,6 +270,7 @@ class ProcessorActor(SupervisedActor):
             applied = self.store.apply(changes, lease)
         for change in changes:
             self.active.put(change.incident)
+            self.suppressor.inhibitors.observe(change.incident)
             if change.alert is not None:
                 self.recent_alerts.add(change.alert.alert_id, change.incident.id)
         if applied.deliveries:  # a router that is restarting finds them in the store instead
@@ -245,6 +282,93 @@ class ProcessorActor(SupervisedActor):
                 self.hub.publish(IncidentChanged(change.incident, event))
         return applied.events
 
+    # -- silences ----------------------------------------------------------------------
+    def _create_silence(self, command: CreateSilence) -> Silence:
+        now = self.clock()
+        if command.ends_at <= now:
+            raise InvalidArgument("ends_at", "must be in the future")
+        silence = Silence(new_id(), command.matchers, command.starts_at, command.ends_at, command.created_by,
+                          command.comment, now, now)
+        self.store.save_silence(silence)
+        self._hold(silence)
+        log.info("silence_created", silence_id=silence.id, matchers=list(silence.matchers),
+                 starts_at=silence.starts_at.isoformat(), ends_at=silence.ends_at.isoformat())
+        return silence
+
+    def _update_silence(self, command: UpdateSilence) -> Silence:
+        silence = self._unreleased(command.silence_id)
+        now = self.clock()
+        updated = replace(silence, matchers=command.matchers or silence.matchers,
+                          starts_at=command.starts_at or silence.starts_at, ends_at=command.ends_at or silence.ends_at,
+                          comment=command.comment or silence.comment, updated_at=now)
+        check_window(updated.starts_at, updated.ends_at)
+        self.store.save_silence(updated)
+        self._hold(updated)  # an end moved into the past releases it at once
+        log.info("silence_updated", silence_id=silence.id, actor=command.actor)
+        return updated
+
+    def _expire_silence(self, command: ExpireSilence) -> Silence:
+        silence = ended(self._unreleased(command.silence_id), self.clock())
+        self.store.save_silence(silence)
+        log.info("silence_expired", silence_id=silence.id, actor=command.actor)
+        return self._release(silence)
+
+    def _unreleased(self, silence_id: str) -> Silence:
+        """The silence held in memory; NotFound, or IllegalTransition for one that ended."""
+        silence = self.suppressor.silences.get(silence_id)
+        if silence is None:
+            self.store.silence(silence_id)  # NotFound when there is no such silence at all
+            raise IllegalTransition(f"silence {silence_id} has ended and can no longer be changed")
+        return silence
+
+    def _hold(self, silence: Silence) -> None:
+        """Keep the silence in force until its end, when :meth:`_silence_ends` releases it."""
+        self.suppressor.silences.put(silence)
+        timer = self._silence_timers.pop(silence.id, None)
+        if timer is not None:
+            timer.cancel()
+        ref, message = self.actor_ref, SilenceEnds(silence.id)
+
+        def tell() -> None:  # straight to this instance: at start-up it is not in the directory yet
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                pass  # replaced: the instance after it holds timers of its own
+
+        self._silence_timers[silence.id] = self.scheduler.call_later(
+            (silence.ends_at - self.clock()).total_seconds(), tell)
+
+    def _silence_ends(self, message: SilenceEnds) -> None:
+        silence = self.suppressor.silences.get(message.silence_id)
+        if silence is None:
+            return  # released already (expired by hand, or ended by an update before this timer)
+        if self.clock() < silence.ends_at:  # its end moved, or the timer ran early: wait again
+            self._hold(silence)
+            return
+        self._release(silence)
+
+    def _release(self, silence: Silence) -> Silence:
+        """Drop the ended silence and notify each still-open incident it held of its current
+        state (unless another silence or an inhibition holds it now); then mark it released."""
+        self.suppressor.silences.drop(silence.id)
+        timer = self._silence_timers.pop(silence.id, None)
+        if timer is not None:
+            timer.cancel()
+        now = self.clock()
+        changes = []
+        for incident_id in self.store.held_by(silence.id):
+            incident = self.store.incident(incident_id)
+            if incident.state.is_active:
+                changes.append(Change(incident, False, self._lifecycle_events(
+                    incident, EventKind.SILENCE_ENDED, now, SILENCES_ACTOR,
+                    {"silence_id": silence.id, "reason": "a silence that held this open incident's notifications "
+                                                         "ended: its current state is notified now"})))
+        self._commit(changes)
+        released = replace(silence, released=True)
+        self.store.save_silence(released)
+        log.info("silence_released", silence_id=silence.id, notified=len(changes))
+        return released
+
     _handlers: dict[type, Callable[["ProcessorActor", Any], Any]] = {
         SubmitAlerts: _submit_alerts,
         CreateIncident: _create,
@@ -252,4 +376,19 @@ class ProcessorActor(SupervisedActor):
         TransitionIncident: _transition,
         ResolveIncident: _resolve,
         AddNote: _add_note,
+        CreateSilence: _create_silence,
+        UpdateSilence: _update_silence,
+        ExpireSilence: _expire_silence,
+        SilenceEnds: _silence_ends,
     }
+
+
+#: The timeline entry saying an event's notifications were held back.
+_HELD_KINDS = {DeliveryStatus.SILENCED: EventKind.NOTIFICATION_SILENCED,
+               DeliveryStatus.INHIBITED: EventKind.NOTIFICATION_INHIBITED}
+
+
+def _held_detail(suppression: Suppression, event_type: str, receivers: tuple[Any, ...]) -> dict[str, Any]:
+    why = ({"silence_id": suppression.by} if suppression.status is DeliveryStatus.SILENCED
+           else {"inhibited_by": suppression.by, "rule": suppression.rule})
+    return {**why, "event_type": event_type, "destinations": [f"{r.destination}/{r.channel}" for r in receivers]}

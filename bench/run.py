@@ -45,7 +45,8 @@ sys.path.insert(0, str(ROOT))
 
 import grpc  # noqa: E402
 
-from protos import alerts_pb2, alerts_pb2_grpc, incidents_pb2, incidents_pb2_grpc  # noqa: E402
+from protos import (alerts_pb2, alerts_pb2_grpc, incidents_pb2, incidents_pb2_grpc, notifications_pb2,  # noqa: E402
+                    notifications_pb2_grpc)
 
 AM_DIR = (ROOT / ".." / "shared" / "bench" / "alertmanager").resolve()
 SCHEMA_PATH = ROOT / "actors" / "store" / "schema.sql"
@@ -62,9 +63,11 @@ PROFILES: dict[str, dict[str, Any]] = {
                   backlog_settle=3.0, recovery_n=10_000, recovery_window=3.0, am_runs=1,
                   drain_timeout=30.0),
 }
-PHASES = ("ingest", "storm", "burst", "routes", "paced", "backlog", "recovery", "am")
+PHASES = ("ingest", "storm", "burst", "routes", "silences", "paced", "backlog", "recovery", "am")
 #: Routes in the tree of the "routes" phase (--routes).
 DEFAULT_ROUTES = 50
+#: Active silences during the burst of the "silences" phase (--silences).
+DEFAULT_SILENCES = 1_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,6 +415,37 @@ class Blackhole:
 
 # --------------------------------------------------------------------------------------------
 # the server under test
+def silence_matchers(n: int) -> Iterator[list[str]]:
+    """The matchers of n silences that never hold for a bench alert but that each alert must
+    test: keyed on one of the bench alerts' 200 ``instance`` values (so every alert has about
+    n / 200 candidates to try), then ``env="prod"``, which the bench's ``env="bench"`` fails."""
+    for k in range(n):
+        yield [f'instance="host-{k % 200}:9100"', 'env="prod"', f'silence="{k}"']
+
+
+def silencing_cost_us(n: int, events: int = 20_000) -> dict[str, float]:
+    """Microseconds per event of asking :func:`silence_matchers`' n silences about an incident
+    (none holds), in this process."""
+    from datetime import timedelta
+
+    from actors.domain.models import Incident, IncidentState, IncidentType, Severity, utc_now
+    from actors.domain.silences import ActiveSilences, Silence, checked_matchers
+
+    now = utc_now()
+    silences = ActiveSilences()
+    for k, matchers in enumerate(silence_matchers(n)):
+        silences.put(Silence(f"s{k}", checked_matchers(matchers), now, now + timedelta(hours=1), "bench", "bench",
+                             now, now))
+    incidents = [Incident(f"i{i}", "fp", "t", "", Severity.P2, IncidentType.APPLICATION, IncidentState.DETECTED,
+                          "bench", now, now, now, labels={"instance": f"host-{i % 200}:9100", "env": "bench"},
+                          affected_services=(f"svc-{i % 50}",)) for i in range(events)]
+    t0 = time.perf_counter()
+    for incident in incidents:
+        if silences.silencing(incident, now) is not None:
+            raise RuntimeError("a bench silence matched")
+    return {"us": (time.perf_counter() - t0) / events * 1e6}
+
+
 # --------------------------------------------------------------------------------------------
 class Server:
     """``python server.py --config <toml>`` on a free loopback port, with its own temp store."""
@@ -466,7 +500,16 @@ class Server:
         grpc.channel_ready_future(self.channel).result(timeout=max(1.0, deadline - mono()))
         self.alerts = alerts_pb2_grpc.AlertIngestionStub(self.channel)
         self.incidents = incidents_pb2_grpc.IncidentServiceStub(self.channel)
+        self.notifications = notifications_pb2_grpc.NotificationServiceStub(self.channel)
         return self.t_listening - self.t_spawn
+
+    def add_silences(self, n: int) -> None:
+        """n active silences (:func:`silence_matchers`: none holds for a bench alert), for an hour."""
+        ends = datetime.now(timezone.utc).timestamp() + 3600
+        for matchers in silence_matchers(n):
+            request = notifications_pb2.CreateSilenceRequest(matchers=matchers, comment="bench")
+            request.ends_at.FromSeconds(int(ends))
+            self.notifications.CreateSilence(request, timeout=30)
 
     @property
     def pid(self) -> int:
@@ -767,8 +810,9 @@ class Bench:
             last = max(last, t)
         return lat, last, len(seen), dups
 
-    def burst(self, run: int, routes: int = 0) -> dict[str, Any]:
-        """The burst; with ``routes``, through a routing tree of that many routes (route_tree)."""
+    def burst(self, run: int, routes: int = 0, silences: int = 0) -> dict[str, Any]:
+        """The burst; with ``routes``, through a routing tree of that many routes (route_tree);
+        with ``silences``, that many active silences none of which holds (silence_matchers)."""
         n = self.p["burst_n"]
         tag = self.tag("b")
         prefix = f"burst {tag} "
@@ -778,6 +822,7 @@ class Bench:
         s.start()
         profiler = None
         try:
+            s.add_silences(silences)
             s.warmup(self.rx)
             rss_idle = s.rss()
             if self.a.py_spy and run == 0:
@@ -812,7 +857,8 @@ class Bench:
                 self.stop_py_spy(profiler)
             s.stop()
             self.rx.reset()
-        self.say(f"  burst{f' {routes} routes' if routes else '          '} run {run}: accept {res['accept_per_s']:.0f}/s, e2e {res['e2e_per_s']:.0f}/s "
+        case = f" {routes} routes" if routes else f" {silences} silences" if silences else ""
+        self.say(f"  burst{case:<13} run {run}: accept {res['accept_per_s']:.0f}/s, e2e {res['e2e_per_s']:.0f}/s "
                  f"({res['e2e_s']:.2f}s, got {received}/{n}, dups {dups}), p50 {res['lat_p50_ms']:.1f}ms "
                  f"p99 {res['lat_p99_ms']:.1f}ms max {res['lat_max_ms']:.1f}ms, RSS idle/peak "
                  f"{(rss_idle or 0) / 2**20:.1f}/{(hwm or 0) / 2**20:.1f} MiB (+{hwm_workers / 2**20:.1f} workers), "
@@ -1167,6 +1213,22 @@ def build_figures(res: dict[str, Any], prof: dict[str, Any]) -> list[dict[str, A
             "{:.1f}", "lower")
         add("routes_cpu_per_1k", f"CPU s per 1,000 alerts (server process), {routes}-route tree",
             col(rr, "cpu_per_1k"), "{:.3f}", "lower")
+    if "burst_silences" in res:
+        rr = res["burst_silences"]
+        n, silences = prof["burst_n"], prof["silences"]
+        add("silences_accept_per_s", f"{n:,}-alert burst, {silences:,} active silences: accepted alerts/s",
+            col(rr, "accept_per_s"), "{:,.0f}", "higher")
+        add("silences_e2e_per_s", f"{n:,}-alert burst, {silences:,} active silences: end-to-end notifications/s"
+            + (" !" if any(r["timed_out"] for r in rr) else ""), col(rr, "e2e_per_s"), "{:,.0f}", "higher")
+        add("silences_p50_ms", f"{n:,}-alert burst, {silences:,} active silences: latency p50 ms",
+            col(rr, "lat_p50_ms"), "{:.1f}", "lower")
+        add("silences_p99_ms", f"{n:,}-alert burst, {silences:,} active silences: latency p99 ms",
+            col(rr, "lat_p99_ms"), "{:.1f}", "lower")
+        add("silences_cpu_per_1k", f"CPU s per 1,000 alerts (server process), {silences:,} active silences",
+            col(rr, "cpu_per_1k"), "{:.3f}", "lower")
+    if "silencing_cost" in res:
+        add("silencing_us", f"silence check, {prof['silences']:,} active silences (none holds): us/event",
+            summary([res["silencing_cost"]["us"]]), "{:.2f}", "lower")
     if "routing_cost" in res:
         cost = res["routing_cost"]
         add("routing_miss_us", f"routing decision, {prof['routes']}-route tree, walked (not cached): us/event",
@@ -1300,6 +1362,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--routes", type=int, default=DEFAULT_ROUTES, metavar="N",
                     help=f"routes in the tree of the routes phase (default {DEFAULT_ROUTES}): the burst again, "
                          "through that tree, each run right after the plain burst's")
+    ap.add_argument("--silences", type=int, default=DEFAULT_SILENCES, metavar="N",
+                    help=f"active silences in the silences phase (default {DEFAULT_SILENCES:,}): the burst again "
+                         "with that many silences none of which holds, each run right after the plain burst's")
     ap.add_argument("--py-spy", action="store_true", help="profile the server during the first burst (py-spy raw output)")
     ap.add_argument("--results", default=str(HERE / "results"), help="output directory (default bench/results)")
     ap.add_argument("--tmpdir", default=tempfile.gettempdir())
@@ -1314,6 +1379,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.routes < 1:
         raise SystemExit("--routes: give at least 1")
     prof["routes"] = a.routes
+    if a.silences < 1:
+        raise SystemExit("--silences: give at least 1")
+    prof["silences"] = a.silences
     if a.runs:
         prof["runs"] = a.runs
         prof["am_runs"] = a.runs
@@ -1386,15 +1454,23 @@ def main(argv: list[str] | None = None) -> int:
         if "storm" in phases:
             print("-- 2. duplicate storm", flush=True)
             repeat("storm", bench.storm)
-        if "burst" in phases or "routes" in phases:
-            with_routes = "routes" in phases
-            print("-- 3a. end to end: burst" + (f", and again through a {a.routes}-route tree (alternating runs)"
-                                                if with_routes else ""), flush=True)
-            for r in range(runs):  # alternating, so both see the same moment of a shared machine
+        if "burst" in phases or "routes" in phases or "silences" in phases:
+            with_routes, with_silences = "routes" in phases, "silences" in phases
+            print("-- 3a. end to end: burst" + (f", and again through a {a.routes}-route tree" if with_routes else "")
+                  + (f", and again with {a.silences:,} active silences" if with_silences else "")
+                  + (" (alternating runs)" if with_routes or with_silences else ""), flush=True)
+            for r in range(runs):  # alternating, so all see the same moment of a shared machine
                 if "burst" in phases:
                     repeat_once("burst", lambda: bench.burst(r))
                 if with_routes:
                     repeat_once("burst_routes", lambda: bench.burst(r, routes=a.routes))
+                if with_silences:
+                    repeat_once("burst_silences", lambda: bench.burst(r, silences=a.silences))
+            if with_silences:
+                once("silencing_cost", lambda: silencing_cost_us(a.silences))
+                cost = res.get("silencing_cost")
+                if cost:
+                    print(f"  silence check, {a.silences:,} active silences: {cost['us']:.2f} us/event", flush=True)
             if with_routes:
                 once("routing_cost", lambda: routing_cost_us(a.routes))
                 cost = res.get("routing_cost")

@@ -19,6 +19,8 @@ class DeliveryStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DELIVERED: _ClassVar[DeliveryStatus]
     SKIPPED: _ClassVar[DeliveryStatus]
     DEAD: _ClassVar[DeliveryStatus]
+    SILENCED: _ClassVar[DeliveryStatus]
+    INHIBITED: _ClassVar[DeliveryStatus]
 DELIVERY_STATUS_UNSPECIFIED: DeliveryStatus
 QUEUED: DeliveryStatus
 IN_FLIGHT: DeliveryStatus
@@ -26,9 +28,11 @@ RETRYING: DeliveryStatus
 DELIVERED: DeliveryStatus
 SKIPPED: DeliveryStatus
 DEAD: DeliveryStatus
+SILENCED: DeliveryStatus
+INHIBITED: DeliveryStatus
 
 class ChannelStats(_message.Message):
-    __slots__ = ("channel", "queued", "in_flight", "delivered", "retrying", "dead", "skipped", "latency_p50_ms", "latency_p99_ms", "enabled", "destinations", "warning")
+    __slots__ = ("channel", "queued", "in_flight", "delivered", "retrying", "dead", "skipped", "latency_p50_ms", "latency_p99_ms", "enabled", "destinations", "warning", "silenced", "inhibited")
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     QUEUED_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +45,8 @@ class ChannelStats(_message.Message):
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     DESTINATIONS_FIELD_NUMBER: _ClassVar[int]
     WARNING_FIELD_NUMBER: _ClassVar[int]
+    SILENCED_FIELD_NUMBER: _ClassVar[int]
+    INHIBITED_FIELD_NUMBER: _ClassVar[int]
     channel: str
     queued: int
     in_flight: int
@@ -53,7 +59,9 @@ class ChannelStats(_message.Message):
     enabled: bool
     destinations: _containers.RepeatedScalarFieldContainer[str]
     warning: str
-    def __init__(self, channel: _Optional[str] = ..., queued: _Optional[int] = ..., in_flight: _Optional[int] = ..., delivered: _Optional[int] = ..., retrying: _Optional[int] = ..., dead: _Optional[int] = ..., skipped: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., enabled: _Optional[bool] = ..., destinations: _Optional[_Iterable[str]] = ..., warning: _Optional[str] = ...) -> None: ...
+    silenced: int
+    inhibited: int
+    def __init__(self, channel: _Optional[str] = ..., queued: _Optional[int] = ..., in_flight: _Optional[int] = ..., delivered: _Optional[int] = ..., retrying: _Optional[int] = ..., dead: _Optional[int] = ..., skipped: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., enabled: _Optional[bool] = ..., destinations: _Optional[_Iterable[str]] = ..., warning: _Optional[str] = ..., silenced: _Optional[int] = ..., inhibited: _Optional[int] = ...) -> None: ...
 
 class ActorStatus(_message.Message):
     __slots__ = ("name", "restarts", "last_failure", "alive", "fenced")
@@ -96,7 +104,7 @@ class Stats(_message.Message):
     def __init__(self, channels: _Optional[_Iterable[_Union[ChannelStats, _Mapping]]] = ..., actors: _Optional[_Iterable[_Union[ActorStatus, _Mapping]]] = ..., store: _Optional[_Union[StoreStats, _Mapping]] = ...) -> None: ...
 
 class Notification(_message.Message):
-    __slots__ = ("id", "incident_id", "channel", "destination", "event_type", "status", "attempts", "created_at", "updated_at", "next_attempt_at", "last_error")
+    __slots__ = ("id", "incident_id", "channel", "destination", "event_type", "status", "attempts", "created_at", "updated_at", "next_attempt_at", "last_error", "suppressed_by")
     ID_FIELD_NUMBER: _ClassVar[int]
     INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +116,7 @@ class Notification(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     NEXT_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    SUPPRESSED_BY_FIELD_NUMBER: _ClassVar[int]
     id: str
     incident_id: str
     channel: str
@@ -119,7 +128,8 @@ class Notification(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     next_attempt_at: _timestamp_pb2.Timestamp
     last_error: str
-    def __init__(self, id: _Optional[str] = ..., incident_id: _Optional[str] = ..., channel: _Optional[str] = ..., destination: _Optional[str] = ..., event_type: _Optional[str] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., attempts: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ...) -> None: ...
+    suppressed_by: str
+    def __init__(self, id: _Optional[str] = ..., incident_id: _Optional[str] = ..., channel: _Optional[str] = ..., destination: _Optional[str] = ..., event_type: _Optional[str] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., attempts: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., suppressed_by: _Optional[str] = ...) -> None: ...
 
 class Attempt(_message.Message):
     __slots__ = ("number", "at", "outcome", "status_code", "error", "duration_ms")
@@ -168,20 +178,22 @@ class GetNotificationRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class RoutingDecision(_message.Message):
-    __slots__ = ("channel", "receiver", "verdict", "route", "by", "reason")
+    __slots__ = ("channel", "receiver", "verdict", "route", "by", "reason", "rule")
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     RECEIVER_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     ROUTE_FIELD_NUMBER: _ClassVar[int]
     BY_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
     channel: str
     receiver: str
     verdict: str
     route: str
     by: str
     reason: str
-    def __init__(self, channel: _Optional[str] = ..., receiver: _Optional[str] = ..., verdict: _Optional[str] = ..., route: _Optional[str] = ..., by: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    rule: str
+    def __init__(self, channel: _Optional[str] = ..., receiver: _Optional[str] = ..., verdict: _Optional[str] = ..., route: _Optional[str] = ..., by: _Optional[str] = ..., reason: _Optional[str] = ..., rule: _Optional[str] = ...) -> None: ...
 
 class NotificationDetail(_message.Message):
     __slots__ = ("notification", "attempts", "route", "routing")
@@ -254,3 +266,81 @@ class RenderTemplateResponse(_message.Message):
     TEMPLATES_FIELD_NUMBER: _ClassVar[int]
     templates: _containers.RepeatedCompositeFieldContainer[RenderedTemplate]
     def __init__(self, templates: _Optional[_Iterable[_Union[RenderedTemplate, _Mapping]]] = ...) -> None: ...
+
+class Silence(_message.Message):
+    __slots__ = ("id", "matchers", "starts_at", "ends_at", "created_by", "comment", "created_at", "updated_at", "state")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MATCHERS_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    matchers: _containers.RepeatedScalarFieldContainer[str]
+    starts_at: _timestamp_pb2.Timestamp
+    ends_at: _timestamp_pb2.Timestamp
+    created_by: str
+    comment: str
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    state: str
+    def __init__(self, id: _Optional[str] = ..., matchers: _Optional[_Iterable[str]] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., comment: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[str] = ...) -> None: ...
+
+class CreateSilenceRequest(_message.Message):
+    __slots__ = ("matchers", "starts_at", "ends_at", "created_by", "comment")
+    MATCHERS_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    matchers: _containers.RepeatedScalarFieldContainer[str]
+    starts_at: _timestamp_pb2.Timestamp
+    ends_at: _timestamp_pb2.Timestamp
+    created_by: str
+    comment: str
+    def __init__(self, matchers: _Optional[_Iterable[str]] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class UpdateSilenceRequest(_message.Message):
+    __slots__ = ("id", "matchers", "starts_at", "ends_at", "comment", "actor")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MATCHERS_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    matchers: _containers.RepeatedScalarFieldContainer[str]
+    starts_at: _timestamp_pb2.Timestamp
+    ends_at: _timestamp_pb2.Timestamp
+    comment: str
+    actor: str
+    def __init__(self, id: _Optional[str] = ..., matchers: _Optional[_Iterable[str]] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., comment: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
+
+class ExpireSilenceRequest(_message.Message):
+    __slots__ = ("id", "actor")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    actor: str
+    def __init__(self, id: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
+
+class GetSilenceRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ListSilencesRequest(_message.Message):
+    __slots__ = ("include_expired",)
+    INCLUDE_EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    include_expired: bool
+    def __init__(self, include_expired: _Optional[bool] = ...) -> None: ...
+
+class ListSilencesResponse(_message.Message):
+    __slots__ = ("silences",)
+    SILENCES_FIELD_NUMBER: _ClassVar[int]
+    silences: _containers.RepeatedCompositeFieldContainer[Silence]
+    def __init__(self, silences: _Optional[_Iterable[_Union[Silence, _Mapping]]] = ...) -> None: ...

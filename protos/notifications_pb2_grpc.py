@@ -64,6 +64,31 @@ class NotificationServiceStub:
                 request_serializer=protos_dot_notifications__pb2.RenderTemplateRequest.SerializeToString,
                 response_deserializer=protos_dot_notifications__pb2.RenderTemplateResponse.FromString,
                 _registered_method=True)
+        self.CreateSilence = channel.unary_unary(
+                '/notifications.NotificationService/CreateSilence',
+                request_serializer=protos_dot_notifications__pb2.CreateSilenceRequest.SerializeToString,
+                response_deserializer=protos_dot_notifications__pb2.Silence.FromString,
+                _registered_method=True)
+        self.UpdateSilence = channel.unary_unary(
+                '/notifications.NotificationService/UpdateSilence',
+                request_serializer=protos_dot_notifications__pb2.UpdateSilenceRequest.SerializeToString,
+                response_deserializer=protos_dot_notifications__pb2.Silence.FromString,
+                _registered_method=True)
+        self.ExpireSilence = channel.unary_unary(
+                '/notifications.NotificationService/ExpireSilence',
+                request_serializer=protos_dot_notifications__pb2.ExpireSilenceRequest.SerializeToString,
+                response_deserializer=protos_dot_notifications__pb2.Silence.FromString,
+                _registered_method=True)
+        self.GetSilence = channel.unary_unary(
+                '/notifications.NotificationService/GetSilence',
+                request_serializer=protos_dot_notifications__pb2.GetSilenceRequest.SerializeToString,
+                response_deserializer=protos_dot_notifications__pb2.Silence.FromString,
+                _registered_method=True)
+        self.ListSilences = channel.unary_unary(
+                '/notifications.NotificationService/ListSilences',
+                request_serializer=protos_dot_notifications__pb2.ListSilencesRequest.SerializeToString,
+                response_deserializer=protos_dot_notifications__pb2.ListSilencesResponse.FromString,
+                _registered_method=True)
 
 
 class NotificationServiceServicer:
@@ -105,6 +130,37 @@ class NotificationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSilence(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSilence(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExpireSilence(self, request, context):
+        """Ends it now (a pending one never starts); the open incidents it held are notified.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSilence(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSilences(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +193,31 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.RenderTemplate,
                     request_deserializer=protos_dot_notifications__pb2.RenderTemplateRequest.FromString,
                     response_serializer=protos_dot_notifications__pb2.RenderTemplateResponse.SerializeToString,
+            ),
+            'CreateSilence': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSilence,
+                    request_deserializer=protos_dot_notifications__pb2.CreateSilenceRequest.FromString,
+                    response_serializer=protos_dot_notifications__pb2.Silence.SerializeToString,
+            ),
+            'UpdateSilence': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSilence,
+                    request_deserializer=protos_dot_notifications__pb2.UpdateSilenceRequest.FromString,
+                    response_serializer=protos_dot_notifications__pb2.Silence.SerializeToString,
+            ),
+            'ExpireSilence': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExpireSilence,
+                    request_deserializer=protos_dot_notifications__pb2.ExpireSilenceRequest.FromString,
+                    response_serializer=protos_dot_notifications__pb2.Silence.SerializeToString,
+            ),
+            'GetSilence': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSilence,
+                    request_deserializer=protos_dot_notifications__pb2.GetSilenceRequest.FromString,
+                    response_serializer=protos_dot_notifications__pb2.Silence.SerializeToString,
+            ),
+            'ListSilences': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSilences,
+                    request_deserializer=protos_dot_notifications__pb2.ListSilencesRequest.FromString,
+                    response_serializer=protos_dot_notifications__pb2.ListSilencesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -301,6 +382,141 @@ class NotificationService:
             '/notifications.NotificationService/RenderTemplate',
             protos_dot_notifications__pb2.RenderTemplateRequest.SerializeToString,
             protos_dot_notifications__pb2.RenderTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSilence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notifications.NotificationService/CreateSilence',
+            protos_dot_notifications__pb2.CreateSilenceRequest.SerializeToString,
+            protos_dot_notifications__pb2.Silence.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSilence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notifications.NotificationService/UpdateSilence',
+            protos_dot_notifications__pb2.UpdateSilenceRequest.SerializeToString,
+            protos_dot_notifications__pb2.Silence.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExpireSilence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notifications.NotificationService/ExpireSilence',
+            protos_dot_notifications__pb2.ExpireSilenceRequest.SerializeToString,
+            protos_dot_notifications__pb2.Silence.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSilence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notifications.NotificationService/GetSilence',
+            protos_dot_notifications__pb2.GetSilenceRequest.SerializeToString,
+            protos_dot_notifications__pb2.Silence.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSilences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notifications.NotificationService/ListSilences',
+            protos_dot_notifications__pb2.ListSilencesRequest.SerializeToString,
+            protos_dot_notifications__pb2.ListSilencesResponse.FromString,
             options,
             channel_credentials,
             insecure,

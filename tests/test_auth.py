@@ -28,13 +28,14 @@ TOKENS = {role: f"{role}-secret-{'x' * 20}-token" for role in ROLES}
 WRONG_TOKEN = "not-a-known-token-at-all-0123456789"
 NAMES = {role: f"{role}-bot" for role in ROLES}
 READS = {"GetIncident", "ListIncidents", "WatchIncidents", "GetTimeline", "GetStats", "ListNotifications",
-         "GetNotification", "RenderTemplate"}
+         "GetNotification", "RenderTemplate", "ListSilences", "GetSilence"}
 #: What each role may call, written out from the specification (not read from actors/api/auth.py).
 MAY_CALL = {
     "ingest": {"SubmitAlert", "SubmitAlerts", "StreamAlerts"},
     "viewer": READS,
     "responder": READS | {"CreateIncident", "UpdateIncident", "TransitionIncident", "ResolveIncident", "AddNote",
-                          "RequeueNotification", "SendTestNotification"},
+                          "RequeueNotification", "SendTestNotification", "CreateSilence", "UpdateSilence",
+                          "ExpireSilence"},
     "admin": {m.name for s in auth.SERVICES for m in s.methods},
 }
 DENIED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}

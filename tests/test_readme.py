@@ -91,8 +91,8 @@ def test_the_quick_start_works_to_its_last_line_on_the_default_configuration(tmp
 
 
 def test_the_routing_example_is_the_example_file_and_imctl_routes_test_prints_what_is_shown(capsys):
-    routing = README.read_text(encoding="utf-8").split("\n### Receivers and routes\n", 1)[1].split("\n## ", 1)[0] \
-        .split("\n### ", 1)[0]
+    routing = README.read_text(encoding="utf-8").split("\n### Receivers and routes\n", 1)[1].split("\n## ", 1)[0]
+    routing = routing.split("\n### ", 1)[0]  # up to the next subsection (Silences and inhibition)
     (example,) = code_blocks(routing, "toml")
     assert example in (ROOT / "examples" / "config" / "routes.toml").read_text(encoding="utf-8")
     (console,) = code_blocks(routing, "console")

@@ -267,7 +267,7 @@ def test_a_version_2_store_is_vacuumed_once_and_its_counters_filled(tmp_path):
         assert counted(again) == grouped(again) == {("webhook", "delivered"): 1, ("webhook", "queued"): 1,
                                                     ("webhook", "dead"): 1}
         conn = again._connection()
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == VERSION == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == VERSION == 6
         assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == INCREMENTAL
     finally:
         again.close()

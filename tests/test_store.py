@@ -10,11 +10,12 @@ from datetime import timedelta
 
 import pytest
 
-from actors.domain.changes import Change, IncidentQuery, PendingEvent
+from actors.domain.changes import Change, IncidentQuery, PendingEvent, Suppression
 from actors.domain.errors import IllegalTransition, NotFound
 from actors.domain.models import (Alert, DeliveryStatus, EventKind, Incident, IncidentState, IncidentType, Outcome,
                                   Severity, utc_now)
 from actors.domain.routing import Decision, Receiver, Verdict, record_of
+from actors.domain.silences import Silence
 from actors.store.migrations import VERSION
 from actors.store.base import AttemptRecord, Store
 from actors.store.sqlite import SqliteStore
@@ -166,7 +167,7 @@ def test_a_store_from_before_routing_records_gains_the_column_and_keeps_its_noti
     conn.close()
     again = SqliteStore(path)
     try:
-        assert again._connection().execute("PRAGMA user_version").fetchone()[0] == VERSION == 5
+        assert again._connection().execute("PRAGMA user_version").fetchone()[0] == VERSION == 6
         assert again.routing_of(old.notification_id) == ()  # owed before routing was recorded
         change = lifecycle_change(incident("i-new"))
         decisions = (Decision("webhook", "default", Verdict.ROUTED, "root"),)
@@ -291,3 +292,48 @@ def test_owed_deliveries_of_a_destination_no_longer_configured_are_given_up_visi
     assert dead.channel == "slack" and "no longer configured" in dead.last_error
     assert store.timeline("i-1")[-1].kind is EventKind.NOTIFICATION_DEAD
     assert len(lease(store, utc_now().timestamp() + 1)) == 1  # still owed
+
+
+def test_held_notifications_are_final_rows_naming_what_held_them(store):
+    change = lifecycle_change(incident("i-held"))
+    held = replace(change.events[0], receivers=(), suppressed=(HOOK,),
+                   suppression=Suppression(DeliveryStatus.SILENCED, "s-1"))
+    applied = store.apply([replace(change, events=(held,))])
+    (row,), _ = store.list_notifications("i-held")
+    assert applied.deliveries == [] and lease(store, utc_now().timestamp() + 1) == []
+    assert (row.status, row.suppressed_by, row.destination, row.attempts) == (DeliveryStatus.SILENCED, "s-1",
+                                                                              "default", 0)
+    assert store.held_by("s-1") == ["i-held"] and store.held_by("s-2") == []
+    assert {c.channel: dict(c.counts) for c in store.channel_counts()} == {"webhook": {"silenced": 1}}
+
+
+def test_silences_are_kept_and_a_new_version_replaces_the_old(store):
+    now = utc_now()
+    first = Silence("s-1", ('service="db"',), now, now + timedelta(hours=1), "alice", "why", now, now)
+    store.save_silence(first)
+    store.save_silence(replace(first, id="s-2", created_at=now + timedelta(seconds=1)))
+    store.save_silence(replace(first, comment="changed", released=True))
+    assert store.silence("s-1") == replace(first, comment="changed", released=True)
+    assert [s.id for s in store.silences()] == ["s-2", "s-1"]
+    assert [s.id for s in store.silences(unreleased_only=True)] == ["s-2"]
+    assert store.ids_starting_with("silence", "s-", 5) == ["s-1", "s-2"]
+    with pytest.raises(NotFound):
+        store.silence("s-3")
+
+
+def test_a_store_from_before_silences_gains_them_and_keeps_its_notifications(tmp_path):
+    path = tmp_path / "v4.db"
+    first = SqliteStore(path)
+    (old,) = first.apply([lifecycle_change(incident("i-old"))]).deliveries
+    first.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript("DROP TABLE silences; DROP INDEX notifications_suppressed; "
+                       "ALTER TABLE notifications DROP COLUMN suppressed_by; PRAGMA user_version = 4;")
+    conn.close()
+    again = SqliteStore(path)
+    try:
+        assert again._connection().execute("PRAGMA user_version").fetchone()[0] == VERSION
+        assert again.notification(old.notification_id).suppressed_by == ""
+        assert again.silences() == [] and again.held_by("s-1") == []
+    finally:
+        again.close()

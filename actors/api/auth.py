@@ -39,7 +39,9 @@ ALLOWED: Mapping[str, Mapping[str, frozenset[str]]] = {
         "ResolveIncident": RESPOND, "AddNote": RESPOND},
     "NotificationService": {
         "GetStats": READ, "ListNotifications": READ, "GetNotification": READ,
-        "RequeueNotification": RESPOND, "SendTestNotification": RESPOND, "RenderTemplate": READ},
+        "RequeueNotification": RESPOND, "SendTestNotification": RESPOND, "RenderTemplate": READ,
+        "ListSilences": READ, "GetSilence": READ, "CreateSilence": RESPOND, "UpdateSilence": RESPOND,
+        "ExpireSilence": RESPOND},
     "AdminService": {"InjectActorFault": ADMIN, "InjectTransportFault": ADMIN, "ClearFaults": ADMIN,
                      "ListActors": ADMIN, "GetFaultStats": ADMIN},
 }

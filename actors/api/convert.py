@@ -15,6 +15,7 @@ from ..domain.commands import checked_alert
 from ..domain.errors import InvalidArgument
 from ..domain.limits import DEFAULT_PAGE, MAX_PAGE
 from ..domain.routing import Decision
+from ..domain.silences import Silence
 from ..domain.models import (Alert, Attempt, DeliveryStatus, Incident, IncidentState, IncidentType,
                              ResolutionMethod, Severity, TimelineEvent)
 
@@ -127,6 +128,8 @@ class _ProtoStatus(enum.IntEnum):
     DELIVERED = 4
     SKIPPED = 5
     DEAD = 6
+    SILENCED = 7
+    INHIBITED = 8
 
 
 def notification_to_proto(record: NotificationRecord) -> notifications_pb2.Notification:
@@ -134,13 +137,22 @@ def notification_to_proto(record: NotificationRecord) -> notifications_pb2.Notif
         id=record.id, incident_id=record.incident_id, channel=record.channel, destination=record.destination,
         event_type=record.event_type, status=_STATUS_TO_PROTO[record.status], attempts=record.attempts,
         created_at=to_timestamp(record.created_at), updated_at=to_timestamp(record.updated_at),
-        next_attempt_at=to_timestamp(record.next_attempt_at), last_error=record.last_error)
+        next_attempt_at=to_timestamp(record.next_attempt_at), last_error=record.last_error,
+        suppressed_by=record.suppressed_by)
+
+
+def silence_to_proto(silence: Silence, now: datetime) -> notifications_pb2.Silence:
+    return notifications_pb2.Silence(
+        id=silence.id, matchers=silence.matchers, starts_at=to_timestamp(silence.starts_at),
+        ends_at=to_timestamp(silence.ends_at), created_by=silence.created_by, comment=silence.comment,
+        created_at=to_timestamp(silence.created_at), updated_at=to_timestamp(silence.updated_at),
+        state=silence.state_at(now))
 
 
 def decision_to_proto(decision: Decision) -> notifications_pb2.RoutingDecision:
     return notifications_pb2.RoutingDecision(
         channel=decision.channel, receiver=decision.receiver, verdict=decision.verdict.value, route=decision.route,
-        by=decision.by, reason=decision.reason)
+        by=decision.by, reason=decision.reason, rule=decision.rule)
 
 
 def attempt_to_proto(attempt: Attempt) -> notifications_pb2.Attempt:

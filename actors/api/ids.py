@@ -1,6 +1,6 @@
 """Ids as callers type them: a full id, or (like git) a unique prefix of at least 8 characters.
 
-Every RPC field that names an incident or a notification goes through :func:`full_id`, so
+Every RPC field that names an incident, a notification or a silence goes through :func:`full_id`, so
 ``imctl incidents get 3f2a9c01`` and grpcurl alike can use the short form the CLI shows.
 An unknown id or prefix is NotFound; a prefix shared by several ids is InvalidArgument
 naming the field and the first few matches.
@@ -16,7 +16,7 @@ SHOWN_MATCHES = 3
 
 
 def full_id(engine: Engine, kind: str, field: str, value: str, required: bool = True) -> str:
-    """The full id of the ``kind`` ("incident" or "notification") that ``value`` names, or ""
+    """The full id of the ``kind`` ("incident", "notification" or "silence") that ``value`` names, or ""
     when ``value`` is empty and not ``required``."""
     value = text(field, value, MAX_ID, required=required)
     if not value:

@@ -1,4 +1,5 @@
-"""notifications.NotificationService: delivery stats, history, dead letters, test sends, template previews."""
+"""notifications.NotificationService: delivery stats, history, dead letters, test sends, template
+previews, silences."""
 from __future__ import annotations
 
 import grpc
@@ -7,13 +8,20 @@ from protos import notifications_pb2, notifications_pb2_grpc
 
 from ..domain.changes import ChannelCounts
 from ..domain.channel_setup import missing_destination
+from ..domain.commands import CreateSilence, ExpireSilence, UpdateSilence
 from ..domain.config import CHANNELS
 from ..domain.limits import MAX_NAME, text
+from ..domain.models import utc_now
 from ..engine import Engine
+from .auth import attributed
 from .convert import (attempt_to_proto, decision_to_proto, delivery_status_from_proto, notification_to_proto,
-                      page_size, to_timestamp)
+                      page_size, silence_to_proto, to_datetime, to_timestamp)
 from .errors import translate
 from .ids import full_id
+
+
+#: Who did it, when a request names no one.
+DEFAULT_ACTOR = "api"
 
 
 class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
@@ -37,7 +45,8 @@ class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
             channels.append(notifications_pb2.ChannelStats(
                 channel=name, queued=max(0, c.get("queued", 0) - in_flight), in_flight=in_flight,
                 delivered=c.get("delivered", 0), retrying=c.get("retrying", 0), dead=c.get("dead", 0),
-                skipped=c.get("skipped", 0), latency_p50_ms=counts.latency_p50_ms,
+                skipped=c.get("skipped", 0), silenced=c.get("silenced", 0), inhibited=c.get("inhibited", 0),
+                latency_p50_ms=counts.latency_p50_ms,
                 latency_p99_ms=counts.latency_p99_ms, enabled=name in CHANNELS and settings.enabled(name),
                 destinations=destinations.get(name, []),
                 warning=missing_destination(settings, name, self.engine.settings.receivers) or ""))
@@ -94,3 +103,43 @@ class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
             text("channel", request.channel, MAX_NAME), text("event_type", request.event_type, MAX_NAME))
         return notifications_pb2.RenderTemplateResponse(templates=[notifications_pb2.RenderedTemplate(
             channel=r.channel, field=r.field, setting=r.setting, text=r.text, error=r.error) for r in rendered])
+
+    # -- silences ----------------------------------------------------------------------
+    @translate
+    def CreateSilence(self, request: notifications_pb2.CreateSilenceRequest,
+                      context: grpc.ServicerContext) -> notifications_pb2.Silence:
+        return silence_to_proto(self.engine.create_silence(CreateSilence.checked(
+            matchers=request.matchers, starts_at=to_datetime("starts_at", request.starts_at),
+            ends_at=to_datetime("ends_at", request.ends_at), created_by=attributed(request.created_by),
+            comment=request.comment, default_actor=DEFAULT_ACTOR)), utc_now())
+
+    @translate
+    def UpdateSilence(self, request: notifications_pb2.UpdateSilenceRequest,
+                      context: grpc.ServicerContext) -> notifications_pb2.Silence:
+        return silence_to_proto(self.engine.update_silence(UpdateSilence.checked(
+            silence_id=self._silence_id(request.id), matchers=request.matchers or None,
+            starts_at=to_datetime("starts_at", request.starts_at), ends_at=to_datetime("ends_at", request.ends_at),
+            comment=request.comment or None, actor=attributed(request.actor), default_actor=DEFAULT_ACTOR)),
+            utc_now())
+
+    @translate
+    def ExpireSilence(self, request: notifications_pb2.ExpireSilenceRequest,
+                      context: grpc.ServicerContext) -> notifications_pb2.Silence:
+        actor = text("actor", attributed(request.actor), MAX_NAME) or DEFAULT_ACTOR
+        return silence_to_proto(self.engine.expire_silence(ExpireSilence(self._silence_id(request.id), actor)),
+                                utc_now())
+
+    @translate
+    def GetSilence(self, request: notifications_pb2.GetSilenceRequest,
+                   context: grpc.ServicerContext) -> notifications_pb2.Silence:
+        return silence_to_proto(self.engine.silence(self._silence_id(request.id)), utc_now())
+
+    @translate
+    def ListSilences(self, request: notifications_pb2.ListSilencesRequest,
+                     context: grpc.ServicerContext) -> notifications_pb2.ListSilencesResponse:
+        now = utc_now()
+        return notifications_pb2.ListSilencesResponse(silences=[
+            silence_to_proto(s, now) for s in self.engine.silences() if request.include_expired or s.ends_at > now])
+
+    def _silence_id(self, value: str) -> str:
+        return full_id(self.engine, "silence", "id", value)

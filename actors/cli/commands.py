@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable, TypeVar
 
 import grpc
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from protos import (alerts_pb2, alerts_pb2_grpc, incidents_pb2, incidents_pb2_grpc, notifications_pb2,
                     notifications_pb2_grpc)
@@ -246,3 +248,55 @@ def templates_render(api: Api, args: argparse.Namespace) -> int:
         timeout=api.timeout)
     api.show(response, render.rendered_templates)
     return 1 if any(t.error for t in response.templates) else 0
+
+
+def silence_add(api: Api, args: argparse.Namespace) -> int:
+    start = args.start or datetime.now(timezone.utc)
+    request = notifications_pb2.CreateSilenceRequest(
+        matchers=args.matchers, ends_at=_stamp(args.end or start + args.duration), created_by=args.author,
+        comment=args.comment, starts_at=_stamp(args.start) if args.start else None)
+    silence = api.notifications.CreateSilence(request, timeout=api.timeout)
+    api.show(silence, lambda s: f"silence {s.id} {s.state} until {render.when(s, 'ends_at')}")
+    return 0
+
+
+def silence_get(api: Api, args: argparse.Namespace) -> int:
+    silence = api.notifications.GetSilence(notifications_pb2.GetSilenceRequest(id=args.id), timeout=api.timeout)
+    api.show(silence, lambda s: render.silences([s]))
+    return 0
+
+
+def silence_update(api: Api, args: argparse.Namespace) -> int:
+    """Exit 2 when no change is given."""
+    request = notifications_pb2.UpdateSilenceRequest(id=args.id, matchers=args.matchers or [],
+                                                     comment=args.comment or "")
+    for field, moment in (("starts_at", args.start), ("ends_at", args.end)):
+        if moment is not None:
+            getattr(request, field).CopyFrom(_stamp(moment))
+    if not (args.matchers or args.comment or args.start or args.end):
+        print("error: nothing to change; give --matcher, --comment, --start or --end", file=sys.stderr)
+        return 2
+    silence = api.notifications.UpdateSilence(request, timeout=api.timeout)
+    api.show(silence, lambda s: f"silence {s.id} updated ({s.state} until {render.when(s, 'ends_at')})")
+    return 0
+
+
+def silence_query(api: Api, args: argparse.Namespace) -> int:
+    listed = api.notifications.ListSilences(notifications_pb2.ListSilencesRequest(include_expired=args.expired),
+                                            timeout=api.timeout)
+    api.show(listed, lambda r: render.silences(r.silences))
+    return 0
+
+
+def silence_expire(api: Api, args: argparse.Namespace) -> int:
+    for silence_id in args.ids:
+        silence = api.notifications.ExpireSilence(notifications_pb2.ExpireSilenceRequest(id=silence_id),
+                                                  timeout=api.timeout)
+        api.show(silence, lambda s: f"silence {s.id} expired")
+    return 0
+
+
+def _stamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment.astimezone(timezone.utc))
+    return stamp

@@ -6,6 +6,8 @@ Every leaf command sets ``handler`` (a function in :mod:`actors.cli.commands`). 
 from __future__ import annotations
 
 import argparse
+import re
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from protos import incidents_pb2, notifications_pb2
@@ -80,6 +82,29 @@ def positive_int(text: str) -> int:
     if not text.strip().isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
     return int(text)
+
+
+_SPAN = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_SPAN_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> timedelta:
+    """A positive span: a number and s, m, h or d (``90m``, ``2h``)."""
+    found = _SPAN.fullmatch(text.strip())
+    if found is None or float(found.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"not a duration (a positive number and s, m, h or d, e.g. 2h): {text!r}")
+    return timedelta(seconds=float(found.group(1)) * _SPAN_SECONDS[found.group(2)])
+
+
+def moment(text: str) -> datetime:
+    """An ISO 8601 time with its offset (``Z`` for UTC)."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"not a time with its offset (e.g. 2026-12-01T06:00:00Z): {text!r}")
+    return value
 
 
 def key_value(text: str) -> tuple[str, str]:
@@ -201,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--incident", default="", metavar="ID", help=f"an incident id or {PREFIX_HELP}")
     listing.add_argument("--channel", default="")
     listing.add_argument("--status", type=delivery_status, default=0,
-                         help="queued, in_flight, retrying, delivered, skipped, dead")
+                         help="queued, in_flight, retrying, delivered, skipped, dead, silenced, inhibited")
     listing.add_argument("--oldest-first", action="store_true", help="in the order they were owed instead")
     _paging(listing)
     _id(leaf(sub, "get", commands.notifications_get, "show a notification and its attempts"))
@@ -220,6 +245,31 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--channel", default="", help="only this channel's (default: every channel's)")
     preview.add_argument("--event", default="", metavar="EVENT_TYPE",
                          help="the event announced, e.g. incident.resolved (default: the incident's current state's)")
+
+    silence = groups.add_parser("silence", help="add, list and expire silences (maintenance windows)")
+    sub = silence.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = leaf(sub, "add", commands.silence_add, "hold back the notifications of matching incidents for a while")
+    add.add_argument("matchers", nargs="+", metavar="MATCHER", help='e.g. service="db" severity=~"P2|P3"')
+    add.add_argument("--comment", required=True, help="why (required)")
+    until = add.add_mutually_exclusive_group(required=True)
+    until.add_argument("--duration", type=duration, metavar="SPAN", help="how long from its start: 90m, 2h, 1d")
+    until.add_argument("--end", type=moment, metavar="TIME", help="when it ends: 2026-12-01T06:00:00Z")
+    add.add_argument("--start", type=moment, metavar="TIME", help="when it starts (default now; later: a "
+                                                                   "maintenance window)")
+    add.add_argument("--author", default="", help="who (default: the token's name, or api)")
+    _id(leaf(sub, "get", commands.silence_get, "show a silence"))
+    update = leaf(sub, "update", commands.silence_update, "change a silence that has not ended")
+    _id(update)
+    update.add_argument("--matcher", action="extend", nargs="+", dest="matchers", metavar="MATCHER",
+                        help="replace the matchers with these")
+    update.add_argument("--comment")
+    update.add_argument("--start", type=moment, metavar="TIME")
+    update.add_argument("--end", type=moment, metavar="TIME")
+    query = leaf(sub, "query", commands.silence_query, "list the pending and active silences")
+    query.add_argument("--expired", action="store_true", help="the ended ones too")
+    expire = leaf(sub, "expire", commands.silence_expire, "end silences now; the open incidents they held "
+                                                          "are notified")
+    expire.add_argument("ids", nargs="+", metavar="ID", help=f"a silence id or {PREFIX_HELP}")
 
     routing = groups.add_parser("routes", help="where incidents are notified, from the configuration file")
     sub = routing.add_subparsers(dest="action", metavar="ACTION", required=True)

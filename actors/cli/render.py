@@ -183,6 +183,14 @@ def notifications(items: Sequence[notifications_pb2.Notification]) -> str:
                    n.attempts, when(n, "updated_at"), n.last_error or "-") for n in items))
 
 
+def silences(items: Sequence[notifications_pb2.Silence]) -> str:
+    if not items:
+        return "no silences"
+    return table(("ID", "STATE", "MATCHERS", "STARTS", "ENDS", "CREATED_BY", "COMMENT"),
+                 ((s.id, s.state, ", ".join(s.matchers), when(s, "starts_at"), when(s, "ends_at"), s.created_by,
+                   s.comment) for s in items))
+
+
 def notification(d: notifications_pb2.NotificationDetail) -> str:
     """The notification, its attempts, and what routing decided about its event for every
     destination (the route that reached it, or why it heard nothing)."""
@@ -191,6 +199,7 @@ def notification(d: notifications_pb2.NotificationDetail) -> str:
                    ("destination", n.destination), ("event", n.event_type), ("status", delivery_status(n.status)),
                    ("attempts", n.attempts), ("created", when(n, "created_at")), ("updated", when(n, "updated_at")),
                    ("next attempt", when(n, "next_attempt_at")), ("last error", n.last_error),
+                   ("held by", n.suppressed_by),
                    ("route", d.route or "(not recorded)")])
     attempts = table(("#", "AT", "OUTCOME", "STATUS_CODE", "MS", "ERROR"),
                      ((a.number, when(a, "at"), a.outcome, a.status_code or "-", f"{a.duration_ms:.1f}",

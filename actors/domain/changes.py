@@ -25,10 +25,23 @@ class PendingEvent:
     receivers: tuple[Receiver, ...] = ()
     routing: str = ""
     groups: tuple[GroupSlot, ...] = ()
+    #: Destinations routed to but held back: rows recorded with ``suppression``'s final status.
+    suppressed: tuple[Receiver, ...] = ()
+    suppression: "Suppression | None" = None
 
     @property
     def notifies(self) -> bool:
         return bool(self.event_type and (self.receivers or self.groups))
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """Why routed notifications are not sent: ``status`` silenced (``by`` the silence's id) or
+    inhibited (``by`` the inhibiting incident's id, ``rule`` the inhibit rule's key)."""
+
+    status: DeliveryStatus
+    by: str
+    rule: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +70,7 @@ class NotificationRecord:
     updated_at: datetime
     next_attempt_at: datetime | None
     last_error: str
+    suppressed_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)

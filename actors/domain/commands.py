@@ -24,6 +24,7 @@ from typing import Iterable, Mapping
 from .errors import InvalidArgument
 from .limits import MAX_ID, MAX_NAME, MAX_TITLE, string_list, string_map, text
 from .models import Alert, IncidentState, IncidentType, ResolutionMethod, Severity, utc_now
+from .silences import MAX_COMMENT, check_window, checked_matchers
 
 
 def actor_name(field_name: str, value: str, default_actor: str) -> str:
@@ -162,3 +163,64 @@ class AddNote:
                 max_text: int) -> "AddNote":
         return cls(checked_id(incident_id), actor_name("author", author, default_actor),
                    text("text", note, max_text, required=True))
+
+
+@dataclass(frozen=True, slots=True)
+class CreateSilence:
+    """A new silence: canonical matchers (actors/domain/silences.py), its window and who and why."""
+
+    matchers: tuple[str, ...]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+
+    @classmethod
+    def checked(cls, *, matchers: Iterable[str], starts_at: datetime | None, ends_at: datetime | None,
+                created_by: str, comment: str, default_actor: str) -> "CreateSilence":
+        """``starts_at`` None means now; ``ends_at`` is required and after the start.
+        ``comment`` (why) is required. Raises InvalidArgument naming the field."""
+        starts = _moment("starts_at", starts_at) or utc_now()
+        ends = _moment("ends_at", ends_at)
+        if ends is None:
+            raise InvalidArgument("ends_at", "required: when the silence ends")
+        check_window(starts, ends)
+        return cls(checked_matchers(string_list("matchers", matchers)), starts, ends,
+                   actor_name("created_by", created_by, default_actor),
+                   text("comment", comment, MAX_COMMENT, required=True))
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateSilence:
+    """New matchers, window or comment for a silence not yet ended (None keeps the old)."""
+
+    silence_id: str
+    actor: str
+    matchers: tuple[str, ...] | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    comment: str | None = None
+
+    @classmethod
+    def checked(cls, *, silence_id: str, matchers: Iterable[str] | None, starts_at: datetime | None,
+                ends_at: datetime | None, comment: str | None, actor: str,
+                default_actor: str) -> "UpdateSilence":
+        """Raises InvalidArgument naming the field (the processor checks the window as a whole)."""
+        return cls(checked_id(silence_id), actor_name("actor", actor, default_actor),
+                   None if matchers is None else checked_matchers(string_list("matchers", matchers)),
+                   _moment("starts_at", starts_at), _moment("ends_at", ends_at),
+                   None if comment is None else text("comment", comment, MAX_COMMENT, required=True))
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireSilence:
+    """End a silence now (a pending one never starts)."""
+
+    silence_id: str
+    actor: str
+
+
+def _moment(field_name: str, value: datetime | None) -> datetime | None:
+    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+        raise InvalidArgument(field_name, "must be a timezone-aware datetime")
+    return value

@@ -8,7 +8,8 @@ name environment variables, read by :func:`read_secret` when a channel is built.
 Besides the sections, ``[receivers.<name>]`` (each receiver's destinations, on enabled
 channels, with their templates: actors/domain/templates.py) and ``[route]`` (the routing tree, compiled and checked by
 actors/domain/routes.py) are validated here too, so a route naming an unknown receiver, a bad
-matcher or an unreachable route fails the load with the route's key.
+matcher or an unreachable route fails the load with the route's key; so does a bad
+``[[inhibit_rules]]`` entry (actors/domain/inhibition.py).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from typing import Any, Mapping
 from .errors import ConfigError
 from .hostnames import is_helo_name
 from .models import Severity
+from .inhibition import compile_rules
 from .routes import compile_tree
 from .templates import check_template_keys
 
@@ -294,6 +296,15 @@ class RouteSettings:
     repeat_interval_secs: float | None = None
 
 
+@dataclass(frozen=True)
+class InhibitRuleSettings:
+    """One ``[[inhibit_rules]]``: see actors/domain/inhibition.py."""
+
+    source_matchers: tuple[str, ...] = ()
+    target_matchers: tuple[str, ...] = ()
+    equal: tuple[str, ...] = ()
+
+
 #: No named receivers (a default argument that cannot be changed by accident).
 NO_RECEIVERS: Mapping[str, ReceiverSettings] = types.MappingProxyType({})
 #: The receiver of the ``[notifications]`` destinations (the original's keys).
@@ -315,6 +326,8 @@ class Settings:
     receivers: Mapping[str, ReceiverSettings] = field(default_factory=dict)
     #: The routing tree; None sends every event to every receiver (as before routes existed).
     route: RouteSettings | None = None
+    #: While a source incident is active, the incidents it targets notify nobody.
+    inhibit_rules: tuple[InhibitRuleSettings, ...] = ()
 
     @property
     def receiver_names(self) -> tuple[str, ...]:
@@ -439,6 +452,7 @@ def _check_consistency(settings: Settings) -> None:
     n = settings.notifications
     _check_receivers(settings)
     compile_tree(settings.route, settings.receiver_names)
+    compile_rules(settings.inhibit_rules)
     if n.slack_enabled and not (n.slack_webhook_env or n.slack_bot_token_env or _used_by_receivers(settings, "slack")):
         raise ConfigError("notifications.slack_webhook_env",
                           "slack_enabled needs slack_webhook_env or slack_bot_token_env (or a receiver's "

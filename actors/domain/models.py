@@ -265,6 +265,9 @@ class EventKind(str, enum.Enum):
     NOTE_ADDED = "note_added"
     NOTIFICATION_DELIVERED = "notification_delivered"
     NOTIFICATION_DEAD = "notification_dead"
+    NOTIFICATION_SILENCED = "notification_silenced"    # an event's notifications held by a silence
+    NOTIFICATION_INHIBITED = "notification_inhibited"  # … by an active source incident
+    SILENCE_ENDED = "silence_ended"                    # a silence that held it ended: notified again
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +289,8 @@ class DeliveryStatus(str, enum.Enum):
     DELIVERED = "delivered"
     SKIPPED = "skipped"
     DEAD = "dead"
+    SILENCED = "silenced"    # never sent: a silence held it (final)
+    INHIBITED = "inhibited"  # never sent: an active incident inhibited it (final)
 
 
 @dataclass(frozen=True, slots=True)

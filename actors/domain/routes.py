@@ -289,7 +289,8 @@ class _Compiler:
             for matcher in matchers:
                 field = field_named(matcher.name)
                 self._fields.setdefault(field.name, len(self._fields))
-                tests.append(_Test(field, matcher, _allowed(field, matcher, f"{key}.matchers[{index}]", path)))
+                tests.append(_Test(field, matcher, _allowed(field, matcher, f"{key}.matchers[{index}]",
+                                                            f"route {path!r}")))
         return tests
 
 
@@ -335,13 +336,21 @@ def _values(test: _Test) -> frozenset[Any] | None:
     return None
 
 
-def _allowed(field: Field, matcher: Matcher, key: str, path: str) -> frozenset[Any] | None:
+def fact_test(matcher: Matcher, key: str, owner: str) -> tuple[Field, Callable[[Any], Any]]:
+    """A matcher as the incident field (or label) it reads and the test of that fact, as a
+    route tests it (silences and inhibit rules match incidents so too). ConfigError naming
+    ``key`` and ``owner`` ("silence", "route 'root/db'") for a choice that is not one."""
+    field = field_named(matcher.name)
+    return field, _Test(field, matcher, _allowed(field, matcher, key, owner)).check()
+
+
+def _allowed(field: Field, matcher: Matcher, key: str, owner: str) -> frozenset[Any] | None:
     """For a CHOICE field, the values the matcher admits; ConfigError for ``=``/``!=`` with a
     value that is not one of the field's."""
     if field.choices is None:
         return None
     if matcher.op in (Op.EQUAL, Op.NOT_EQUAL) and matcher.value not in field.choices:
-        raise ConfigError(key, f"route {path!r}: {matcher}: {matcher.value!r} is not a {field.name}; "
+        raise ConfigError(key, f"{owner}: {matcher}: {matcher.value!r} is not a {field.name}; "
                                f"one of {', '.join(field.choices)}")
     return frozenset(value for text, value in field.choices.items() if matcher.matches(text))
 

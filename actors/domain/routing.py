@@ -16,9 +16,10 @@ alert, say) walk the tree, and the answer is then remembered per (severity, rout
 which a tree has few of: the decisions and their record are never built twice. A walk tries
 only the routes that can match where a parent has many (actors/domain/routes.py _Dispatch).
 
-More reasons can join without changing the record's shape: a verdict such as ``silenced`` or
-``inhibited`` would set ``by`` (the silence's id, the inhibiting incident) and keep ``route``
-(the route that would have sent it); :attr:`Decision.reason` says each in words.
+A silence or an inhibition (decided by the processor, actors/domain/silences.py and
+inhibition.py) turns each ``routed`` decision into ``silenced`` or ``inhibited``
+(:meth:`Routed.held`): ``by`` is the silence's id or the inhibiting incident's, ``route`` the
+route that would have sent it; :attr:`Decision.reason` says each in words.
 """
 from __future__ import annotations
 
@@ -51,18 +52,22 @@ class Verdict(str, enum.Enum):
     ROUTED = "routed"
     NO_ROUTE = "no_route"
     BELOW_MIN_SEVERITY = "below_min_severity"
+    SILENCED = "silenced"
+    INHIBITED = "inhibited"
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What routing decided for one destination about one event. ``route`` is the path of the
-    route that reached the receiver (``root/team-db``); ``by`` what stopped it (the floor)."""
+    route that reached the receiver (``root/team-db``); ``by`` what stopped it (the floor, the
+    silence's id, the inhibiting incident's id); ``rule`` the inhibit rule (``inhibit_rules[0]``)."""
 
     channel: str
     receiver: str
     verdict: Verdict
     route: str = ""
     by: str = ""
+    rule: str = ""
 
     @property
     def reason(self) -> str:
@@ -70,6 +75,10 @@ class Decision:
             return f"route {self.route}"
         if self.verdict is Verdict.NO_ROUTE:
             return "no route matched"
+        if self.verdict is Verdict.SILENCED:
+            return f"route {self.route} matched, but silence {self.by} held it"
+        if self.verdict is Verdict.INHIBITED:
+            return f"route {self.route} matched, but active incident {self.by} inhibited it ({self.rule})"
         return (f"route {self.route} matched, but the incident is less severe than "
                 f"[notifications.{self.channel}] min_severity {self.by}")
 
@@ -79,13 +88,15 @@ class Decision:
             data["route"] = self.route
         if self.by:
             data["by"] = self.by
+        if self.rule:
+            data["rule"] = self.rule
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Decision":
         """Raises KeyError or ValueError for anything :meth:`to_dict` did not write."""
         return cls(data["channel"], data["receiver"], Verdict(data["verdict"]), data.get("route", ""),
-                   data.get("by", ""))
+                   data.get("by", ""), data.get("rule", ""))
 
 
 def record_of(decisions: Iterable[Decision]) -> str:
@@ -115,6 +126,13 @@ class Routed:
     decisions: tuple[Decision, ...]
     record: str
     grouped: tuple[tuple[Receiver, str, Grouping], ...] = ()
+
+    def held(self, verdict: Verdict, by: str, rule: str = "") -> "Routed":
+        """This answer with nobody owed: each routed decision becomes ``verdict`` (silenced or
+        inhibited) by ``by`` (under the inhibit rule ``rule``)."""
+        decisions = tuple(Decision(d.channel, d.receiver, verdict, d.route, by, rule)
+                          if d.verdict is Verdict.ROUTED else d for d in self.decisions)
+        return Routed((), decisions, record_of(decisions))
 
 
 class Routing:

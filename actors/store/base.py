@@ -32,6 +32,7 @@ from ..domain.grouping import GROUP_EVENT, GroupSlot
 from ..domain.models import (Attempt, Delivery, DeliveryStatus, EventKind, GroupContent, Incident, Outcome,
                              OutcomeKind, TimelineEvent, new_id, snapshot_json)
 from ..domain.routing import Decision, decisions_in
+from ..domain.silences import Silence
 from .dialect import Dialect, Session
 from .retention import Cursor, prune_batch
 
@@ -51,7 +52,7 @@ DUE_SQL = ("SELECT n.id, n.incident_id, n.event_type, n.occurred_at, n.attempts,
            "ORDER BY n.due_at, n.seq LIMIT ?")
 
 _NOTIFICATION_SELECT = ("SELECT id, incident_id, channel, destination, event_type, status, attempts, "
-                        "created_at, updated_at, due_at, last_error, seq FROM notifications")
+                        "created_at, updated_at, due_at, last_error, suppressed_by, seq FROM notifications")
 
 #: SQLite's limit on bound parameters, with room to spare.
 _CHUNK = 500
@@ -382,9 +383,9 @@ class Store(ABC):
         return records, token
 
     def ids_starting_with(self, kind: str, prefix: str, limit: int) -> list[str]:
-        """Up to ``limit`` ids of ``kind`` ("incident" or "notification"; ValueError for another)
-        that start with ``prefix``, in id order: a range scan of the table's id index."""
-        tables = {"incident": "incidents", "notification": "notifications"}
+        """Up to ``limit`` ids of ``kind`` ("incident", "notification" or "silence"; ValueError for
+        another) that start with ``prefix``, in id order: a range scan of the table's id index."""
+        tables = {"incident": "incidents", "notification": "notifications", "silence": "silences"}
         if kind not in tables:
             raise ValueError(f"no ids of kind {kind!r}")
         rows = self._rows(f"SELECT id FROM {tables[kind]} WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
@@ -420,6 +421,37 @@ class Store(ABC):
                                         _percentile(latencies, 0.99)))
         return result
 
+    # -- silences ----------------------------------------------------------------------
+    def save_silence(self, silence: Silence) -> None:
+        """Write the silence (a new one, or a new version of one)."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, created_at, updated_at, "
+                "released) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "matchers = excluded.matchers, starts_at = excluded.starts_at, ends_at = excluded.ends_at, "
+                "comment = excluded.comment, updated_at = excluded.updated_at, released = excluded.released",
+                (silence.id, _dumps(list(silence.matchers)), _ts(silence.starts_at), _ts(silence.ends_at),
+                 silence.created_by, silence.comment, _ts(silence.created_at), _ts(silence.updated_at),
+                 int(silence.released)))
+
+    def silence(self, silence_id: str) -> Silence:
+        """The silence; NotFound if there is none with this id."""
+        row = self._row(_SILENCE_SELECT + " WHERE id = ?", (silence_id,))
+        if row is None:
+            raise NotFound(f"silence {silence_id!r} not found")
+        return _silence(row)
+
+    def silences(self, unreleased_only: bool = False) -> list[Silence]:
+        """Every silence kept (or only those whose end has not been acted on), newest first."""
+        where = " WHERE released = 0" if unreleased_only else ""
+        return [_silence(row) for row in self._rows(_SILENCE_SELECT + where + " ORDER BY created_at DESC, id")]
+
+    def held_by(self, silence_id: str) -> list[str]:
+        """The incidents some of whose notifications this silence held, oldest first."""
+        return [row[0] for row in self._rows(
+            "SELECT incident_id FROM notifications WHERE suppressed_by = ? GROUP BY incident_id "
+            "ORDER BY min(seq)", (silence_id,))]
+
     # -- retention ---------------------------------------------------------------------
     def prune(self, cutoff: float, max_rows: int, cursor: Cursor = Cursor()) -> tuple[int, Cursor | None]:
         """One transaction deleting at most ``max_rows`` rows that retention lets go (settled
@@ -445,6 +477,7 @@ class Store(ABC):
         timeline_rows: list[tuple[Any, ...]] = []
         alert_rows: list[tuple[Any, ...]] = []
         notification_rows: list[tuple[Any, ...]] = []
+        suppressed_rows: list[tuple[Any, ...]] = []
         latest: dict[str, tuple[Incident, str | None, int | None]] = {}  # id → (incident, snapshot, its event)
         restated: set[str] = set()  # incidents new, or with a state or severity to write
         applied = Applied([], [], [])
@@ -472,6 +505,10 @@ class Store(ABC):
                     applied.deliveries.append(Delivery(
                         nid, incident.id, receiver.channel, receiver.destination, event.event_type,  # type: ignore[arg-type]
                         event.at, incident, snapshot=snapshot, lease=lease))  # type: ignore[arg-type]
+                if event.suppression is not None:
+                    suppressed_rows += [(new_id(), incident.id, timeline_id, receiver.channel, receiver.destination,
+                                         event.event_type, at, event.suppression.status.value, at, at,
+                                         event.suppression.by) for receiver in event.suppressed]
             latest[incident.id] = (incident, snapshot, snapshot_event)
             if not change.keeps_state:
                 restated.add(incident.id)
@@ -499,6 +536,11 @@ class Store(ABC):
             "INSERT INTO notifications (id, incident_id, timeline_id, channel, destination, event_type, "
             "occurred_at, status, due_at, lease, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)", notification_rows)
+        if suppressed_rows:
+            conn.executemany(
+                "INSERT INTO notifications (id, incident_id, timeline_id, channel, destination, event_type, "
+                "occurred_at, status, created_at, updated_at, suppressed_by) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", suppressed_rows)
         return applied
 
     def _join_group(self, conn: Session, slot: GroupSlot, incident_id: str, timeline_id: int, at: float,
@@ -547,7 +589,16 @@ def leased_delivery(row: Sequence[Any], channel: str, destination: str, lease: s
 
 def _notification(row: Sequence[Any]) -> NotificationRecord:
     return NotificationRecord(row[0], row[1], row[2], row[3], row[4], DeliveryStatus(row[5]), row[6],
-                              _dt(row[7]), _dt(row[8]), _dt(row[9]), row[10])  # type: ignore[arg-type]
+                              _dt(row[7]), _dt(row[8]), _dt(row[9]), row[10], row[11] or "")  # type: ignore[arg-type]
+
+
+_SILENCE_SELECT = ("SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at, updated_at, released "
+                   "FROM silences")
+
+
+def _silence(row: Sequence[Any]) -> Silence:
+    return Silence(row[0], tuple(json.loads(row[1])), _dt(row[2]), _dt(row[3]), row[4], row[5],  # type: ignore[arg-type]
+                   _dt(row[6]), _dt(row[7]), bool(row[8]))  # type: ignore[arg-type]
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:

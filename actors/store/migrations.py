@@ -4,7 +4,7 @@
 versions were kept (version 1: a ``leased`` flag instead of a named lease, every incident
 snapshot stored twice; version 2: no incremental vacuum, notifications counted by a GROUP BY;
 version 3: no routing record with lifecycle events; version 4: no group notifications, whose
-tables the schema script adds).
+tables the schema script adds; version 5: no silences).
 :func:`migrate` brings a file to :data:`VERSION` in one transaction; if a step fails, the
 transaction is rolled back and the file is left as it was.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-VERSION = 5
+VERSION = 6
 #: ``PRAGMA auto_vacuum`` value of a file whose free pages ``PRAGMA incremental_vacuum`` returns.
 INCREMENTAL = 2
 SCHEMA = (Path(__file__).with_name("schema.sql")).read_text(encoding="utf-8")
@@ -42,6 +42,10 @@ ALTER TABLE incidents_v2 RENAME TO incidents;
 #: Version 3 → 4: the routing record of each lifecycle event (events stored before have none).
 _V3_TO_V4 = "ALTER TABLE timeline ADD COLUMN routing TEXT;"
 
+#: Version 5 → 6: silenced and inhibited notifications name what stopped them (the silences
+#: table and the index come with the schema script).
+_V5_TO_V6 = "ALTER TABLE notifications ADD COLUMN suppressed_by TEXT;"
+
 #: Version 2 → 3 (after the schema script made the table and its triggers): count what is there.
 _FILL_COUNTS = """
 DELETE FROM notification_counts;
@@ -60,6 +64,8 @@ def migrate(conn: sqlite3.Connection) -> int:
     steps = _V1_TO_V2 if _has_column(conn, "notifications", "leased") else ""
     if _has_column(conn, "timeline", "id") and not _has_column(conn, "timeline", "routing"):
         steps += _V3_TO_V4
+    if _has_column(conn, "notifications", "id") and not _has_column(conn, "notifications", "suppressed_by"):
+        steps += _V5_TO_V6
     try:  # one script, one transaction (executescript would commit an outer one first)
         conn.executescript(f"BEGIN IMMEDIATE;\n{steps}\n{SCHEMA}\n{_FILL_COUNTS}\n"
                            f"PRAGMA user_version = {VERSION};\nCOMMIT;")

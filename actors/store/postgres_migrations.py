@@ -27,11 +27,19 @@ STEPS: tuple[str, ...] = (
     "CREATE INDEX notification_groups_open ON notification_groups (open_id) WHERE open_id IS NOT NULL; "
     "CREATE TABLE group_items (notification_id TEXT NOT NULL, timeline_id BIGINT NOT NULL, "
     "incident_id TEXT NOT NULL, PRIMARY KEY (notification_id, timeline_id))",
+    # 3 → 4: silences, and what stopped a silenced or inhibited notification
+    "ALTER TABLE notifications ADD COLUMN suppressed_by TEXT; "
+    "CREATE INDEX notifications_suppressed ON notifications (suppressed_by, incident_id) "
+    "WHERE suppressed_by IS NOT NULL; "
+    "CREATE TABLE silences (id TEXT PRIMARY KEY, matchers TEXT NOT NULL, starts_at DOUBLE PRECISION NOT NULL, "
+    "ends_at DOUBLE PRECISION NOT NULL, created_by TEXT NOT NULL, comment TEXT NOT NULL, "
+    "created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL, "
+    "released INTEGER NOT NULL DEFAULT 0)",
 )
 VERSION = len(STEPS)
 #: Tables whose presence without a ``schema_version`` means someone else's tables are here.
 OUR_TABLES = ("incidents", "alerts", "timeline", "notifications", "notification_counts", "attempts",
-              "channel_state")
+              "channel_state", "silences")
 
 
 class SchemaError(Exception):

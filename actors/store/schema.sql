@@ -1,4 +1,4 @@
--- LLM Incident Manager store (SQLite), schema version 5. Times are Unix seconds (REAL, UTC).
+-- LLM Incident Manager store (SQLite), schema version 6. Times are Unix seconds (REAL, UTC).
 -- actors/store/migrations.py brings older files to this version.
 -- Space freed by retention (actors/retention.py) is handed back with PRAGMA incremental_vacuum;
 -- this takes effect only on a file that has no tables yet (migrations.py VACUUMs older files).
@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS notifications (
     created_at   REAL NOT NULL,
     updated_at   REAL NOT NULL,
     delivered_at REAL,
-    last_error   TEXT NOT NULL DEFAULT ''
+    last_error   TEXT NOT NULL DEFAULT '',
+    suppressed_by TEXT          -- silenced: the silence's id; inhibited: the inhibiting incident's id
 );
 CREATE INDEX IF NOT EXISTS notifications_owed
     ON notifications (channel, destination, due_at, seq) WHERE due_at IS NOT NULL;
@@ -67,6 +68,8 @@ CREATE INDEX IF NOT EXISTS notifications_incident ON notifications (incident_id,
 CREATE INDEX IF NOT EXISTS notifications_status ON notifications (channel, status);
 CREATE INDEX IF NOT EXISTS notifications_delivered
     ON notifications (channel, delivered_at) WHERE delivered_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS notifications_suppressed
+    ON notifications (suppressed_by, incident_id) WHERE suppressed_by IS NOT NULL;
 
 -- Notifications per (channel, status), kept by the triggers below in the transaction that
 -- inserts, re-statuses or deletes a notification, so GetStats never counts the outbox.
@@ -136,4 +139,18 @@ CREATE TABLE IF NOT EXISTS group_items (
     timeline_id     INTEGER NOT NULL,
     incident_id     TEXT NOT NULL,
     PRIMARY KEY (notification_id, timeline_id)
+) WITHOUT ROWID;
+
+-- Silences (actors/domain/silences.py): matchers is a JSON list of matcher strings. released
+-- is 1 once its end has been acted on (the open incidents it held were notified).
+CREATE TABLE IF NOT EXISTS silences (
+    id         TEXT PRIMARY KEY,
+    matchers   TEXT NOT NULL,
+    starts_at  REAL NOT NULL,
+    ends_at    REAL NOT NULL,
+    created_by TEXT NOT NULL,
+    comment    TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    released   INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;

@@ -16,12 +16,13 @@ from protos import alerts_pb2_grpc, incidents_pb2_grpc, notifications_pb2_grpc
 TIMEOUT = 10.0
 
 
-def make_settings(tmp_path: Path, **sections: Mapping[str, Any]) -> Settings:
-    """Settings with the store in ``tmp_path`` and the server on a free loopback port."""
+def make_settings(tmp_path: Path, **sections: Any) -> Settings:
+    """Settings with the store in ``tmp_path`` and the server on a free loopback port (a list,
+    such as ``inhibit_rules``, is an array of tables)."""
     data: dict[str, Any] = {"server": {"host": "127.0.0.1", "grpc_port": 0},
                             "state": {"path": str(tmp_path / "store.db")}}
     for section, values in sections.items():
-        data[section] = {**data.get(section, {}), **values}
+        data[section] = {**data.get(section, {}), **values} if isinstance(values, Mapping) else values
     return settings_from_mapping(data)
 
 
