@@ -172,8 +172,8 @@ def test_a_silence_that_ended_while_the_server_was_down_is_acted_on_at_start(tmp
     store = SqliteStore(tmp_path / "store.db")
     store.save_silence(held)
     store.apply([Change(incident, True, (PendingEvent(
-        EventKind.CREATED, now, "sentinel", {}, incident.state.event_type, (), "",
-        (Receiver("webhook", "default"),), Suppression(DeliveryStatus.SILENCED, held.id)),))])
+        EventKind.CREATED, now, "sentinel", {}, incident.state.event_type,
+        suppressed=(Receiver("webhook", "default"),), suppression=Suppression(DeliveryStatus.SILENCED, held.id)),))])
     store.close()
     with HttpReceiver() as rx, running(settings(tmp_path, rx.url)) as (_, _, client):
         (request,) = rx.wait_for(1)
