@@ -50,6 +50,7 @@ from .faults import ActorFaults
 from .intake import GroupCommit
 from .messages import Drain, InFlightCounts, SenderRestarted, SubmitAlerts, Wake
 from .lease import RouterLease
+from .replicas import Heartbeat
 from .processor import ProcessorActor
 from .retention import RetentionActor
 from .router import RouterActor, sender_name
@@ -99,6 +100,7 @@ class Engine:
         self._accepting = False
         self._top: pykka.ActorRef | None = None
         self._store_lock: Lock | None = None
+        self._heartbeat: Heartbeat | None = None
         self.lease = RouterLease()
         self.scheduler: Scheduler | None = None
         #: How long the tree's supervisors wait for a child to stop before fencing it.
@@ -121,6 +123,10 @@ class Engine:
         self.receivers = self.routing.destinations
         self.store, self._store_lock = open_store(self.settings.state, self.environ)
         try:
+            if self.settings.state.replicas:  # alive among the replicas before any lease is taken
+                self._heartbeat = Heartbeat(self.store, self.lease.instance, self.settings.state.replica_lease_secs,
+                                            self.actor_statuses)
+                self._heartbeat.start()
             self._start_tree()
         except BaseException:
             self._teardown()
@@ -247,6 +253,9 @@ class Engine:
         self.hub.close_all()
         for channel in self._probes.values():
             channel.close()
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
         self.store.close()
         if self._store_lock is not None:
             self._store_lock.release()

@@ -8,6 +8,13 @@ dedup check-and-save atomic, and lets it keep bounded indexes of recent alert id
 fingerprints in memory (the store answers only what they cannot). The deliveries a commit
 owes go to the router with the news, so nobody reads them back.
 
+Where replicas share the store (:attr:`Store.shared`) each replica's processor is one writer
+among several: the store answers every lookup (the indexes would be stale), each batch is
+written with a :class:`~.store.base.Guard` of the incidents it read, and when another replica
+wrote first (Conflict: an incident changed, an alert id or a fingerprint's open incident taken)
+the command is decided again on what the store holds now, up to ``CONFLICT_RETRIES`` times.
+Its deliveries are leased to nobody: any replica's router takes them from the store, in order.
+
 Commands arrive by ``ask``: a DomainError raised here travels back in the caller's future
 and the actor keeps running (pykka semantics); only a bug in a *told* message crashes it.
 """
@@ -23,7 +30,7 @@ from .directory import ActorDirectory
 from .domain.changes import Change, PendingEvent
 from .domain.config import ProcessingSettings
 from .domain.dedup import fingerprint, joins_incident, legacy_fingerprint
-from .domain.errors import IllegalTransition
+from .domain.errors import IllegalTransition, Unavailable
 from .domain.indexes import ActiveIncidents, RecentAlerts
 from .domain.models import (Alert, EventKind, Incident, IncidentState, Resolution,
                              ResolutionMethod, TimelineEvent, new_id, utc_now)
@@ -35,7 +42,7 @@ from .lease import RouterLease
 from .domain.commands import (AddNote, AlertResult, CreateIncident, ResolveIncident, TransitionIncident,
                               UpdateIncident)
 from .messages import Owed, SubmitAlerts
-from .store.base import Store
+from .store.base import Conflict, Guard, Store
 from .supervision import SupervisedActor
 
 log = structlog.get_logger(__name__)
@@ -45,6 +52,8 @@ ROUTER = "router"
 RECENT_ALERT_IDS = 50_000
 #: Active incidents indexed by fingerprint; beyond this, misses are checked in the store.
 ACTIVE_INCIDENTS = 20_000
+#: Times a command is decided again when another replica wrote first, before it is refused.
+CONFLICT_RETRIES = 8
 
 
 class ProcessorActor(SupervisedActor):
@@ -63,11 +72,15 @@ class ProcessorActor(SupervisedActor):
         self.recent_alerts = RecentAlerts(RECENT_ALERT_IDS)
         self.active = ActiveIncidents(ACTIVE_INCIDENTS)
         self.legacy_active = True  # until started() has looked
+        self.shared = store.shared
+        #: The incidents the command being handled read (shared store: what its batch rests on).
+        self.read: dict[str, Incident] = {}
 
     def started(self) -> None:
         """Index every active incident when they all fit; otherwise start empty and let the
-        store answer misses (loading some would cost memory without sparing those reads)."""
-        if self.store.count_active_incidents(ACTIVE_INCIDENTS + 1) <= ACTIVE_INCIDENTS:
+        store answer misses (loading some would cost memory without sparing those reads).
+        A shared store answers every lookup: the index is not used."""
+        if not self.shared and self.store.count_active_incidents(ACTIVE_INCIDENTS + 1) <= ACTIVE_INCIDENTS:
             self.active.load(self.store.active_incidents(ACTIVE_INCIDENTS), complete=True)
         else:
             self.active.load([], complete=False)
@@ -77,7 +90,16 @@ class ProcessorActor(SupervisedActor):
 
     def receive(self, message: Any) -> Any:
         handler = self._handlers.get(type(message))
-        return super().receive(message) if handler is None else handler(self, message)
+        if handler is None:
+            return super().receive(message)
+        for _ in range(CONFLICT_RETRIES):
+            self.read = {}
+            try:
+                return handler(self, message)
+            except Conflict as conflict:  # only a shared store raises it
+                log.info("decided_again", actor=self.name, reason=str(conflict))
+        raise Unavailable(f"other replicas kept changing what this command rests on ({CONFLICT_RETRIES} tries); "
+                          "try again")
 
     # -- alerts ------------------------------------------------------------------------
     def _submit_alerts(self, command: SubmitAlerts) -> list[AlertResult]:
@@ -111,6 +133,8 @@ class ProcessorActor(SupervisedActor):
 
     def _recorded_alerts(self, alert_ids: list[str]) -> dict[str, str]:
         """alert_id → incident for the ids recorded before: from memory, the rest in one query."""
+        if self.shared:
+            return self.store.incidents_for_alerts(alert_ids)
         recorded, unknown = {}, []
         for alert_id in alert_ids:
             incident_id = self.recent_alerts.get(alert_id)
@@ -123,10 +147,20 @@ class ProcessorActor(SupervisedActor):
         return recorded
 
     def _active_incident(self, fp: str) -> Incident | None:
+        if self.shared:
+            incident = self.store.active_incident(fp)
+            if incident is not None:
+                self.read[incident.id] = incident
+            return incident
         incident, known = self.active.lookup(fp)
         if not known:
             incident = self.store.active_incident(fp)
             self.active.found(fp, incident)
+        return incident
+
+    def _incident(self, incident_id: str) -> Incident:
+        """The incident from the store (NotFound if none), remembered as read."""
+        incident = self.read[incident_id] = self.store.incident(incident_id)
         return incident
 
     def _join(self, incident: Incident, alert: Alert, now: datetime) -> Change:
@@ -166,7 +200,7 @@ class ProcessorActor(SupervisedActor):
         return incident
 
     def _update(self, command: UpdateIncident) -> Incident:
-        incident = self.store.incident(command.incident_id)
+        incident = self._incident(command.incident_id)
         if incident.state is IncidentState.CLOSED:
             raise IllegalTransition(f"incident {incident.id} is CLOSED and can no longer be changed")
         now = self.clock()
@@ -191,7 +225,7 @@ class ProcessorActor(SupervisedActor):
         if command.to_state is IncidentState.RESOLVED:
             return self._resolve(ResolveIncident(command.incident_id, command.actor,
                                                  ResolutionMethod.MANUAL, notes=command.note))
-        incident = self.store.incident(command.incident_id)
+        incident = self._incident(command.incident_id)
         check_transition(incident.state, command.to_state)
         now = self.clock()
         updated = incident.evolve(state=command.to_state, updated_at=now,
@@ -199,7 +233,7 @@ class ProcessorActor(SupervisedActor):
         return self._commit_transition(incident, updated, now, command.actor, {"note": command.note})
 
     def _resolve(self, command: ResolveIncident) -> Incident:
-        incident = self.store.incident(command.incident_id)
+        incident = self._incident(command.incident_id)
         if not incident.state.is_active:
             raise IllegalTransition(f"incident {incident.id} is already {incident.state.name}")
         check_transition(incident.state, IncidentState.RESOLVED)
@@ -218,7 +252,7 @@ class ProcessorActor(SupervisedActor):
         return after
 
     def _add_note(self, command: AddNote) -> TimelineEvent:
-        incident = self.store.incident(command.incident_id)
+        incident = self._incident(command.incident_id)
         now = self.clock()
         event = PendingEvent(EventKind.NOTE_ADDED, now, command.author, {"text": command.text})
         return self._commit([Change(incident.evolve(updated_at=now), False, (event,))])[0][0]
@@ -227,14 +261,17 @@ class ProcessorActor(SupervisedActor):
     def _commit(self, changes: list[Change]) -> list[list[TimelineEvent]]:
         if not changes:
             return []
-        with self.lease.current() as lease:
-            applied = self.store.apply(changes, lease)
-        for change in changes:
+        if self.shared:
+            applied = self.store.apply(changes, "", Guard(self.read, self.settings.deduplication_enabled))
+        else:
+            with self.lease.current() as lease:
+                applied = self.store.apply(changes, lease)
+        for change in changes if not self.shared else ():
             self.active.put(change.incident)
             if change.alert is not None:
                 self.recent_alerts.add(change.alert.alert_id, change.incident.id)
         if applied.deliveries:  # a router that is restarting finds them in the store instead
-            self.directory.tell(ROUTER, Owed(tuple(applied.deliveries), lease))
+            self.directory.tell(ROUTER, Owed(tuple(applied.deliveries), applied.deliveries[0].lease))
         for change, events in zip(changes, applied.events):
             for event in events:
                 self.hub.publish(IncidentChanged(change.incident, event))

@@ -19,11 +19,14 @@ STEPS: tuple[str, ...] = (
     (Path(__file__).with_name("postgres_v1.sql")).read_text(encoding="utf-8"),
     # 1 → 2: the routing record of each lifecycle event (events stored before have none)
     "ALTER TABLE timeline ADD COLUMN routing TEXT",
+    # 2 → 3: the replicas sharing the store, each alive until its heartbeat lapses
+    "CREATE TABLE replicas (instance TEXT PRIMARY KEY, started_at DOUBLE PRECISION NOT NULL, "
+    "alive_until DOUBLE PRECISION NOT NULL, actors TEXT NOT NULL DEFAULT '[]')",
 )
 VERSION = len(STEPS)
 #: Tables whose presence without a ``schema_version`` means someone else's tables are here.
 OUR_TABLES = ("incidents", "alerts", "timeline", "notifications", "notification_counts", "attempts",
-              "channel_state")
+              "channel_state", "replicas")
 
 
 class SchemaError(Exception):

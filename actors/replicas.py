@@ -1,0 +1,68 @@
+"""This server's liveness among replicas sharing a PostgreSQL store (``[state] replicas``).
+
+Every replica has a row in the store's ``replicas`` table saying until when it is alive (by the
+database's clock), renewed every third of ``replica_lease_secs`` with its actors' statuses. The
+deliveries a replica's router holds stay its own while that row is alive; once it lapses (the
+replica was killed, hung, or lost the database) the other replicas' routers take them over. So
+a dead replica's work is resumed after at most ``replica_lease_secs``, and a repeat is only ever
+the same notification, with the same id, sent again.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict
+from typing import Any, Callable, Sequence
+
+import structlog
+
+from .supervision import ChildStatus
+
+log = structlog.get_logger(__name__)
+
+
+class Heartbeat:
+    """Keeps replica ``instance`` alive in ``store`` (a shared PostgresStore) from a thread of
+    its own, from :meth:`start` to :meth:`stop`."""
+
+    def __init__(self, store: Any, instance: str, lease_secs: float,
+                 actors: Callable[[], Sequence[ChildStatus]]) -> None:
+        self.store = store
+        self.instance = instance
+        self.lease_secs = lease_secs
+        self._actors = actors
+        self._statuses = "[]"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{instance}", daemon=True)
+
+    def start(self) -> None:
+        """The first beat now (the store's error propagates: a replica that cannot say it is
+        alive must not take work), then one every third of the lease."""
+        self.store.beat(self.instance, self.lease_secs, self._statuses)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop beating and leave: what this replica still holds is free to the others at once
+        (a failure to say so is logged; the lease then lapses by itself)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        try:
+            self.store.leave(self.instance)
+        except Exception as error:  # the database is gone: the row lapses on its own
+            log.warning("replica_leave_failed", instance=self.instance, error=str(error))
+
+    def _run(self) -> None:
+        """Beat until stopped; a beat that fails is logged and tried again at the next one (if
+        they keep failing for a whole lease, the others take this replica's work over)."""
+        while not self._stop.wait(self.lease_secs / 3):
+            try:
+                self.store.beat(self.instance, self.lease_secs, self._statuses)
+            except Exception as error:
+                log.warning("replica_heartbeat_failed", instance=self.instance, error=str(error))
+            self._statuses = json.dumps([asdict(status) for status in self._actors()])
+
+
+def replica_statuses(actors_json: str) -> list[ChildStatus]:
+    """The actor statuses a replica wrote with its heartbeat."""
+    return [ChildStatus(**status) for status in json.loads(actors_json)]

@@ -1,0 +1,187 @@
+"""Replicas sharing one PostgreSQL store (``[state] replicas = true``): the store's unique keys
+decide deduplication and alert idempotency across them, a batch resting on an incident another
+replica changed is decided again, a replica's leases are its own while it is alive and free to
+the others once it lapses, and order per (incident, destination) holds whichever replica
+committed which event. Each test has a schema of its own on the real server."""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from actors.domain.changes import Change, IncidentQuery, PendingEvent
+from actors.domain.commands import ResolveIncident
+from actors.domain.config import settings_from_mapping
+from actors.domain.errors import ConfigError
+from actors.domain.models import Alert, EventKind, IncidentType, ResolutionMethod, Severity, utc_now
+from actors.engine import Engine
+from actors.store.base import Conflict, Guard
+from actors.store.lock import StoreInUse
+from actors.store.opening import open_store
+from tests.support import postgres
+from tests.support.http_receiver import HttpReceiver
+from tests.support.server import make_settings
+from tests.test_postgres import change
+
+
+@pytest.fixture
+def url():
+    with postgres.fresh_schema() as schema_url:
+        yield schema_url
+
+
+def replica_state(url: str, **more):
+    return settings_from_mapping({"state": {"url": url, "replicas": True, **more}}).state
+
+
+@pytest.fixture
+def stores(url):
+    """Two shared stores on one schema, as two replicas open it."""
+    opened = [open_store(replica_state(url), {}) for _ in range(2)]
+    yield [o.store for o in opened]
+    for o in opened:
+        o.store.close()
+        o.lock.release()
+
+
+def alert(alert_id: str, title: str) -> Alert:
+    return Alert(alert_id, "mon", title, "", Severity.P2, IncidentType.APPLICATION)
+
+
+# -- sharing the store -----------------------------------------------------------------------------
+def test_replicas_share_a_store_and_a_lone_server_shares_it_with_nobody(url):
+    first, second = (open_store(replica_state(url), {}) for _ in range(2))
+    try:
+        with pytest.raises(StoreInUse, match="unless every one of them sets \\[state\\] replicas = true"):
+            open_store(settings_from_mapping({"state": {"url": url}}).state, {})
+    finally:
+        for opened in (first, second):
+            opened.store.close()
+            opened.lock.release()
+    lone = open_store(settings_from_mapping({"state": {"url": url}}).state, {})
+    try:
+        with pytest.raises(StoreInUse, match="without \\[state\\] replicas = true"):
+            open_store(replica_state(url), {})
+    finally:
+        lone.store.close()
+        lone.lock.release()
+
+
+def test_replicas_need_a_postgresql_store():
+    with pytest.raises(ConfigError) as error:
+        settings_from_mapping({"state": {"replicas": True}})
+    assert error.value.key == "state.replicas"
+
+
+# -- one truth ----------------------------------------------------------------------------------------
+def test_a_stale_read_or_a_taken_key_is_a_conflict_and_writes_nothing(stores):
+    a, b = stores
+    (opened,) = a.apply([change("i-1")], "", Guard({}, True)).events
+    incident = a.incident("i-1")
+    later = incident.evolve(updated_at=utc_now())
+    b.apply([Change(later, False, ())], "", Guard({incident.id: incident}, True))  # b changes it first
+    with pytest.raises(Conflict, match="changed since it was read"):
+        a.apply([Change(incident.evolve(title="stale"), False, ())], "", Guard({incident.id: incident}, True))
+    assert a.incident("i-1").title == "title"
+    twin = change("i-2")  # a second new incident for the fingerprint i-1 claims
+    with pytest.raises(Conflict, match="incidents_dedup_key"):
+        b.apply([Change(twin.incident.evolve(fingerprint="fp-i-1"), True, twin.events)], "", Guard({}, True))
+    with pytest.raises(Exception):
+        a.incident("i-2")
+
+
+def test_an_incident_superseded_by_a_new_one_lets_go_of_its_fingerprint(stores):
+    a, b = stores
+    a.apply([change("i-1")], "", Guard({}, True))
+    old = a.incident("i-1")
+    newer = change("i-2")
+    newer = Change(newer.incident.evolve(fingerprint="fp-i-1"), True, newer.events)
+    b.apply([newer], "", Guard({old.id: old}, True))  # b read i-1, declined to join it: opens i-2
+    assert b.active_incident("fp-i-1").id == "i-2"
+
+
+def test_the_same_fingerprint_on_two_replicas_at_once_opens_one_incident(tmp_path, url):
+    settings = make_settings(tmp_path, state={"url": url, "replicas": True})
+    with Engine(settings) as one, Engine(settings) as two:
+        replicas = [one, two]
+        titles = [f"disk full {n}" for n in range(10)]
+
+        def submit(index: int) -> list:
+            return replicas[index % 2].submit_alerts([alert(f"a-{index}-{t}", t) for t in titles])
+
+        with ThreadPoolExecutor(8) as pool:
+            results = [r for batch in pool.map(submit, range(16)) for r in batch]
+        incidents, _ = one.incidents(IncidentQuery(), page_size=100)
+    assert sorted(i.title for i in incidents) == sorted(titles)
+    assert all(i.alert_count == 16 for i in incidents)
+    assert sum(r.new_incident for r in results) == len(titles)
+    assert {r.incident_id for r in results} == {i.id for i in incidents}
+
+
+def test_an_alert_id_sent_to_two_replicas_at_once_is_recorded_once(tmp_path, url):
+    settings = make_settings(tmp_path, state={"url": url, "replicas": True})
+    with Engine(settings) as one, Engine(settings) as two:
+        start = threading.Barrier(2)
+
+        def submit(engine: Engine) -> list:
+            start.wait(5)
+            return engine.submit_alerts([alert(f"same-{n}", f"t{n % 3}") for n in range(30)])
+
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(submit, (one, two))
+        incidents, _ = one.incidents(IncidentQuery(), page_size=100)
+    for ours, theirs in zip(first, second):
+        assert ours.incident_id == theirs.incident_id
+        assert ours.duplicate != theirs.duplicate  # exactly one of them recorded it
+    assert sum(i.alert_count for i in incidents) == 30
+
+
+# -- leases ---------------------------------------------------------------------------------------------
+def test_a_live_replicas_leases_are_its_own_and_a_lapsed_ones_are_taken_over(stores):
+    a, b = stores
+    a.beat("a", 60, "[]")
+    b.beat("b", 60, "[]")
+    (owed,) = a.apply([change("i-1")], "", Guard({}, True)).deliveries
+    now = time.time() + 1
+    (held,) = a.lease_due("webhook", "default", now, 10, "a:1")
+    assert b.lease_due("webhook", "default", now, 10, "b:1") == []
+    assert a.lease_due("webhook", "default", now, 10, "a:2") != []  # a's next router epoch: its own
+    a.beat("a", -1, "[]")  # a lapsed (it was killed and stopped beating)
+    (taken,) = b.lease_due("webhook", "default", now, 10, "b:1")
+    assert taken.notification_id == held.notification_id == owed.notification_id
+    assert [r[0] for r in b.replicas()] == ["b"]
+
+
+def test_a_later_event_waits_behind_an_earlier_one_another_replica_holds(stores):
+    a, b = stores
+    a.beat("a", 60, "[]")
+    b.beat("b", 60, "[]")
+    a.apply([change("i-1")], "", Guard({}, True))
+    incident = a.incident("i-1")
+    resolved = PendingEvent(EventKind.STATE_CHANGED, utc_now(), "t", {}, "incident.resolved",
+                            change("x").events[0].receivers)
+    b.apply([Change(incident.evolve(updated_at=utc_now()), False, (resolved,))], "",
+            Guard({incident.id: incident}, True))
+    now = time.time() + 1
+    (trigger,) = a.lease_due("webhook", "default", now, 10, "a:1")
+    assert trigger.event_type == "incident.detected"
+    assert b.lease_due("webhook", "default", now, 10, "b:1") == []  # the resolve waits for it
+
+
+def test_replicas_deliver_every_owed_notification_once(tmp_path, url):
+    with HttpReceiver() as rx:
+        settings = make_settings(tmp_path, state={"url": url, "replicas": True},
+                                 notifications={"webhook_enabled": True, "default_webhook_url": rx.url + "/hook"})
+        with Engine(settings) as one, Engine(settings) as two:
+            for n in range(20):
+                incident = (one if n % 2 else two).submit_alert(alert(f"a{n}", f"t{n}"))
+                (two if n % 2 else one).resolve(ResolveIncident(incident.incident_id, "t", ResolutionMethod.MANUAL))
+            requests = rx.wait_for(40)
+    ids = [r.json()["notification_id"] for r in requests]
+    assert len(ids) == len(set(ids)) == 40
+    order: dict[str, list[str]] = {}
+    for r in requests:
+        order.setdefault(r.json()["incident"]["id"], []).append(r.json()["event_type"])
+    assert all(events == ["incident.detected", "incident.resolved"] for events in order.values())
