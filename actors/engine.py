@@ -50,7 +50,7 @@ from .faults import ActorFaults
 from .intake import GroupCommit
 from .messages import Drain, InFlightCounts, SenderRestarted, SubmitAlerts, Wake
 from .lease import RouterLease
-from .replicas import Heartbeat
+from .replicas import EventRelay, Heartbeat
 from .processor import ProcessorActor
 from .retention import RetentionActor
 from .router import RouterActor, sender_name
@@ -101,6 +101,7 @@ class Engine:
         self._top: pykka.ActorRef | None = None
         self._store_lock: Lock | None = None
         self._heartbeat: Heartbeat | None = None
+        self._relay: EventRelay | None = None
         self.lease = RouterLease()
         self.scheduler: Scheduler | None = None
         #: How long the tree's supervisors wait for a child to stop before fencing it.
@@ -127,6 +128,8 @@ class Engine:
                 self._heartbeat = Heartbeat(self.store, self.lease.instance, self.settings.state.replica_lease_secs,
                                             self.actor_statuses)
                 self._heartbeat.start()
+                self._relay = EventRelay(self.store, self.lease.instance, self.hub)
+                self._relay.start()
             self._start_tree()
         except BaseException:
             self._teardown()
@@ -250,6 +253,9 @@ class Engine:
         if self.scheduler is not None:
             self.scheduler.stop()
             self.scheduler = None
+        if self._relay is not None:
+            self._relay.stop()
+            self._relay = None
         self.hub.close_all()
         for channel in self._probes.values():
             channel.close()

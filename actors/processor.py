@@ -262,7 +262,8 @@ class ProcessorActor(SupervisedActor):
         if not changes:
             return []
         if self.shared:
-            applied = self.store.apply(changes, "", Guard(self.read, self.settings.deduplication_enabled))
+            applied = self.store.apply(changes, "", Guard(self.read, self.settings.deduplication_enabled,
+                                                             self.lease.instance))
         else:
             with self.lease.current() as lease:
                 applied = self.store.apply(changes, lease)

@@ -6,6 +6,10 @@ deliveries a replica's router holds stay its own while that row is alive; once i
 replica was killed, hung, or lost the database) the other replicas' routers take them over. So
 a dead replica's work is resumed after at most ``replica_lease_secs``, and a repeat is only ever
 the same notification, with the same id, sent again.
+
+What another replica commits reaches this one's watchers (:class:`EventRelay`): each commit
+NOTIFYs the store's channel with its timeline ids, and the relay reads those back and publishes
+them to the local EventHub.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import structlog
 
+from .events import EventHub, IncidentChanged
 from .supervision import ChildStatus
 
 log = structlog.get_logger(__name__)
@@ -66,3 +71,47 @@ class Heartbeat:
 def replica_statuses(actors_json: str) -> list[ChildStatus]:
     """The actor statuses a replica wrote with its heartbeat."""
     return [ChildStatus(**status) for status in json.loads(actors_json)]
+
+
+#: Seconds before listening again after the listening connection was lost.
+RELISTEN_SECS = 1.0
+#: Seconds a start waits for the relay to listen.
+LISTEN_WAIT_SECS = 10.0
+
+
+class EventRelay:
+    """Publishes to ``hub`` what the other replicas commit, from a thread of its own, from
+    :meth:`start` to :meth:`stop`."""
+
+    def __init__(self, store: Any, instance: str, hub: EventHub) -> None:
+        self.store = store
+        self.instance = instance
+        self.hub = hub
+        self._stop = threading.Event()
+        self._listening = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"events-{instance}", daemon=True)
+
+    def start(self) -> None:
+        """Start listening; returns once it listens (or after ``LISTEN_WAIT_SECS``, the
+        connection failing: it is tried again meanwhile and the failure logged)."""
+        self._thread.start()
+        self._listening.wait(LISTEN_WAIT_SECS)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        """Listen until stopped; a lost connection is logged and listened to again (what was
+        committed in between reaches no watcher: they read it back with GetTimeline)."""
+        while not self._stop.is_set():
+            try:
+                self.store.listen(self.instance, self._publish, self._stop, self._listening)
+            except Exception as error:
+                log.warning("replica_events_lost", instance=self.instance, error=str(error))
+                self._stop.wait(RELISTEN_SECS)
+
+    def _publish(self, timeline_ids: list[int]) -> None:
+        for incident, event in self.store.changes_of(timeline_ids):
+            self.hub.publish(IncidentChanged(incident, event))

@@ -185,3 +185,17 @@ def test_replicas_deliver_every_owed_notification_once(tmp_path, url):
     for r in requests:
         order.setdefault(r.json()["incident"]["id"], []).append(r.json()["event_type"])
     assert all(events == ["incident.detected", "incident.resolved"] for events in order.values())
+
+
+# -- events and stats -----------------------------------------------------------------------------------
+def test_a_watcher_on_one_replica_sees_what_another_commits(tmp_path, url):
+    settings = make_settings(tmp_path, state={"url": url, "replicas": True})
+    with Engine(settings) as one, Engine(settings) as two:
+        watching = one.subscribe()
+        try:
+            result = two.submit_alert(alert("a-1", "seen elsewhere"))
+            event = watching.get(timeout=10)
+        finally:
+            watching.close()
+    assert event.incident.id == result.incident_id and event.incident.title == "seen elsewhere"
+    assert event.event.kind is EventKind.CREATED and event.event.id is not None

@@ -118,6 +118,8 @@ class Guard(NamedTuple):
 
     read: Mapping[str, Incident]
     dedup: bool
+    #: The replica writing: named in the news of the commit the other replicas hear of.
+    origin: str = ""
 
 
 class Store(ABC):
@@ -244,6 +246,21 @@ class Store(ABC):
         incidents = [Incident.from_dict(json.loads(row[0])) for row in rows[:page_size]]
         token = _encode_token(rows[page_size - 1][1], rows[page_size - 1][2]) if len(rows) > page_size else ""
         return incidents, token
+
+    def changes_of(self, timeline_ids: Sequence[int]) -> list[tuple[Incident, TimelineEvent]]:
+        """The timeline entries with these ids (those still kept), in id order, each with its
+        incident as it stands now."""
+        found: list[tuple[Incident, TimelineEvent]] = []
+        for start in range(0, len(timeline_ids), _CHUNK):
+            chunk = timeline_ids[start:start + _CHUNK]
+            rows = self._rows(
+                f"SELECT e.id, e.incident_id, e.kind, e.at, e.actor, e.detail, {_INCIDENT_DATA} "
+                f"FROM timeline e JOIN {_INCIDENT_FROM} ON i.id = e.incident_id "
+                f"WHERE e.id IN ({','.join('?' * len(chunk))}) ORDER BY e.id", chunk)
+            found += [(Incident.from_dict(json.loads(data)),
+                       TimelineEvent(incident_id, EventKind(kind), _dt(at), actor, json.loads(detail), tid))  # type: ignore[arg-type]
+                      for tid, incident_id, kind, at, actor, detail, data in rows]
+        return found
 
     def timeline(self, incident_id: str) -> list[TimelineEvent]:
         self.incident(incident_id)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -45,6 +46,10 @@ _FREE_TO_REPLICA = (
     "SELECT 1 FROM replicas r WHERE r.instance = split_part(n.lease, ':', 1) "
     f"AND r.alive_until >= {_DB_NOW}))))")
 _SHARED_DUE_SQL = due_sql(_FREE_TO_REPLICA)
+#: Timeline ids per NOTIFY (its payload holds under 8000 bytes).
+_IDS_PER_NOTIFY = 400
+#: How often a listener looks whether it is asked to stop.
+_LISTEN_WAKE_SECS = 0.5
 #: Seconds a replica's row is kept after it was last alive (its leases are free long before).
 _FORGET_REPLICA_SECS = 86400.0
 
@@ -83,8 +88,11 @@ class PostgresStore(Store):
         be reached or changed, SchemaError when its schema is not ours to use; nothing is
         left open then. ``conninfo`` may hold the password: it is never logged or shown."""
         self.shared = shared
+        self._conninfo = conninfo
         with psycopg.connect(conninfo, autocommit=True) as conn:
             migrate(conn)
+            #: The channel of this store's news to replicas (NOTIFY is per database).
+            self._channel = "im_changes_%d" % (lock_keys(conn, "changes")[1] & 0xFFFFFFFF)
         self._pool = ConnectionPool(conninfo, min_size=1, max_size=pool_size, kwargs={"autocommit": True},
                                     timeout=POOL_WAIT_SECS, name="incident-store", open=True)
         try:
@@ -138,7 +146,8 @@ class PostgresStore(Store):
     def apply(self, changes: Sequence[Change], lease: str = "", guard: Guard | None = None) -> Applied:
         """As :meth:`Store.apply`; with a ``guard``, first locks the incidents the processor
         read (in id order, so two replicas never deadlock) and checks they are as it read them,
-        lets the incidents the batch supersedes go of their fingerprint, then writes. Raises
+        lets the incidents the batch supersedes go of their fingerprint, then writes, telling
+        the other replicas of its timeline entries when it commits (:meth:`listen`). Raises
         Conflict, nothing written, when one changed or when a unique key (an alert id, a
         fingerprint's claim) was taken by another replica first."""
         if guard is None:
@@ -146,7 +155,9 @@ class PostgresStore(Store):
         try:
             with self._transaction() as conn:
                 _hold(conn, changes, guard)
-                return self._write_changes(conn, changes, lease, claim_fingerprints=guard.dedup)
+                applied = self._write_changes(conn, changes, lease, claim_fingerprints=guard.dedup)
+                self._announce(conn, guard.origin, [e.id for events in applied.events for e in events])
+                return applied
         except psycopg.errors.UniqueViolation as error:
             raise Conflict(f"another replica wrote first ({error.diag.constraint_name})") from None
 
@@ -160,6 +171,30 @@ class PostgresStore(Store):
                          "SET alive_until = excluded.alive_until, actors = excluded.actors",
                          (instance, lease_secs, actors))
             conn.execute(f"DELETE FROM replicas WHERE alive_until < {_DB_NOW} - ?", (_FORGET_REPLICA_SECS,))
+
+    def _announce(self, conn: _Session, origin: str, timeline_ids: list[int]) -> None:
+        """NOTIFY the store's channel, delivered when the transaction commits (never if it is
+        rolled back): ``"<origin> <id> <id> …"``, split to fit PostgreSQL's payload limit."""
+        for start in range(0, len(timeline_ids), _IDS_PER_NOTIFY):
+            ids = " ".join(map(str, timeline_ids[start:start + _IDS_PER_NOTIFY]))
+            conn.execute("SELECT pg_notify(?, ?)", (self._channel, f"{origin} {ids}"))
+
+    def listen(self, instance: str, on_changes: Callable[[list[int]], None], stop: threading.Event,
+               listening: threading.Event) -> None:
+        """Until ``stop`` is set, call ``on_changes`` with the timeline ids each commit of
+        another replica wrote, as it commits (LISTEN on a connection of its own; ``listening``
+        is set once it listens). Raises psycopg.Error when the connection is lost (what was
+        committed meanwhile is not heard of)."""
+        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+            conn.execute(f'LISTEN "{self._channel}"')
+            listening.set()
+            while not stop.is_set():
+                for notice in conn.notifies(timeout=_LISTEN_WAKE_SECS):
+                    origin, _, ids = notice.payload.partition(" ")
+                    if origin != instance and ids:
+                        on_changes([int(i) for i in ids.split()])
+                    if stop.is_set():
+                        break
 
     def leave(self, instance: str) -> None:
         """Replica ``instance`` stopped: whatever it still held is free to the others now."""
