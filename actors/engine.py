@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
@@ -50,7 +50,7 @@ from .faults import ActorFaults
 from .intake import GroupCommit
 from .messages import Drain, InFlightCounts, SenderRestarted, SubmitAlerts, Wake
 from .lease import RouterLease
-from .replicas import EventRelay, Heartbeat
+from .replicas import EventRelay, Heartbeat, replica_statuses
 from .processor import ProcessorActor
 from .retention import RetentionActor
 from .router import RouterActor, sender_name
@@ -366,7 +366,19 @@ class Engine:
             in_flight = self.directory.get("router").ask(InFlightCounts(), timeout=5)
         except (Unavailable, pykka.ActorDeadError, pykka.Timeout):
             in_flight = {}
-        return NotificationStats(self.store.channel_counts(), in_flight, self.actor_statuses(), self.store.usage())
+        return NotificationStats(self.store.channel_counts(), in_flight, self._every_actor(), self.store.usage())
+
+    def _every_actor(self) -> list[ChildStatus]:
+        """This server's actors; where replicas share the store, each replica's alive now
+        (the others' as of their last heartbeat), each naming its replica."""
+        if self._heartbeat is None:
+            return self.actor_statuses()
+        ours = self.lease.instance
+        every = [replace(status, replica=ours) for status in self.actor_statuses()]
+        for instance, _, _, actors in self.store.replicas():
+            if instance != ours:
+                every += replica_statuses(instance, actors)
+        return every
 
     def actor_statuses(self) -> list[ChildStatus]:
         """Every supervised actor's liveness, restart count and last failure."""

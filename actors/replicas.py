@@ -57,20 +57,24 @@ class Heartbeat:
         except Exception as error:  # the database is gone: the row lapses on its own
             log.warning("replica_leave_failed", instance=self.instance, error=str(error))
 
+    def beat_now(self) -> None:
+        """Say it is alive now, with its actors' statuses as they are. Raises the store's error."""
+        self._statuses = json.dumps([asdict(status) for status in self._actors()])
+        self.store.beat(self.instance, self.lease_secs, self._statuses)
+
     def _run(self) -> None:
         """Beat until stopped; a beat that fails is logged and tried again at the next one (if
         they keep failing for a whole lease, the others take this replica's work over)."""
         while not self._stop.wait(self.lease_secs / 3):
             try:
-                self.store.beat(self.instance, self.lease_secs, self._statuses)
+                self.beat_now()
             except Exception as error:
                 log.warning("replica_heartbeat_failed", instance=self.instance, error=str(error))
-            self._statuses = json.dumps([asdict(status) for status in self._actors()])
 
 
-def replica_statuses(actors_json: str) -> list[ChildStatus]:
-    """The actor statuses a replica wrote with its heartbeat."""
-    return [ChildStatus(**status) for status in json.loads(actors_json)]
+def replica_statuses(instance: str, actors_json: str) -> list[ChildStatus]:
+    """The actor statuses replica ``instance`` wrote with its heartbeat, each naming it."""
+    return [ChildStatus(**{**status, "replica": instance}) for status in json.loads(actors_json)]
 
 
 #: Seconds before listening again after the listening connection was lost.

@@ -25,45 +25,45 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aprotos/notifications.proto\x12\rnotifications\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x01\n\x0c\x43hannelStats\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x0e\n\x06queued\x18\x02 \x01(\x04\x12\x11\n\tin_flight\x18\x03 \x01(\x04\x12\x11\n\tdelivered\x18\x04 \x01(\x04\x12\x10\n\x08retrying\x18\x05 \x01(\x04\x12\x0c\n\x04\x64\x65\x61\x64\x18\x06 \x01(\x04\x12\x0f\n\x07skipped\x18\x07 \x01(\x04\x12\x16\n\x0elatency_p50_ms\x18\x08 \x01(\x01\x12\x16\n\x0elatency_p99_ms\x18\t \x01(\x01\x12\x0f\n\x07\x65nabled\x18\n \x01(\x08\x12\x14\n\x0c\x64\x65stinations\x18\x0b \x03(\t\x12\x0f\n\x07warning\x18\x0c \x01(\t\"b\n\x0b\x41\x63torStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08restarts\x18\x02 \x01(\r\x12\x14\n\x0clast_failure\x18\x03 \x01(\t\x12\r\n\x05\x61live\x18\x04 \x01(\x08\x12\x0e\n\x06\x66\x65nced\x18\x05 \x01(\r\"\x0e\n\x0cStatsRequest\"\x82\x01\n\nStoreStats\x12\x12\n\nsize_bytes\x18\x01 \x01(\x04\x12\x12\n\nfree_bytes\x18\x02 \x01(\x04\x12\x34\n\x10oldest_record_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eretention_days\x18\x04 \x01(\r\"\x8c\x01\n\x05Stats\x12-\n\x08\x63hannels\x18\x01 \x03(\x0b\x32\x1b.notifications.ChannelStats\x12*\n\x06\x61\x63tors\x18\x02 \x03(\x0b\x32\x1a.notifications.ActorStatus\x12(\n\x05store\x18\x03 \x01(\x0b\x32\x19.notifications.StoreStats\"\xd3\x02\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bincident_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x04 \x01(\t\x12\x12\n\nevent_type\x18\x05 \x01(\t\x12-\n\x06status\x18\x06 \x01(\x0e\x32\x1d.notifications.DeliveryStatus\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\r\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fnext_attempt_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x0b \x01(\t\"\x8b\x01\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\r\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x13\n\x0bstatus_code\x18\x04 \x01(\r\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x01\"\xac\x01\n\x18ListNotificationsRequest\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12-\n\x06status\x18\x03 \x01(\x0e\x32\x1d.notifications.DeliveryStatus\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x14\n\x0cnewest_first\x18\x06 \x01(\x08\"h\n\x19ListNotificationsResponse\x12\x32\n\rnotifications\x18\x01 \x03(\x0b\x32\x1b.notifications.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x16GetNotificationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"p\n\x0fRoutingDecision\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x10\n\x08receiver\x18\x02 \x01(\t\x12\x0f\n\x07verdict\x18\x03 \x01(\t\x12\r\n\x05route\x18\x04 \x01(\t\x12\n\n\x02\x62y\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\"\xb1\x01\n\x12NotificationDetail\x12\x31\n\x0cnotification\x18\x01 \x01(\x0b\x32\x1b.notifications.Notification\x12(\n\x08\x61ttempts\x18\x02 \x03(\x0b\x32\x16.notifications.Attempt\x12\r\n\x05route\x18\x03 \x01(\t\x12/\n\x07routing\x18\x04 \x03(\x0b\x32\x1e.notifications.RoutingDecision\"\x1c\n\x0eRequeueRequest\x12\n\n\x02id\x18\x01 \x01(\t\"?\n\x17TestNotificationRequest\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\"t\n\x16TestNotificationResult\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x13\n\x0bstatus_code\x18\x04 \x01(\r\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t*\x80\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\r\n\tIN_FLIGHT\x10\x02\x12\x0c\n\x08RETRYING\x10\x03\x12\r\n\tDELIVERED\x10\x04\x12\x0b\n\x07SKIPPED\x10\x05\x12\x08\n\x04\x44\x45\x41\x44\x10\x06\x32\xd3\x03\n\x13NotificationService\x12=\n\x08GetStats\x12\x1b.notifications.StatsRequest\x1a\x14.notifications.Stats\x12\x66\n\x11ListNotifications\x12\'.notifications.ListNotificationsRequest\x1a(.notifications.ListNotificationsResponse\x12[\n\x0fGetNotification\x12%.notifications.GetNotificationRequest\x1a!.notifications.NotificationDetail\x12Q\n\x13RequeueNotification\x12\x1d.notifications.RequeueRequest\x1a\x1b.notifications.Notification\x12\x65\n\x14SendTestNotification\x12&.notifications.TestNotificationRequest\x1a%.notifications.TestNotificationResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aprotos/notifications.proto\x12\rnotifications\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x01\n\x0c\x43hannelStats\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x0e\n\x06queued\x18\x02 \x01(\x04\x12\x11\n\tin_flight\x18\x03 \x01(\x04\x12\x11\n\tdelivered\x18\x04 \x01(\x04\x12\x10\n\x08retrying\x18\x05 \x01(\x04\x12\x0c\n\x04\x64\x65\x61\x64\x18\x06 \x01(\x04\x12\x0f\n\x07skipped\x18\x07 \x01(\x04\x12\x16\n\x0elatency_p50_ms\x18\x08 \x01(\x01\x12\x16\n\x0elatency_p99_ms\x18\t \x01(\x01\x12\x0f\n\x07\x65nabled\x18\n \x01(\x08\x12\x14\n\x0c\x64\x65stinations\x18\x0b \x03(\t\x12\x0f\n\x07warning\x18\x0c \x01(\t\"s\n\x0b\x41\x63torStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08restarts\x18\x02 \x01(\r\x12\x14\n\x0clast_failure\x18\x03 \x01(\t\x12\r\n\x05\x61live\x18\x04 \x01(\x08\x12\x0e\n\x06\x66\x65nced\x18\x05 \x01(\r\x12\x0f\n\x07replica\x18\x06 \x01(\t\"\x0e\n\x0cStatsRequest\"\x82\x01\n\nStoreStats\x12\x12\n\nsize_bytes\x18\x01 \x01(\x04\x12\x12\n\nfree_bytes\x18\x02 \x01(\x04\x12\x34\n\x10oldest_record_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eretention_days\x18\x04 \x01(\r\"\x8c\x01\n\x05Stats\x12-\n\x08\x63hannels\x18\x01 \x03(\x0b\x32\x1b.notifications.ChannelStats\x12*\n\x06\x61\x63tors\x18\x02 \x03(\x0b\x32\x1a.notifications.ActorStatus\x12(\n\x05store\x18\x03 \x01(\x0b\x32\x19.notifications.StoreStats\"\xd3\x02\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bincident_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x04 \x01(\t\x12\x12\n\nevent_type\x18\x05 \x01(\t\x12-\n\x06status\x18\x06 \x01(\x0e\x32\x1d.notifications.DeliveryStatus\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\r\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fnext_attempt_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x0b \x01(\t\"\x8b\x01\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\r\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x13\n\x0bstatus_code\x18\x04 \x01(\r\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x01\"\xac\x01\n\x18ListNotificationsRequest\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12-\n\x06status\x18\x03 \x01(\x0e\x32\x1d.notifications.DeliveryStatus\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x14\n\x0cnewest_first\x18\x06 \x01(\x08\"h\n\x19ListNotificationsResponse\x12\x32\n\rnotifications\x18\x01 \x03(\x0b\x32\x1b.notifications.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x16GetNotificationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"p\n\x0fRoutingDecision\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x10\n\x08receiver\x18\x02 \x01(\t\x12\x0f\n\x07verdict\x18\x03 \x01(\t\x12\r\n\x05route\x18\x04 \x01(\t\x12\n\n\x02\x62y\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\"\xb1\x01\n\x12NotificationDetail\x12\x31\n\x0cnotification\x18\x01 \x01(\x0b\x32\x1b.notifications.Notification\x12(\n\x08\x61ttempts\x18\x02 \x03(\x0b\x32\x16.notifications.Attempt\x12\r\n\x05route\x18\x03 \x01(\t\x12/\n\x07routing\x18\x04 \x03(\x0b\x32\x1e.notifications.RoutingDecision\"\x1c\n\x0eRequeueRequest\x12\n\n\x02id\x18\x01 \x01(\t\"?\n\x17TestNotificationRequest\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\"t\n\x16TestNotificationResult\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x13\n\x0bstatus_code\x18\x04 \x01(\r\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t*\x80\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\r\n\tIN_FLIGHT\x10\x02\x12\x0c\n\x08RETRYING\x10\x03\x12\r\n\tDELIVERED\x10\x04\x12\x0b\n\x07SKIPPED\x10\x05\x12\x08\n\x04\x44\x45\x41\x44\x10\x06\x32\xd3\x03\n\x13NotificationService\x12=\n\x08GetStats\x12\x1b.notifications.StatsRequest\x1a\x14.notifications.Stats\x12\x66\n\x11ListNotifications\x12\'.notifications.ListNotificationsRequest\x1a(.notifications.ListNotificationsResponse\x12[\n\x0fGetNotification\x12%.notifications.GetNotificationRequest\x1a!.notifications.NotificationDetail\x12Q\n\x13RequeueNotification\x12\x1d.notifications.RequeueRequest\x1a\x1b.notifications.Notification\x12\x65\n\x14SendTestNotification\x12&.notifications.TestNotificationRequest\x1a%.notifications.TestNotificationResultb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.notifications_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERYSTATUS']._serialized_start=2022
-  _globals['_DELIVERYSTATUS']._serialized_end=2150
+  _globals['_DELIVERYSTATUS']._serialized_start=2039
+  _globals['_DELIVERYSTATUS']._serialized_end=2167
   _globals['_CHANNELSTATS']._serialized_start=79
   _globals['_CHANNELSTATS']._serialized_end=317
   _globals['_ACTORSTATUS']._serialized_start=319
-  _globals['_ACTORSTATUS']._serialized_end=417
-  _globals['_STATSREQUEST']._serialized_start=419
-  _globals['_STATSREQUEST']._serialized_end=433
-  _globals['_STORESTATS']._serialized_start=436
-  _globals['_STORESTATS']._serialized_end=566
-  _globals['_STATS']._serialized_start=569
-  _globals['_STATS']._serialized_end=709
-  _globals['_NOTIFICATION']._serialized_start=712
-  _globals['_NOTIFICATION']._serialized_end=1051
-  _globals['_ATTEMPT']._serialized_start=1054
-  _globals['_ATTEMPT']._serialized_end=1193
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=1196
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=1368
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=1370
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=1474
-  _globals['_GETNOTIFICATIONREQUEST']._serialized_start=1476
-  _globals['_GETNOTIFICATIONREQUEST']._serialized_end=1512
-  _globals['_ROUTINGDECISION']._serialized_start=1514
-  _globals['_ROUTINGDECISION']._serialized_end=1626
-  _globals['_NOTIFICATIONDETAIL']._serialized_start=1629
-  _globals['_NOTIFICATIONDETAIL']._serialized_end=1806
-  _globals['_REQUEUEREQUEST']._serialized_start=1808
-  _globals['_REQUEUEREQUEST']._serialized_end=1836
-  _globals['_TESTNOTIFICATIONREQUEST']._serialized_start=1838
-  _globals['_TESTNOTIFICATIONREQUEST']._serialized_end=1901
-  _globals['_TESTNOTIFICATIONRESULT']._serialized_start=1903
-  _globals['_TESTNOTIFICATIONRESULT']._serialized_end=2019
-  _globals['_NOTIFICATIONSERVICE']._serialized_start=2153
-  _globals['_NOTIFICATIONSERVICE']._serialized_end=2620
+  _globals['_ACTORSTATUS']._serialized_end=434
+  _globals['_STATSREQUEST']._serialized_start=436
+  _globals['_STATSREQUEST']._serialized_end=450
+  _globals['_STORESTATS']._serialized_start=453
+  _globals['_STORESTATS']._serialized_end=583
+  _globals['_STATS']._serialized_start=586
+  _globals['_STATS']._serialized_end=726
+  _globals['_NOTIFICATION']._serialized_start=729
+  _globals['_NOTIFICATION']._serialized_end=1068
+  _globals['_ATTEMPT']._serialized_start=1071
+  _globals['_ATTEMPT']._serialized_end=1210
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=1213
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=1385
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=1387
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=1491
+  _globals['_GETNOTIFICATIONREQUEST']._serialized_start=1493
+  _globals['_GETNOTIFICATIONREQUEST']._serialized_end=1529
+  _globals['_ROUTINGDECISION']._serialized_start=1531
+  _globals['_ROUTINGDECISION']._serialized_end=1643
+  _globals['_NOTIFICATIONDETAIL']._serialized_start=1646
+  _globals['_NOTIFICATIONDETAIL']._serialized_end=1823
+  _globals['_REQUEUEREQUEST']._serialized_start=1825
+  _globals['_REQUEUEREQUEST']._serialized_end=1853
+  _globals['_TESTNOTIFICATIONREQUEST']._serialized_start=1855
+  _globals['_TESTNOTIFICATIONREQUEST']._serialized_end=1918
+  _globals['_TESTNOTIFICATIONRESULT']._serialized_start=1920
+  _globals['_TESTNOTIFICATIONRESULT']._serialized_end=2036
+  _globals['_NOTIFICATIONSERVICE']._serialized_start=2170
+  _globals['_NOTIFICATIONSERVICE']._serialized_end=2637
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -22,7 +23,8 @@ from actors.store.lock import StoreInUse
 from actors.store.opening import open_store
 from tests.support import postgres
 from tests.support.http_receiver import HttpReceiver
-from tests.support.server import make_settings
+from tests.support.server import make_settings, running
+from tests.test_cli import ALERT, runner
 from tests.test_postgres import change
 
 
@@ -199,3 +201,22 @@ def test_a_watcher_on_one_replica_sees_what_another_commits(tmp_path, url):
             watching.close()
     assert event.incident.id == result.incident_id and event.incident.title == "seen elsewhere"
     assert event.event.kind is EventKind.CREATED and event.event.id is not None
+
+
+def test_imctl_spreads_calls_over_replicas_whose_stats_show_every_replicas_actors(tmp_path, url, capsys):
+    settings = make_settings(tmp_path, state={"url": url, "replicas": True},
+                             observability={"log_level": "warning"})
+    with running(settings) as (one, api_one, _), running(settings) as (two, api_two, _):
+        calls: Counter[str] = Counter()
+        for name, engine in (("one", one), ("two", two)):
+            submit = engine.submit_alert
+            engine.submit_alert = lambda alert, submit=submit, name=name: (calls.update([name]), submit(alert))[1]
+        imctl = runner(f"127.0.0.1:{api_one.port},127.0.0.1:{api_two.port}", capsys)
+        for n in range(20):  # each run starts at a random address: all on one is 2 in 2**20
+            assert imctl(*ALERT[:2], f"spread {n}", *ALERT[3:]).code == 0
+        assert calls["one"] >= 1 and calls["two"] >= 1 and sum(calls.values()) == 20
+        two._heartbeat.beat_now()  # its actors' statuses as they are, without waiting for a beat
+        stats = imctl("--json", "notifications", "stats")
+    actors = stats.json()["actors"]
+    assert {a["replica"] for a in actors} == {one.lease.instance, two.lease.instance}
+    assert {a["name"] for a in actors if a["replica"] == two.lease.instance} >= {"router", "processor"}
