@@ -5,13 +5,20 @@ the others once it lapses, and order per (incident, destination) holds whichever
 committed which event. Each test has a schema of its own on the real server."""
 from __future__ import annotations
 
+import signal
 import threading
 import time
+import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+import grpc
 
 import pytest
 
+from actors.sender import PIPELINE_DEPTH, SETTLE_BATCH
 from actors.domain.changes import Change, IncidentQuery, PendingEvent
 from actors.domain.commands import ResolveIncident
 from actors.domain.config import settings_from_mapping
@@ -22,8 +29,11 @@ from actors.store.base import Conflict, Guard
 from actors.store.lock import StoreInUse
 from actors.store.opening import open_store
 from tests.support import postgres
-from tests.support.http_receiver import HttpReceiver
-from tests.support.server import make_settings, running
+from protos import alerts_pb2, incidents_pb2
+from tests.support.http_receiver import HttpReceiver, Recorded, Reply
+from tests.support.process import ServerProcess
+from tests.support.server import TIMEOUT, Client, client_for, make_settings, running
+from tests.support.waiting import wait_until
 from tests.test_cli import ALERT, runner
 from tests.test_postgres import change
 
@@ -220,3 +230,125 @@ def test_imctl_spreads_calls_over_replicas_whose_stats_show_every_replicas_actor
     actors = stats.json()["actors"]
     assert {a["replica"] for a in actors} == {one.lease.instance, two.lease.instance}
     assert {a["name"] for a in actors if a["replica"] == two.lease.instance} >= {"router", "processor"}
+
+
+# -- three replica processes --------------------------------------------------------------------------
+FINGERPRINTS = 150
+BURST_ALERTS = 450  # each fingerprint three times, in batches sent at once to different replicas
+BATCH = 15
+
+
+def replica_config(path: Path, url: str, webhook_url: str) -> Path:
+    path.write_text(f"""
+[server]
+host = "127.0.0.1"
+grpc_port = 0
+shutdown_grace_secs = 5
+
+[state]
+url = "{url}"
+replicas = true
+replica_lease_secs = 2
+
+[observability]
+log_level = "warning"
+
+[notifications]
+webhook_enabled = true
+default_webhook_url = "{webhook_url}"
+retry_backoff_secs = 0.05
+worker_threads = 1
+""", encoding="utf-8")
+    return path
+
+
+class Replicas:
+    """Three server processes on one store, and a client that sends a batch to one of them and,
+    should it fail (the replica is gone), to the next (the same alert ids: idempotent)."""
+
+    def __init__(self, config: Path) -> None:
+        self.servers = [ServerProcess(config) for _ in range(3)]
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "Replicas":
+        for server in self.servers:
+            server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def call(self, first: int, rpc: Callable[[Client], Any]) -> Any:
+        for attempt in range(30):
+            with self._lock:
+                server = self.servers[(first + attempt) % 3]
+                port = server.port if server.proc and server.proc.poll() is None else 0
+            if port:
+                try:
+                    with client_for(port) as client:
+                        return rpc(client)
+                except (grpc.RpcError, grpc.FutureTimeoutError):
+                    pass
+            time.sleep(0.05)
+        raise AssertionError("no replica answered")
+
+    def restart(self, index: int) -> None:
+        with self._lock:
+            server = self.servers[index]
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.wait() == 0
+        with self._lock:
+            server.start()
+
+
+def test_three_replica_processes_survive_a_kill_and_a_restart_mid_burst(tmp_path, url):
+    answered: Counter[str] = Counter()  # 2xx answers per notification id
+    delivered_at: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def respond(request: Recorded) -> Reply:
+        nid = request.json()["notification_id"]
+        if zlib.crc32(nid.encode()) % 7 == 0 and nid not in failed:
+            failed.add(nid)  # its first attempt fails: a retry, owed by whichever replica holds it
+            return Reply(503)
+        time.sleep(0.003)  # a slow receiver, so deliveries are in flight when a replica dies
+        with lock:
+            answered[nid] += 1
+            delivered_at.setdefault(nid, request.arrived)
+        return Reply()
+
+    failed: set[str] = set()
+    with HttpReceiver(respond) as rx, Replicas(replica_config(tmp_path / "c.toml", url, rx.url + "/hook")) as replicas:
+        def send(batch: int) -> list:
+            if batch == BURST_ALERTS // BATCH // 3:
+                replicas.servers[0].proc.send_signal(signal.SIGKILL)  # no drain, no leave: its leases lapse
+            if batch == 2 * BURST_ALERTS // BATCH // 3:
+                replicas.restart(1)
+            alerts = [alerts_pb2.AlertRequest(alert_id=f"a-{n}", source="mon", title=f"t{n % FINGERPRINTS}",
+                                              severity=2, type=2)
+                      for n in range(batch * BATCH, (batch + 1) * BATCH)]
+            return list(replicas.call(batch, lambda c: c.alerts.SubmitAlerts(
+                alerts_pb2.AlertBatch(alerts=alerts), timeout=TIMEOUT)).acks)
+
+        with ThreadPoolExecutor(3) as pool:
+            acks = [ack for acks in pool.map(send, range(BURST_ALERTS // BATCH)) for ack in acks]
+        incidents = {ack.incident_id for ack in acks}
+        assert len(acks) == BURST_ALERTS and len(incidents) == FINGERPRINTS  # one incident per fingerprint
+        for n, incident_id in enumerate(sorted(incidents)):
+            replicas.call(n, lambda c: c.incidents.ResolveIncident(incidents_pb2.ResolveIncidentRequest(
+                id=incident_id, resolved_by="t", method=incidents_pb2.ResolutionMethod.Value("MANUAL")),
+                timeout=TIMEOUT))
+        wait_until(lambda: len(delivered_at) >= 2 * FINGERPRINTS, timeout=60, poll=0.05)
+    by_event: dict[tuple[str, str], set[str]] = {}
+    for request in rx.requests:
+        body = request.json()
+        by_event.setdefault((body["incident"]["id"], body["event_type"]), set()).add(body["notification_id"])
+    assert {incident for incident, _ in by_event} == incidents
+    assert all(len(ids) == 1 for ids in by_event.values())  # no notification with two ids
+    for incident in incidents:  # a resolve never overtakes its trigger
+        (trigger,), (resolve,) = by_event[(incident, "incident.detected")], by_event[(incident, "incident.resolved")]
+        assert delivered_at[trigger] < delivered_at[resolve]
+    repeats = sum(n - 1 for n in answered.values())
+    # only what the killed replica's one sender had out: its pipe and a settle batch
+    assert repeats <= PIPELINE_DEPTH + SETTLE_BATCH, repeats
