@@ -5,6 +5,7 @@ the others once it lapses, and order per (incident, destination) holds whichever
 committed which event. Each test has a schema of its own on the real server."""
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -269,6 +270,8 @@ class Replicas:
     def __init__(self, config: Path) -> None:
         self.servers = [ServerProcess(config) for _ in range(3)]
         self._lock = threading.Lock()
+        self._clients: dict[int, Client] = {}  # by port
+        self._closing = contextlib.ExitStack()
 
     def __enter__(self) -> "Replicas":
         for server in self.servers:
@@ -276,6 +279,7 @@ class Replicas:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._closing.close()
         for server in self.servers:
             server.stop()
 
@@ -284,11 +288,13 @@ class Replicas:
             with self._lock:
                 server = self.servers[(first + attempt) % 3]
                 port = server.port if server.proc and server.proc.poll() is None else 0
-            if port:
+                if port and port not in self._clients:
+                    self._clients[port] = self._closing.enter_context(client_for(port))
+                client = self._clients.get(port)
+            if client is not None:
                 try:
-                    with client_for(port) as client:
-                        return rpc(client)
-                except (grpc.RpcError, grpc.FutureTimeoutError):
+                    return rpc(client)
+                except grpc.RpcError:
                     pass
             time.sleep(0.05)
         raise AssertionError("no replica answered")
