@@ -358,3 +358,13 @@ def test_three_replica_processes_survive_a_kill_and_a_restart_mid_burst(tmp_path
     repeats = sum(n - 1 for n in answered.values())
     # only what the killed replica's one sender had out: its pipe and a settle batch
     assert repeats <= PIPELINE_DEPTH + SETTLE_BATCH, repeats
+
+
+def test_port_flag_serves_on_another_port_and_refuses_one_out_of_range(tmp_path, capfd):
+    import server
+
+    config = tmp_path / "c.toml"
+    config.write_text(f'[state]\npath = "{tmp_path / "s.db"}"\n', encoding="utf-8")
+    assert server.main(["--config", str(config), "--port", "70000", "--check-config"]) == 2
+    assert "--port" in capfd.readouterr().err
+    assert server.with_port(settings_from_mapping({}), 50052).server.grpc_port == 50052
