@@ -75,6 +75,8 @@ class ProcessorActor(SupervisedActor):
         self.shared = store.shared
         #: The incidents the command being handled read (shared store: what its batch rests on).
         self.read: dict[str, Incident] = {}
+        #: fingerprint → its active incident, asked for the whole batch at once (shared store).
+        self.prefetched: dict[str, Incident | None] = {}
 
     def started(self) -> None:
         """Index every active incident when they all fit; otherwise start empty and let the
@@ -93,7 +95,7 @@ class ProcessorActor(SupervisedActor):
         if handler is None:
             return super().receive(message)
         for _ in range(CONFLICT_RETRIES):
-            self.read = {}
+            self.read, self.prefetched = {}, {}
             try:
                 return handler(self, message)
             except Conflict as conflict:  # only a shared store raises it
@@ -109,6 +111,8 @@ class ProcessorActor(SupervisedActor):
         seen: dict[str, str] = {}              # alert_id → incident id, within this batch
         now = self.clock()
         recorded = self._recorded_alerts([alert.alert_id for alert in command.alerts])
+        if self.shared:  # the store answers: every fingerprint of the batch in one query
+            self._prefetch({fingerprint(alert) for alert in command.alerts if alert.alert_id not in recorded})
         for alert in command.alerts:
             known = seen.get(alert.alert_id) or recorded.get(alert.alert_id)
             if known:
@@ -146,9 +150,14 @@ class ProcessorActor(SupervisedActor):
             recorded.update(self.store.incidents_for_alerts(unknown))
         return recorded
 
+    def _prefetch(self, fingerprints: set[str]) -> None:
+        """Ask the store for these fingerprints' active incidents at once (shared store)."""
+        found = self.store.active_incidents_by_fingerprint(sorted(fingerprints))
+        self.prefetched = {fp: found.get(fp) for fp in fingerprints}
+
     def _active_incident(self, fp: str) -> Incident | None:
         if self.shared:
-            incident = self.store.active_incident(fp)
+            incident = self.prefetched[fp] if fp in self.prefetched else self.store.active_incident(fp)
             if incident is not None:
                 self.read[incident.id] = incident
             return incident

@@ -226,7 +226,8 @@ def test_imctl_spreads_calls_over_replicas_whose_stats_show_every_replicas_actor
         for n in range(20):  # each run starts at a random address: all on one is 2 in 2**20
             assert imctl(*ALERT[:2], f"spread {n}", *ALERT[3:]).code == 0
         assert calls["one"] >= 1 and calls["two"] >= 1 and sum(calls.values()) == 20
-        two._heartbeat.beat_now()  # its actors' statuses as they are, without waiting for a beat
+        for engine in (one, two):  # their actors' statuses as they are, without waiting for a beat
+            engine._heartbeat.beat_now()
         stats = imctl("--json", "notifications", "stats")
     actors = stats.json()["actors"]
     assert {a["replica"] for a in actors} == {one.lease.instance, two.lease.instance}
@@ -368,3 +369,13 @@ def test_port_flag_serves_on_another_port_and_refuses_one_out_of_range(tmp_path,
     assert server.main(["--config", str(config), "--port", "70000", "--check-config"]) == 2
     assert "--port" in capfd.readouterr().err
     assert server.with_port(settings_from_mapping({}), 50052).server.grpc_port == 50052
+
+
+def test_the_newest_active_incident_of_each_fingerprint_in_one_read(stores):
+    a, _ = stores
+    a.apply([change("i-1")], "", Guard({}, False))
+    newer = change("i-2")
+    a.apply([Change(newer.incident.evolve(fingerprint="fp-i-1"), True, newer.events)], "", Guard({}, False))
+    a.apply([change("i-3")], "", Guard({}, False))
+    found = a.active_incidents_by_fingerprint(["fp-i-1", "fp-i-3", "fp-none"])
+    assert {fp: i.id for fp, i in found.items()} == {"fp-i-1": "i-2", "fp-i-3": "i-3"}

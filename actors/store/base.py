@@ -184,6 +184,18 @@ class Store(ABC):
             "ORDER BY i.created_at DESC LIMIT 1", (fingerprint,))
         return Incident.from_dict(json.loads(row[0])) if row else None
 
+    def active_incidents_by_fingerprint(self, fingerprints: Sequence[str]) -> dict[str, Incident]:
+        """fingerprint → its newest active incident, for those of ``fingerprints`` that have one
+        (a query per 500 fingerprints)."""
+        found: dict[str, Incident] = {}
+        for start in range(0, len(fingerprints), _CHUNK):
+            chunk = fingerprints[start:start + _CHUNK]
+            for fp, data in self._rows(
+                    f"SELECT i.fingerprint, {_INCIDENT_DATA} FROM {_INCIDENT_FROM} WHERE i.active = 1 "
+                    f"AND i.fingerprint IN ({','.join('?' * len(chunk))}) ORDER BY i.created_at", chunk):
+                found[fp] = Incident.from_dict(json.loads(data))  # the newest comes last
+        return found
+
     def count_active_incidents(self, up_to: int) -> int:
         """How many incidents are active, counting no further than ``up_to``."""
         return self._row("SELECT count(*) FROM (SELECT 1 FROM incidents WHERE active = 1 LIMIT ?) AS counted",
