@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -32,7 +35,7 @@ from actors.store.opening import open_store
 from tests.support import postgres
 from protos import alerts_pb2, incidents_pb2
 from tests.support.http_receiver import HttpReceiver, Recorded, Reply
-from tests.support.process import ServerProcess
+from tests.support.process import ROOT, ServerProcess
 from tests.support.server import TIMEOUT, Client, client_for, make_settings, running
 from tests.support.waiting import wait_until
 from tests.test_cli import ALERT, runner
@@ -361,14 +364,21 @@ def test_three_replica_processes_survive_a_kill_and_a_restart_mid_burst(tmp_path
     assert repeats <= PIPELINE_DEPTH + SETTLE_BATCH, repeats
 
 
-def test_port_flag_serves_on_another_port_and_refuses_one_out_of_range(tmp_path, capfd):
-    import server
-
+def test_port_flag_serves_on_another_port_and_refuses_one_out_of_range(tmp_path):
     config = tmp_path / "c.toml"
-    config.write_text(f'[state]\npath = "{tmp_path / "s.db"}"\n', encoding="utf-8")
-    assert server.main(["--config", str(config), "--port", "70000", "--check-config"]) == 2
-    assert "--port" in capfd.readouterr().err
-    assert server.with_port(settings_from_mapping({}), 50052).server.grpc_port == 50052
+    config.write_text(f'[server]\nhost = "127.0.0.1"\ngrpc_port = 0\n[state]\npath = "{tmp_path / "s.db"}"\n',
+                      encoding="utf-8")
+    refused = subprocess.run([sys.executable, "server.py", "--config", str(config), "--port", "70000"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--port" in refused.stderr
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    served = ServerProcess(config, args=("--port", str(port)))
+    try:
+        assert served.start().port == port
+    finally:
+        served.stop()
 
 
 def test_the_newest_active_incident_of_each_fingerprint_in_one_read(stores):
