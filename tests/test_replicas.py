@@ -27,9 +27,10 @@ from actors.domain.changes import Change, IncidentQuery, PendingEvent
 from actors.domain.commands import ResolveIncident
 from actors.domain.config import settings_from_mapping
 from actors.domain.errors import ConfigError
-from actors.domain.models import Alert, EventKind, IncidentType, ResolutionMethod, Severity, utc_now
+from actors.domain.models import (Alert, DeliveryStatus, EventKind, IncidentType, Outcome, ResolutionMethod, Severity,
+                                  utc_now)
 from actors.engine import Engine
-from actors.store.base import Conflict, Guard
+from actors.store.base import AttemptRecord, Conflict, Guard
 from actors.store.lock import StoreInUse
 from actors.store.opening import open_store
 from tests.support import postgres
@@ -168,6 +169,21 @@ def test_a_live_replicas_leases_are_its_own_and_a_lapsed_ones_are_taken_over(sto
     (taken,) = b.lease_due("webhook", "default", now, 10, "b:1")
     assert taken.notification_id == held.notification_id == owed.notification_id
     assert [r[0] for r in b.replicas()] == ["b"]
+
+
+def test_a_retry_owed_by_a_lapsed_replica_is_made_by_another_when_due(stores):
+    a, b = stores
+    a.beat("a", 60, "[]")
+    b.beat("b", 60, "[]")
+    a.apply([change("i-1")], "", Guard({}, True))
+    (first,) = a.lease_due("webhook", "default", time.time() + 1, 10, "a:1")
+    due = time.time() + 30  # a's sender holds the timer in memory; the store holds the due time
+    assert a.record_attempts([AttemptRecord(first, Outcome.failed("HTTP 503", 503), DeliveryStatus.RETRYING,
+                                            time.time(), 1.0, due)]) == [True]
+    a.beat("a", -1, "[]")  # a dies before the retry is due
+    assert b.lease_due("webhook", "default", due - 1, 10, "b:1") == []  # not due yet
+    (retry,) = b.lease_due("webhook", "default", due + 1, 10, "b:1")
+    assert (retry.notification_id, retry.attempt) == (first.notification_id, 2)
 
 
 def test_a_later_event_waits_behind_an_earlier_one_another_replica_holds(stores):
