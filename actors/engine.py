@@ -50,7 +50,7 @@ from .faults import ActorFaults
 from .intake import GroupCommit
 from .messages import Drain, InFlightCounts, SenderRestarted, SubmitAlerts, Wake
 from .lease import RouterLease
-from .replicas import EventRelay, Heartbeat, replica_statuses
+from .replicas import EventRelay, Heartbeat, Report
 from .processor import ProcessorActor
 from .retention import RetentionActor
 from .router import RouterActor, sender_name
@@ -126,7 +126,7 @@ class Engine:
         try:
             if self.settings.state.replicas:  # alive among the replicas before any lease is taken
                 self._heartbeat = Heartbeat(self.store, self.lease.instance, self.settings.state.replica_lease_secs,
-                                            self.actor_statuses)
+                                            self._report)
                 self._heartbeat.start()
                 self._relay = EventRelay(self.store, self.lease.instance, self.hub)
                 self._relay.start()
@@ -362,23 +362,32 @@ class Engine:
         return record
 
     def stats(self) -> NotificationStats:
+        """The store's counts; this server's actors and deliveries in flight — where replicas
+        share the store, every live replica's (the others' as of their last heartbeat), each
+        actor naming its replica."""
+        ours = self._report()
+        if self._heartbeat is None:
+            return NotificationStats(self.store.channel_counts(), ours.in_flight, ours.actors, self.store.usage())
+        actors = [replace(status, replica=self.lease.instance) for status in ours.actors]
+        totals = {channel: list(counts) for channel, counts in ours.in_flight.items()}
+        for instance, _, _, text in self.store.replicas():
+            if instance != self.lease.instance:
+                theirs = Report.from_json(instance, text)
+                actors += theirs.actors
+                for channel, counts in theirs.in_flight.items():
+                    total = totals.setdefault(channel, [0, 0])
+                    total[0] += counts[0]
+                    total[1] += counts[1]
+        return NotificationStats(self.store.channel_counts(), {c: (t[0], t[1]) for c, t in totals.items()},
+                                 actors, self.store.usage())
+
+    def _report(self) -> Report:
+        """This server's actors and, per channel, its deliveries (being sent, on a retry timer)."""
         try:
             in_flight = self.directory.get("router").ask(InFlightCounts(), timeout=5)
         except (Unavailable, pykka.ActorDeadError, pykka.Timeout):
             in_flight = {}
-        return NotificationStats(self.store.channel_counts(), in_flight, self._every_actor(), self.store.usage())
-
-    def _every_actor(self) -> list[ChildStatus]:
-        """This server's actors; where replicas share the store, each replica's alive now
-        (the others' as of their last heartbeat), each naming its replica."""
-        if self._heartbeat is None:
-            return self.actor_statuses()
-        ours = self.lease.instance
-        every = [replace(status, replica=ours) for status in self.actor_statuses()]
-        for instance, _, _, actors in self.store.replicas():
-            if instance != ours:
-                every += replica_statuses(instance, actors)
-        return every
+        return Report(self.actor_statuses(), in_flight)
 
     def actor_statuses(self) -> list[ChildStatus]:
         """Every supervised actor's liveness, restart count and last failure."""

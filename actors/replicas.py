@@ -1,7 +1,7 @@
 """This server's liveness among replicas sharing a PostgreSQL store (``[state] replicas``).
 
 Every replica has a row in the store's ``replicas`` table saying until when it is alive (by the
-database's clock), renewed every third of ``replica_lease_secs`` with its actors' statuses. The
+database's clock), renewed every third of ``replica_lease_secs`` with its :class:`Report`. The
 deliveries a replica's router holds stay its own while that row is alive; once it lapses (the
 replica was killed, hung, or lost the database) the other replicas' routers take them over. So
 a dead replica's work is resumed after at most ``replica_lease_secs``, and a repeat is only ever
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import asdict
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple
 
 import structlog
 
@@ -26,24 +26,40 @@ from .supervision import ChildStatus
 log = structlog.get_logger(__name__)
 
 
+class Report(NamedTuple):
+    """What a replica tells the others with each heartbeat: its actors' statuses and, per
+    channel, its deliveries (being sent, on a retry timer) — for GetStats on any replica."""
+
+    actors: list[ChildStatus]
+    in_flight: dict[str, tuple[int, int]]
+
+    def to_json(self) -> str:
+        return json.dumps({"actors": [asdict(status) for status in self.actors], "in_flight": self.in_flight})
+
+    @classmethod
+    def from_json(cls, instance: str, text: str) -> "Report":
+        """The report replica ``instance`` wrote, each actor naming it (``{}``: none yet)."""
+        data = json.loads(text)
+        return cls([ChildStatus(**{**status, "replica": instance}) for status in data.get("actors", [])],
+                   {channel: (counts[0], counts[1]) for channel, counts in data.get("in_flight", {}).items()})
+
+
 class Heartbeat:
     """Keeps replica ``instance`` alive in ``store`` (a shared PostgresStore) from a thread of
-    its own, from :meth:`start` to :meth:`stop`."""
+    its own, from :meth:`start` to :meth:`stop`, with its ``report``."""
 
-    def __init__(self, store: Any, instance: str, lease_secs: float,
-                 actors: Callable[[], Sequence[ChildStatus]]) -> None:
+    def __init__(self, store: Any, instance: str, lease_secs: float, report: Callable[[], Report]) -> None:
         self.store = store
         self.instance = instance
         self.lease_secs = lease_secs
-        self._actors = actors
-        self._statuses = "[]"
+        self._report = report
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{instance}", daemon=True)
 
     def start(self) -> None:
-        """The first beat now (the store's error propagates: a replica that cannot say it is
-        alive must not take work), then one every third of the lease."""
-        self.store.beat(self.instance, self.lease_secs, self._statuses)
+        """The first beat now, reporting nothing yet (the store's error propagates: a replica
+        that cannot say it is alive must not take work), then one every third of the lease."""
+        self.store.beat(self.instance, self.lease_secs, "{}")
         self._thread.start()
 
     def stop(self) -> None:
@@ -58,9 +74,8 @@ class Heartbeat:
             log.warning("replica_leave_failed", instance=self.instance, error=str(error))
 
     def beat_now(self) -> None:
-        """Say it is alive now, with its actors' statuses as they are. Raises the store's error."""
-        self._statuses = json.dumps([asdict(status) for status in self._actors()])
-        self.store.beat(self.instance, self.lease_secs, self._statuses)
+        """Say it is alive now, with its report as it is. Raises the store's error."""
+        self.store.beat(self.instance, self.lease_secs, self._report().to_json())
 
     def _run(self) -> None:
         """Beat until stopped; a beat that fails is logged and tried again at the next one (if
@@ -70,11 +85,6 @@ class Heartbeat:
                 self.beat_now()
             except Exception as error:
                 log.warning("replica_heartbeat_failed", instance=self.instance, error=str(error))
-
-
-def replica_statuses(instance: str, actors_json: str) -> list[ChildStatus]:
-    """The actor statuses replica ``instance`` wrote with its heartbeat, each naming it."""
-    return [ChildStatus(**{**status, "replica": instance}) for status in json.loads(actors_json)]
 
 
 #: Seconds before listening again after the listening connection was lost.

@@ -30,9 +30,11 @@ from actors.domain.errors import ConfigError
 from actors.domain.models import (Alert, DeliveryStatus, EventKind, IncidentType, Outcome, ResolutionMethod, Severity,
                                   utc_now)
 from actors.engine import Engine
+from actors.replicas import Report
 from actors.store.base import AttemptRecord, Conflict, Guard
 from actors.store.lock import StoreInUse
 from actors.store.opening import open_store
+from actors.supervision import ChildStatus
 from tests.support import postgres
 from protos import alerts_pb2, incidents_pb2
 from tests.support.http_receiver import HttpReceiver, Recorded, Reply
@@ -158,14 +160,14 @@ def test_an_alert_id_sent_to_two_replicas_at_once_is_recorded_once(tmp_path, url
 # -- leases ---------------------------------------------------------------------------------------------
 def test_a_live_replicas_leases_are_its_own_and_a_lapsed_ones_are_taken_over(stores):
     a, b = stores
-    a.beat("a", 60, "[]")
-    b.beat("b", 60, "[]")
+    a.beat("a", 60, "{}")
+    b.beat("b", 60, "{}")
     (owed,) = a.apply([change("i-1")], "", Guard({}, True)).deliveries
     now = time.time() + 1
     (held,) = a.lease_due("webhook", "default", now, 10, "a:1")
     assert b.lease_due("webhook", "default", now, 10, "b:1") == []
     assert a.lease_due("webhook", "default", now, 10, "a:2") != []  # a's next router epoch: its own
-    a.beat("a", -1, "[]")  # a lapsed (it was killed and stopped beating)
+    a.beat("a", -1, "{}")  # a lapsed (it was killed and stopped beating)
     (taken,) = b.lease_due("webhook", "default", now, 10, "b:1")
     assert taken.notification_id == held.notification_id == owed.notification_id
     assert [r[0] for r in b.replicas()] == ["b"]
@@ -173,14 +175,14 @@ def test_a_live_replicas_leases_are_its_own_and_a_lapsed_ones_are_taken_over(sto
 
 def test_a_retry_owed_by_a_lapsed_replica_is_made_by_another_when_due(stores):
     a, b = stores
-    a.beat("a", 60, "[]")
-    b.beat("b", 60, "[]")
+    a.beat("a", 60, "{}")
+    b.beat("b", 60, "{}")
     a.apply([change("i-1")], "", Guard({}, True))
     (first,) = a.lease_due("webhook", "default", time.time() + 1, 10, "a:1")
     due = time.time() + 30  # a's sender holds the timer in memory; the store holds the due time
     assert a.record_attempts([AttemptRecord(first, Outcome.failed("HTTP 503", 503), DeliveryStatus.RETRYING,
                                             time.time(), 1.0, due)]) == [True]
-    a.beat("a", -1, "[]")  # a dies before the retry is due
+    a.beat("a", -1, "{}")  # a dies before the retry is due
     assert b.lease_due("webhook", "default", due - 1, 10, "b:1") == []  # not due yet
     (retry,) = b.lease_due("webhook", "default", due + 1, 10, "b:1")
     assert (retry.notification_id, retry.attempt) == (first.notification_id, 2)
@@ -188,8 +190,8 @@ def test_a_retry_owed_by_a_lapsed_replica_is_made_by_another_when_due(stores):
 
 def test_a_later_event_waits_behind_an_earlier_one_another_replica_holds(stores):
     a, b = stores
-    a.beat("a", 60, "[]")
-    b.beat("b", 60, "[]")
+    a.beat("a", 60, "{}")
+    b.beat("b", 60, "{}")
     a.apply([change("i-1")], "", Guard({}, True))
     incident = a.incident("i-1")
     resolved = PendingEvent(EventKind.STATE_CHANGED, utc_now(), "t", {}, "incident.resolved",
@@ -405,3 +407,16 @@ def test_the_newest_active_incident_of_each_fingerprint_in_one_read(stores):
     a.apply([change("i-3")], "", Guard({}, False))
     found = a.active_incidents_by_fingerprint(["fp-i-1", "fp-i-3", "fp-none"])
     assert {fp: i.id for fp, i in found.items()} == {"fp-i-1": "i-2", "fp-i-3": "i-3"}
+
+
+def test_stats_add_up_every_live_replicas_deliveries_in_flight_and_list_its_actors(tmp_path, url):
+    settings = make_settings(tmp_path, state={"url": url, "replicas": True},
+                             notifications={"webhook_enabled": True, "default_webhook_url": "http://127.0.0.1:9/hook"})
+    with Engine(settings) as one:
+        other = Report([ChildStatus("router", True, 2, "boom")], {"webhook": (3, 1)})
+        one.store.beat("other", 60, other.to_json())
+        one.store.beat("gone", -1, Report([ChildStatus("router", True, 0, "")], {"webhook": (5, 5)}).to_json())
+        stats = one.stats()
+    assert stats.in_flight["webhook"] == (3, 1)  # its own: none; a lapsed replica's: not counted
+    assert ChildStatus("router", True, 2, "boom", replica="other") in stats.actors
+    assert {a.replica for a in stats.actors} == {one.lease.instance, "other"}

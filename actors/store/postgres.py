@@ -162,14 +162,15 @@ class PostgresStore(Store):
             raise Conflict(f"another replica wrote first ({error.diag.constraint_name})") from None
 
     # -- replicas ------------------------------------------------------------------------
-    def beat(self, instance: str, lease_secs: float, actors: str) -> None:
+    def beat(self, instance: str, lease_secs: float, report: str) -> None:
         """Say replica ``instance`` is alive for ``lease_secs`` more seconds (by the
-        database's clock), with its actors' statuses (JSON); forget replicas gone for a day."""
+        database's clock), with its report (JSON: actors, in flight); forget replicas gone
+        for a day."""
         with self._transaction() as conn:
-            conn.execute(f"INSERT INTO replicas (instance, started_at, alive_until, actors) "
+            conn.execute(f"INSERT INTO replicas (instance, started_at, alive_until, report) "
                          f"VALUES (?, {_DB_NOW}, {_DB_NOW} + ?, ?) ON CONFLICT (instance) DO UPDATE "
-                         "SET alive_until = excluded.alive_until, actors = excluded.actors",
-                         (instance, lease_secs, actors))
+                         "SET alive_until = excluded.alive_until, report = excluded.report",
+                         (instance, lease_secs, report))
             conn.execute(f"DELETE FROM replicas WHERE alive_until < {_DB_NOW} - ?", (_FORGET_REPLICA_SECS,))
 
     def _announce(self, conn: _Session, origin: str, timeline_ids: list[int]) -> None:
@@ -202,9 +203,9 @@ class PostgresStore(Store):
             conn.execute("DELETE FROM replicas WHERE instance = ?", (instance,))
 
     def replicas(self) -> list[tuple[str, float, float, str]]:
-        """(instance, started at, seconds it stays alive from now, its actors' statuses as
-        JSON) of every replica alive now, oldest first."""
-        return self._rows(f"SELECT instance, started_at, alive_until - {_DB_NOW}, actors FROM replicas "
+        """(instance, started at, seconds it stays alive from now, its last report) of every
+        replica alive now, oldest first."""
+        return self._rows(f"SELECT instance, started_at, alive_until - {_DB_NOW}, report FROM replicas "
                           f"WHERE alive_until >= {_DB_NOW} ORDER BY started_at, instance")
 
     def record_attempts(self, records: Sequence[AttemptRecord]) -> list[bool]:

@@ -21,7 +21,7 @@ STEPS: tuple[str, ...] = (
     "ALTER TABLE timeline ADD COLUMN routing TEXT",
     # 2 → 3: the replicas sharing the store, each alive until its heartbeat lapses
     "CREATE TABLE replicas (instance TEXT PRIMARY KEY, started_at DOUBLE PRECISION NOT NULL, "
-    "alive_until DOUBLE PRECISION NOT NULL, actors TEXT NOT NULL DEFAULT '[]')",
+    "alive_until DOUBLE PRECISION NOT NULL, report TEXT NOT NULL DEFAULT '{}')",
 )
 VERSION = len(STEPS)
 #: Tables whose presence without a ``schema_version`` means someone else's tables are here.
