@@ -276,10 +276,11 @@ class ProcessorActor(SupervisedActor):
         else:
             with self.lease.current() as lease:
                 applied = self.store.apply(changes, lease)
-        for change in changes if not self.shared else ():
-            self.active.put(change.incident)
-            if change.alert is not None:
-                self.recent_alerts.add(change.alert.alert_id, change.incident.id)
+        if not self.shared:  # a shared store's changes are not indexed: it answers every lookup
+            for change in changes:
+                self.active.put(change.incident)
+                if change.alert is not None:
+                    self.recent_alerts.add(change.alert.alert_id, change.incident.id)
         if applied.deliveries:  # a router that is restarting finds them in the store instead
             self.directory.tell(ROUTER, Owed(tuple(applied.deliveries), applied.deliveries[0].lease))
         for change, events in zip(changes, applied.events):

@@ -68,7 +68,8 @@ _UPSERT_INCIDENT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?{value}) ON CONFLICT(id) DO UPDATE SET active = excluded.active, "
     "state = excluded.state, severity = excluded.severity, data = excluded.data, event_id = excluded.event_id"
     "{update}")
-#: An incident keeps its claim while active (a new one never joins the batch's claim later).
+#: An incident already stored keeps its claim (or its lack of one) while it is active and lets
+#: go of it once it is not.
 _LET_GO_OF_CLAIM = ", dedup_key = CASE WHEN excluded.active = 1 THEN incidents.dedup_key END"
 
 #: SQLite's limit on bound parameters, with room to spare.
