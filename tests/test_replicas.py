@@ -26,10 +26,11 @@ from actors.sender import PIPELINE_DEPTH, SETTLE_BATCH
 from actors.domain.changes import Change, IncidentQuery, PendingEvent
 from actors.domain.commands import ResolveIncident
 from actors.domain.config import settings_from_mapping
-from actors.domain.errors import ConfigError
+from actors.domain.errors import ConfigError, Unavailable
 from actors.domain.models import (Alert, DeliveryStatus, EventKind, IncidentType, Outcome, ResolutionMethod, Severity,
                                   utc_now)
 from actors.engine import Engine
+from actors.processor import CONFLICT_RETRIES
 from actors.replicas import Report
 from actors.store.base import AttemptRecord, Conflict, Guard
 from actors.store.lock import StoreInUse
@@ -420,3 +421,18 @@ def test_stats_add_up_every_live_replicas_deliveries_in_flight_and_list_its_acto
     assert stats.in_flight["webhook"] == (3, 1)  # its own: none; a lapsed replica's: not counted
     assert ChildStatus("router", True, 2, "boom", replica="other") in stats.actors
     assert {a.replica for a in stats.actors} == {one.lease.instance, "other"}
+
+
+def test_a_command_other_replicas_keep_conflicting_with_is_refused_after_its_tries(tmp_path, url, monkeypatch):
+    settings = make_settings(tmp_path, state={"url": url, "replicas": True})
+    with Engine(settings) as one:
+        tries = []
+
+        def always_first(*args, **kwargs):
+            tries.append(args)
+            raise Conflict("another replica wrote first")
+
+        monkeypatch.setattr(one.store, "apply", always_first)
+        with pytest.raises(Unavailable, match="other replicas kept changing"):
+            one.submit_alert(alert("a-1", "contended"))
+    assert len(tries) == CONFLICT_RETRIES
