@@ -48,7 +48,8 @@ def spread(server: str) -> tuple[str, list[tuple[str, Any]]]:
             raise OSError(f"cannot resolve {host}: {error.strerror}") from None
         for family, _, _, _, sockaddr in infos:
             if family in found:
-                found[family].append(f"[{sockaddr[0]}]:{port}" if family == socket.AF_INET6 else f"{sockaddr[0]}:{port}")
+                ip = f"[{sockaddr[0]}]" if family == socket.AF_INET6 else sockaddr[0]
+                found[family].append(f"{ip}:{port}")
     # gRPC's static lists hold one family: IPv4 where any host has it.
     scheme, ips = ("ipv4", found[socket.AF_INET]) if found[socket.AF_INET] else ("ipv6", found[socket.AF_INET6])
     options: list[tuple[str, Any]] = [("grpc.lb_policy_name", "round_robin")]

@@ -22,10 +22,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from ..domain.changes import StoreUsage
-from ..domain.models import Delivery
-from ..domain.changes import Change
-from ..domain.models import to_iso
+from ..domain.changes import Change, StoreUsage
+from ..domain.models import Delivery, to_iso
 from .base import (_INCIDENT_DATA, _INCIDENT_FROM, DUE_SQL, AttemptRecord, Applied, Conflict, Guard, Store, due_sql,
                    leased_delivery)
 from .dialect import POSTGRES, Session
@@ -84,9 +82,10 @@ class PostgresStore(Store):
 
     def __init__(self, conninfo: str, pool_size: int = 10, shared: bool = False) -> None:
         """Bring the schema to the current version (under the migration lock), then open a
-        pool of up to ``pool_size`` connections; ``shared``: replicas write this store too. Raises psycopg.Error when the database cannot
-        be reached or changed, SchemaError when its schema is not ours to use; nothing is
-        left open then. ``conninfo`` may hold the password: it is never logged or shown."""
+        pool of up to ``pool_size`` connections; ``shared``: replicas write this store too.
+        Raises psycopg.Error when the database cannot be reached or changed, SchemaError when
+        its schema is not ours to use; nothing is left open then. ``conninfo`` may hold the
+        password: it is never logged or shown."""
         self.shared = shared
         self._conninfo = conninfo
         with psycopg.connect(conninfo, autocommit=True) as conn:

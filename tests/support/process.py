@@ -25,7 +25,8 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> "ServerProcess":
         self.output = []
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "server.py"), "--config", str(self.config_path), *self.args],
+        command = [sys.executable, str(ROOT / "server.py"), "--config", str(self.config_path), *self.args]
+        self.proc = subprocess.Popen(command,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
                                      env=self.env)
         lines: queue.Queue[str | None] = queue.Queue()
