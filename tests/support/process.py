@@ -26,8 +26,7 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> "ServerProcess":
         self.output = []
         command = [sys.executable, str(ROOT / "server.py"), "--config", str(self.config_path), *self.args]
-        self.proc = subprocess.Popen(command,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
                                      env=self.env)
         lines: queue.Queue[str | None] = queue.Queue()
 
