@@ -204,6 +204,8 @@ class ProcessorActor(SupervisedActor):
             state=IncidentState.DETECTED, source=command.source, created_at=now, updated_at=now,
             last_alert_at=now, alert_count=0, labels=dict(command.labels),
             affected_services=command.affected_services, assignees=command.assignees)
+        if self.shared:  # it takes its fingerprint's alerts from the open incident (read: it lets go)
+            self._active_incident(incident.fingerprint)
         self._commit([Change(incident, True, (self._lifecycle_event(incident, EventKind.CREATED, now,
                                                                     command.actor, {"manual": True}),))])
         return incident

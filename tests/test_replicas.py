@@ -24,7 +24,7 @@ import pytest
 
 from actors.sender import PIPELINE_DEPTH, SETTLE_BATCH
 from actors.domain.changes import Change, IncidentQuery, PendingEvent
-from actors.domain.commands import ResolveIncident
+from actors.domain.commands import CreateIncident, ResolveIncident
 from actors.domain.config import settings_from_mapping
 from actors.domain.errors import ConfigError, Unavailable
 from actors.domain.models import (Alert, DeliveryStatus, EventKind, IncidentType, Outcome, ResolutionMethod, Severity,
@@ -436,3 +436,12 @@ def test_a_command_other_replicas_keep_conflicting_with_is_refused_after_its_tri
         with pytest.raises(Unavailable, match="other replicas kept changing"):
             one.submit_alert(alert("a-1", "contended"))
     assert len(tries) == CONFLICT_RETRIES
+
+
+def test_an_incident_created_by_hand_supersedes_the_open_one_of_its_fingerprint_as_on_one_server(tmp_path, url):
+    settings = make_settings(tmp_path, state={"url": url, "replicas": True})
+    with Engine(settings) as one, Engine(settings) as two:
+        first = one.submit_alert(alert("a-1", "disk full"))
+        by_hand = two.create_incident(CreateIncident("disk full", "", Severity.P2, IncidentType.APPLICATION, "mon"))
+        joined = one.submit_alert(alert("a-2", "disk full"))
+    assert joined.incident_id == by_hand.id != first.incident_id
