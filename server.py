@@ -17,6 +17,7 @@ SIGHUP re-reads the ``[server] tls_*`` files for the connections that follow.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import os
 import signal
@@ -165,13 +166,24 @@ def serve(settings: Settings, ready: threading.Event | None = None) -> int:
     return 0
 
 
+def with_port(settings: Settings, port: int) -> Settings:
+    """``settings`` serving on ``port``; ConfigError naming ``--port`` for one out of range."""
+    if not 0 <= port < 65536:
+        raise ConfigError("--port", f"must be between 1 and 65535 (0 picks a free port), got {port}")
+    return dataclasses.replace(settings, server=dataclasses.replace(settings.server, grpc_port=port))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", help="TOML configuration (default: config.toml beside server.py)")
     parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
+    parser.add_argument("--port", type=int, metavar="PORT",
+                        help="serve on this port instead of [server] grpc_port (replicas sharing one configuration)")
     args = parser.parse_args(argv)
     try:
         settings = read_settings(args.config)
+        if args.port is not None:
+            settings = with_port(settings, args.port)
         configure_logging(settings.observability)
         if args.check_config:
             for warning in check_config(settings):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
@@ -54,6 +54,7 @@ from .formatting.templates import Rendered, compile_receivers, preview
 from .intake import GroupCommit
 from .messages import Drain, InFlightCounts, SenderRestarted, SubmitAlerts, Wake
 from .lease import RouterLease
+from .replicas import EventRelay, Heartbeat, Report
 from .processor import ProcessorActor
 from .retention import RetentionActor
 from .router import RouterActor, sender_name
@@ -103,6 +104,8 @@ class Engine:
         self._accepting = False
         self._top: pykka.ActorRef | None = None
         self._store_lock: Lock | None = None
+        self._heartbeat: Heartbeat | None = None
+        self._relay: EventRelay | None = None
         self.lease = RouterLease()
         self.scheduler: Scheduler | None = None
         #: How long the tree's supervisors wait for a child to stop before fencing it.
@@ -127,6 +130,12 @@ class Engine:
         self.templates = compile_receivers(self.settings.receivers)
         self.store, self._store_lock = open_store(self.settings.state, self.environ)
         try:
+            if self.settings.state.replicas:  # alive among the replicas before any lease is taken
+                self._heartbeat = Heartbeat(self.store, self.lease.instance, self.settings.state.replica_lease_secs,
+                                            self._report)
+                self._heartbeat.start()
+                self._relay = EventRelay(self.store, self.lease.instance, self.hub)
+                self._relay.start()
             self._start_tree()
         except BaseException:
             self._teardown()
@@ -250,9 +259,15 @@ class Engine:
         if self.scheduler is not None:
             self.scheduler.stop()
             self.scheduler = None
+        if self._relay is not None:
+            self._relay.stop()
+            self._relay = None
         self.hub.close_all()
         for channel in self._probes.values():
             channel.close()
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
         self.store.close()
         if self._store_lock is not None:
             self._store_lock.release()
@@ -371,11 +386,32 @@ class Engine:
         return record
 
     def stats(self) -> NotificationStats:
+        """The store's counts; this server's actors and deliveries in flight — where replicas
+        share the store, every live replica's (the others' as of their last heartbeat), each
+        actor naming its replica."""
+        ours = self._report()
+        if self._heartbeat is None:
+            return NotificationStats(self.store.channel_counts(), ours.in_flight, ours.actors, self.store.usage())
+        actors = [replace(status, replica=self.lease.instance) for status in ours.actors]
+        totals = {channel: list(counts) for channel, counts in ours.in_flight.items()}
+        for instance, _, _, text in self.store.replicas():
+            if instance != self.lease.instance:
+                theirs = Report.from_json(instance, text)
+                actors += theirs.actors
+                for channel, counts in theirs.in_flight.items():
+                    total = totals.setdefault(channel, [0, 0])
+                    total[0] += counts[0]
+                    total[1] += counts[1]
+        return NotificationStats(self.store.channel_counts(), {c: (t[0], t[1]) for c, t in totals.items()},
+                                 actors, self.store.usage())
+
+    def _report(self) -> Report:
+        """This server's actors and, per channel, its deliveries (being sent, on a retry timer)."""
         try:
             in_flight = self.directory.get("router").ask(InFlightCounts(), timeout=5)
         except (Unavailable, pykka.ActorDeadError, pykka.Timeout):
             in_flight = {}
-        return NotificationStats(self.store.channel_counts(), in_flight, self.actor_statuses(), self.store.usage())
+        return Report(self.actor_statuses(), in_flight)
 
     def actor_statuses(self) -> list[ChildStatus]:
         """Every supervised actor's liveness, restart count and last failure."""

@@ -14,6 +14,13 @@ routed event asks them in memory whether its notifications are held back: record
 timer, or an expire command), each incident it held that is still open is notified of its
 current state, with a ``silence_ended`` entry on its timeline saying why.
 
+Where replicas share the store (:attr:`Store.shared`) each replica's processor is one writer
+among several: the store answers every lookup (the indexes would be stale), each batch is
+written with a :class:`~.store.base.Guard` of the incidents it read, and when another replica
+wrote first (Conflict: an incident changed, an alert id or a fingerprint's open incident taken)
+the command is decided again on what the store holds now, up to ``CONFLICT_RETRIES`` times.
+Its deliveries are leased to nobody: any replica's router takes them from the store, in order.
+
 Commands arrive by ``ask``: a DomainError raised here travels back in the caller's future
 and the actor keeps running (pykka semantics); only a bug in a *told* message crashes it.
 """
@@ -30,7 +37,7 @@ from .directory import ActorDirectory
 from .domain.changes import Change, PendingEvent, Suppression
 from .domain.config import ProcessingSettings
 from .domain.dedup import fingerprint, joins_incident, legacy_fingerprint
-from .domain.errors import IllegalTransition, InvalidArgument
+from .domain.errors import IllegalTransition, InvalidArgument, Unavailable
 from .domain.grouping import GroupSlot
 from .domain.indexes import ActiveIncidents, RecentAlerts
 from .domain.models import (Alert, DeliveryStatus, EventKind, Incident, IncidentState, Resolution,
@@ -47,7 +54,7 @@ from .domain.commands import (AddNote, AlertResult, CreateIncident, CreateSilenc
                               ResolveIncident, TransitionIncident, UpdateIncident, UpdateSilence)
 from .messages import GroupsDue, Owed, SilenceEnds, SubmitAlerts
 from .scheduler import Scheduler, TimerHandle
-from .store.base import Store
+from .store.base import Conflict, Guard, Store
 from .supervision import SupervisedActor
 
 log = structlog.get_logger(__name__)
@@ -59,6 +66,8 @@ SILENCES_ACTOR = "silences"
 RECENT_ALERT_IDS = 50_000
 #: Active incidents indexed by fingerprint; beyond this, misses are checked in the store.
 ACTIVE_INCIDENTS = 20_000
+#: Times a command is decided again when another replica wrote first, before it is refused.
+CONFLICT_RETRIES = 8
 
 
 class ProcessorActor(SupervisedActor):
@@ -81,11 +90,17 @@ class ProcessorActor(SupervisedActor):
         self.scheduler = scheduler
         self.suppressor = Suppressor(ActiveSilences(), Inhibitors(inhibit_rules))
         self._silence_timers: dict[str, TimerHandle] = {}
+        self.shared = store.shared
+        #: The incidents the command being handled read (shared store: what its batch rests on).
+        self.read: dict[str, Incident] = {}
+        #: fingerprint → its active incident, asked for the whole batch at once (shared store).
+        self.prefetched: dict[str, Incident | None] = {}
 
     def started(self) -> None:
         """Index every active incident when they all fit; otherwise start empty and let the
-        store answer misses (loading some would cost memory without sparing those reads)."""
-        if self.store.count_active_incidents(ACTIVE_INCIDENTS + 1) <= ACTIVE_INCIDENTS:
+        store answer misses (loading some would cost memory without sparing those reads).
+        A shared store answers every lookup: the index is not used."""
+        if not self.shared and self.store.count_active_incidents(ACTIVE_INCIDENTS + 1) <= ACTIVE_INCIDENTS:
             self.active.load(self.store.active_incidents(ACTIVE_INCIDENTS), complete=True)
         else:
             self.active.load([], complete=False)
@@ -104,7 +119,16 @@ class ProcessorActor(SupervisedActor):
 
     def receive(self, message: Any) -> Any:
         handler = self._handlers.get(type(message))
-        return super().receive(message) if handler is None else handler(self, message)
+        if handler is None:
+            return super().receive(message)
+        for _ in range(CONFLICT_RETRIES):
+            self.read, self.prefetched = {}, {}
+            try:
+                return handler(self, message)
+            except Conflict as conflict:  # only a shared store raises it
+                log.info("decided_again", actor=self.name, reason=str(conflict))
+        raise Unavailable(f"other replicas kept changing what this command rests on ({CONFLICT_RETRIES} tries); "
+                          "try again")
 
     # -- alerts ------------------------------------------------------------------------
     def _submit_alerts(self, command: SubmitAlerts) -> list[AlertResult]:
@@ -114,6 +138,8 @@ class ProcessorActor(SupervisedActor):
         seen: dict[str, str] = {}              # alert_id → incident id, within this batch
         now = self.clock()
         recorded = self._recorded_alerts([alert.alert_id for alert in command.alerts])
+        if self.shared:  # the store answers: every fingerprint of the batch in one query
+            self._prefetch({fingerprint(alert) for alert in command.alerts if alert.alert_id not in recorded})
         for alert in command.alerts:
             known = seen.get(alert.alert_id) or recorded.get(alert.alert_id)
             if known:
@@ -138,6 +164,8 @@ class ProcessorActor(SupervisedActor):
 
     def _recorded_alerts(self, alert_ids: list[str]) -> dict[str, str]:
         """alert_id → incident for the ids recorded before: from memory, the rest in one query."""
+        if self.shared:
+            return self.store.incidents_for_alerts(alert_ids)
         recorded, unknown = {}, []
         for alert_id in alert_ids:
             incident_id = self.recent_alerts.get(alert_id)
@@ -149,11 +177,26 @@ class ProcessorActor(SupervisedActor):
             recorded.update(self.store.incidents_for_alerts(unknown))
         return recorded
 
+    def _prefetch(self, fingerprints: set[str]) -> None:
+        """Ask the store for these fingerprints' active incidents at once (shared store)."""
+        found = self.store.active_incidents_by_fingerprint(sorted(fingerprints))
+        self.prefetched = {fp: found.get(fp) for fp in fingerprints}
+
     def _active_incident(self, fp: str) -> Incident | None:
+        if self.shared:
+            incident = self.prefetched[fp] if fp in self.prefetched else self.store.active_incident(fp)
+            if incident is not None:
+                self.read[incident.id] = incident
+            return incident
         incident, known = self.active.lookup(fp)
         if not known:
             incident = self.store.active_incident(fp)
             self.active.found(fp, incident)
+        return incident
+
+    def _incident(self, incident_id: str) -> Incident:
+        """The incident from the store (NotFound if none), remembered as read."""
+        incident = self.read[incident_id] = self.store.incident(incident_id)
         return incident
 
     def _join(self, incident: Incident, alert: Alert, now: datetime) -> Change:
@@ -200,12 +243,14 @@ class ProcessorActor(SupervisedActor):
             state=IncidentState.DETECTED, source=command.source, created_at=now, updated_at=now,
             last_alert_at=now, alert_count=0, labels=dict(command.labels),
             affected_services=command.affected_services, assignees=command.assignees)
+        if self.shared:  # it takes its fingerprint's alerts from the open incident (read: it lets go)
+            self._active_incident(incident.fingerprint)
         self._commit([Change(incident, True, self._lifecycle_events(incident, EventKind.CREATED, now,
                                                                     command.actor, {"manual": True}))])
         return incident
 
     def _update(self, command: UpdateIncident) -> Incident:
-        incident = self.store.incident(command.incident_id)
+        incident = self._incident(command.incident_id)
         if incident.state is IncidentState.CLOSED:
             raise IllegalTransition(f"incident {incident.id} is CLOSED and can no longer be changed")
         now = self.clock()
@@ -230,7 +275,7 @@ class ProcessorActor(SupervisedActor):
         if command.to_state is IncidentState.RESOLVED:
             return self._resolve(ResolveIncident(command.incident_id, command.actor,
                                                  ResolutionMethod.MANUAL, notes=command.note))
-        incident = self.store.incident(command.incident_id)
+        incident = self._incident(command.incident_id)
         check_transition(incident.state, command.to_state)
         now = self.clock()
         updated = incident.evolve(state=command.to_state, updated_at=now,
@@ -238,7 +283,7 @@ class ProcessorActor(SupervisedActor):
         return self._commit_transition(incident, updated, now, command.actor, {"note": command.note})
 
     def _resolve(self, command: ResolveIncident) -> Incident:
-        incident = self.store.incident(command.incident_id)
+        incident = self._incident(command.incident_id)
         if not incident.state.is_active:
             raise IllegalTransition(f"incident {incident.id} is already {incident.state.name}")
         check_transition(incident.state, IncidentState.RESOLVED)
@@ -257,7 +302,7 @@ class ProcessorActor(SupervisedActor):
         return after
 
     def _add_note(self, command: AddNote) -> TimelineEvent:
-        incident = self.store.incident(command.incident_id)
+        incident = self._incident(command.incident_id)
         now = self.clock()
         event = PendingEvent(EventKind.NOTE_ADDED, now, command.author, {"text": command.text})
         return self._commit([Change(incident.evolve(updated_at=now), False, (event,), keeps_state=True)])[0][0]
@@ -266,15 +311,21 @@ class ProcessorActor(SupervisedActor):
     def _commit(self, changes: list[Change]) -> list[list[TimelineEvent]]:
         if not changes:
             return []
-        with self.lease.current() as lease:
-            applied = self.store.apply(changes, lease)
+        if self.shared:
+            applied = self.store.apply(changes, "", Guard(self.read, self.settings.deduplication_enabled,
+                                                             self.lease.instance))
+        else:
+            with self.lease.current() as lease:
+                applied = self.store.apply(changes, lease)
         for change in changes:
-            self.active.put(change.incident)
             self.suppressor.inhibitors.observe(change.incident)
-            if change.alert is not None:
-                self.recent_alerts.add(change.alert.alert_id, change.incident.id)
+        if not self.shared:  # a shared store's changes are not indexed: it answers every lookup
+            for change in changes:
+                self.active.put(change.incident)
+                if change.alert is not None:
+                    self.recent_alerts.add(change.alert.alert_id, change.incident.id)
         if applied.deliveries:  # a router that is restarting finds them in the store instead
-            self.directory.tell(ROUTER, Owed(tuple(applied.deliveries), lease))
+            self.directory.tell(ROUTER, Owed(tuple(applied.deliveries), applied.deliveries[0].lease))
         if applied.groups_due:  # a router that is restarting finds them in the store, and pulls them when due
             self.directory.tell(ROUTER, GroupsDue(tuple(applied.groups_due)))
         for change, events in zip(changes, applied.events):

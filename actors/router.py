@@ -21,6 +21,11 @@ A group notification (actors/domain/grouping.py) is never handed over from memor
 free in the store until due (``GroupsDue`` says when, from the processor that opened it or the
 sender that opened a reminder), and its destination is served from the store meanwhile.
 
+Where replicas share the store every destination is served from it, always: another
+replica's processor may have committed an earlier delivery of the same (incident, destination),
+which only the store's order shows; and a row another replica holds is free only once that
+replica is no longer alive (actors/store/postgres.py).
+
 The router keeps nothing that is not also in the store: if it dies, the next epoch finds every
 owed row free (its lease names the old epoch) and pulls it; senders drop a re-sent delivery
 they already hold or have just finished.
@@ -256,7 +261,8 @@ class RouterActor(SupervisedActor):
             leased = self.store.lease_due(key[0], key[1], now, room, self.token)
             for delivery in leased:
                 self._send(delivery, verify=True)
-            if len(leased) < room and not self.store.has_free_owed(key[0], key[1], self.token):
+            if len(leased) < room and not self.store.shared \
+                    and not self.store.has_free_owed(key[0], key[1], self.token):
                 self.from_store.discard(key)  # everything owed to it is ours now: back to memory
 
     # -- sending and tracking --------------------------------------------------------------

@@ -103,6 +103,8 @@ class ChildStatus:
     last_failure: str
     #: Instances abandoned still running because they did not stop in time (see Fencing).
     fenced: int = 0
+    #: The replica (server instance) it runs in, where replicas share a store; else "".
+    replica: str = ""
 
 
 class ActorCrashed(pykka.ActorDeadError):

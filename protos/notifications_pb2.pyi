@@ -64,18 +64,20 @@ class ChannelStats(_message.Message):
     def __init__(self, channel: _Optional[str] = ..., queued: _Optional[int] = ..., in_flight: _Optional[int] = ..., delivered: _Optional[int] = ..., retrying: _Optional[int] = ..., dead: _Optional[int] = ..., skipped: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., enabled: _Optional[bool] = ..., destinations: _Optional[_Iterable[str]] = ..., warning: _Optional[str] = ..., silenced: _Optional[int] = ..., inhibited: _Optional[int] = ...) -> None: ...
 
 class ActorStatus(_message.Message):
-    __slots__ = ("name", "restarts", "last_failure", "alive", "fenced")
+    __slots__ = ("name", "restarts", "last_failure", "alive", "fenced", "replica")
     NAME_FIELD_NUMBER: _ClassVar[int]
     RESTARTS_FIELD_NUMBER: _ClassVar[int]
     LAST_FAILURE_FIELD_NUMBER: _ClassVar[int]
     ALIVE_FIELD_NUMBER: _ClassVar[int]
     FENCED_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
     name: str
     restarts: int
     last_failure: str
     alive: bool
     fenced: int
-    def __init__(self, name: _Optional[str] = ..., restarts: _Optional[int] = ..., last_failure: _Optional[str] = ..., alive: _Optional[bool] = ..., fenced: _Optional[int] = ...) -> None: ...
+    replica: str
+    def __init__(self, name: _Optional[str] = ..., restarts: _Optional[int] = ..., last_failure: _Optional[str] = ..., alive: _Optional[bool] = ..., fenced: _Optional[int] = ..., replica: _Optional[str] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ()

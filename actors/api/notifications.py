@@ -51,7 +51,8 @@ class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
                 destinations=destinations.get(name, []),
                 warning=missing_destination(settings, name, self.engine.settings.receivers) or ""))
         actors = [notifications_pb2.ActorStatus(name=a.name, restarts=a.restarts, last_failure=a.last_failure,
-                                                alive=a.alive, fenced=a.fenced) for a in stats.actors]
+                                                alive=a.alive, fenced=a.fenced, replica=a.replica)
+                  for a in stats.actors]
         store = notifications_pb2.StoreStats(
             size_bytes=stats.store.size_bytes, free_bytes=stats.store.free_bytes,
             oldest_record_at=to_timestamp(stats.store.oldest_record_at),

@@ -33,7 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
     if getattr(args, "offline", False):
         return args.handler(args)
-    channel = open_channel(args.server, args.tls)
+    try:
+        channel = open_channel(args.server, args.tls)
+    except OSError as error:  # a host of several --server addresses cannot be resolved
+        print(f"imctl: {error}", file=sys.stderr)
+        return 1
     try:
         status = args.handler(Api.over(with_token(channel, args.token), args.timeout, args.json), args)
     except grpc.RpcError as error:

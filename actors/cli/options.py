@@ -62,10 +62,13 @@ delivery_status = enum_parser(notifications_pb2.DeliveryStatus, "status", number
 
 
 def server_address(text: str) -> str:
-    host, sep, port = text.strip().rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return text.strip()
+    """One HOST:PORT, or several separated by commas (replicas: calls are spread over them)."""
+    addresses = [address.strip() for address in text.split(",")]
+    for address in addresses:
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise argparse.ArgumentTypeError(f"expected HOST:PORT[,HOST:PORT…], got {text!r}")
+    return ",".join(addresses)
 
 
 def positive_float(text: str) -> float:
@@ -118,8 +121,9 @@ def _global_options() -> argparse.ArgumentParser:
     """Global options with SUPPRESS defaults, so a value given before the command survives the
     sub-parser; real defaults are filled in by :func:`parse`."""
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    common.add_argument("--server", type=server_address, metavar="HOST:PORT",
-                        help=f"server address (default: ${SERVER_ENV} or {DEFAULT_SERVER})")
+    common.add_argument("--server", type=server_address, metavar="HOST:PORT[,HOST:PORT...]",
+                        help=f"server address, or the addresses of replicas to spread calls over "
+                             f"(default: ${SERVER_ENV} or {DEFAULT_SERVER})")
     common.add_argument("--timeout", type=positive_float, metavar="SECS",
                         help=f"deadline of each call in seconds (default: {DEFAULT_TIMEOUT:g})")
     common.add_argument("--json", action="store_true", help="print the server's messages as JSON")

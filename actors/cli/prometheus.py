@@ -7,7 +7,7 @@ as the format requires, and no sample carries a timestamp (the textfile collecto
 """
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 from protos import notifications_pb2
 
@@ -39,10 +39,10 @@ def families(stats: notifications_pb2.Stats) -> list[Family]:
                [({"channel": c.channel, "quantile": quantile}, getattr(c, field) / 1000.0)
                 for c in stats.channels for quantile, field in QUANTILES]),
         Family(PREFIX + "actor_up", "gauge", "1 if the supervised actor is alive, else 0.",
-               [({"actor": a.name}, 1 if a.alive else 0) for a in stats.actors]),
+               [(_actor_labels(a), 1 if a.alive else 0) for a in stats.actors]),
         Family(PREFIX + "actor_restarts_total", "counter",
                "Times the supervisor restarted the actor since the server started.",
-               [({"actor": a.name}, a.restarts) for a in stats.actors]),
+               [(_actor_labels(a), a.restarts) for a in stats.actors]),
     ]
 
 
@@ -66,3 +66,8 @@ def _escape_help(text: str) -> str:
 
 def _number(value: float) -> str:
     return str(value) if isinstance(value, int) else repr(float(value))
+
+
+def _actor_labels(actor: Any) -> dict[str, str]:
+    """An actor's labels: its name, and its replica where replicas share a store."""
+    return {"actor": actor.name, "replica": actor.replica} if actor.replica else {"actor": actor.name}

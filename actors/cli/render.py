@@ -153,8 +153,13 @@ def stats(s: notifications_pb2.Stats) -> str:
                        len(c.destinations) if c.enabled else "disabled") for c in s.channels)) \
         if s.channels else "no channels enabled"
     channels += "".join(f"\nwarning: {clean(c.warning)}" for c in s.channels if c.warning)
-    actors = table(("ACTOR", "ALIVE", "RESTARTS", "LAST_FAILURE"),
-                   ((a.name, "yes" if a.alive else "NO", a.restarts, a.last_failure or "-") for a in s.actors))
+    if any(a.replica for a in s.actors):  # replicas sharing a store: each one's actors
+        actors = table(("REPLICA", "ACTOR", "ALIVE", "RESTARTS", "LAST_FAILURE"),
+                       ((a.replica, a.name, "yes" if a.alive else "NO", a.restarts, a.last_failure or "-")
+                        for a in s.actors))
+    else:
+        actors = table(("ACTOR", "ALIVE", "RESTARTS", "LAST_FAILURE"),
+                       ((a.name, "yes" if a.alive else "NO", a.restarts, a.last_failure or "-") for a in s.actors))
     parts = [channels, actors] if s.actors else [channels]
     return "\n\n".join(parts + [store(s.store)]) if s.HasField("store") else "\n\n".join(parts)
 

@@ -102,6 +102,11 @@ class StateSettings:
     password_env: str | None = None
     #: Connections the PostgreSQL store keeps open at most.
     pool_size: int = 10
+    #: Several servers (replicas) share the PostgreSQL store at ``url``; every one of them must say so.
+    replicas: bool = False
+    #: A replica that has not renewed its liveness for this long is taken for dead: the
+    #: deliveries it held are taken over by the others.
+    replica_lease_secs: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -348,6 +353,7 @@ _POSITIVE = {
     "notifications.per_destination_limit", "notifications.webhook_timeout_secs",
     "notifications.retry_backoff_secs", "notifications.retry_max_backoff_secs",
     "supervision.max_restarts", "supervision.within_secs", "state.pool_size",
+    "state.replica_lease_secs",
     *(f"notifications.{c}.{k}" for c in CHANNELS for k in ("pool_size", "timeout_secs", "rate_per_sec")),
 }
 _NON_NEGATIVE = {"server.grpc_port", "processing.deduplication_window_secs",
@@ -496,6 +502,9 @@ def check_store_url(state: StateSettings) -> None:
     if state.url is None:
         if state.password_env is not None:
             raise ConfigError("state.password_env", "only means something with [state] url (PostgreSQL)")
+        if state.replicas:
+            raise ConfigError("state.replicas", "needs [state] url: replicas share a PostgreSQL store "
+                                                "(a SQLite store has one server)")
         return
     try:
         parts = urllib.parse.urlsplit(state.url.strip())

@@ -24,7 +24,7 @@ import math
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from ..domain.changes import Change, ChannelCounts, IncidentQuery, NotificationRecord, StoreUsage
 from ..domain.errors import IllegalTransition, InvalidArgument, NotFound
@@ -40,19 +40,39 @@ from .retention import Cursor, prune_batch
 _INCIDENT_DATA = "coalesce(i.data, t.snapshot)"
 _INCIDENT_FROM = "incidents i LEFT JOIN timeline t ON t.id = i.event_id"
 
-#: Owed deliveries of one destination that are due and free to a lease, oldest first, skipping
-#: any whose (incident, destination) has an earlier delivery still owed, so order is kept.
-DUE_SQL = ("SELECT n.id, n.incident_id, n.event_type, n.occurred_at, n.attempts, t.snapshot "
-           "FROM notifications n JOIN timeline t ON t.id = n.timeline_id "
-           "WHERE n.channel = ? AND n.destination = ? AND n.due_at IS NOT NULL AND n.due_at <= ? "
-           "AND (n.lease IS NULL OR n.lease != ?) "
-           "AND NOT EXISTS (SELECT 1 FROM notifications p WHERE p.incident_id = n.incident_id "
-           "  AND p.channel = n.channel AND p.destination = n.destination "
-           "  AND p.due_at IS NOT NULL AND p.seq < n.seq) "
-           "ORDER BY n.due_at, n.seq LIMIT ?")
+def due_sql(free: str) -> str:
+    """Owed deliveries of one destination that are due and ``free`` (an SQL condition on ``n``,
+    after the parameters channel, destination, now), oldest first, skipping any whose
+    (incident, destination) has an earlier delivery still owed, so order is kept; the limit
+    is the last parameter."""
+    return ("SELECT n.id, n.incident_id, n.event_type, n.occurred_at, n.attempts, t.snapshot "
+            "FROM notifications n JOIN timeline t ON t.id = n.timeline_id "
+            "WHERE n.channel = ? AND n.destination = ? AND n.due_at IS NOT NULL AND n.due_at <= ? "
+            f"AND {free} "
+            "AND NOT EXISTS (SELECT 1 FROM notifications p WHERE p.incident_id = n.incident_id "
+            "  AND p.channel = n.channel AND p.destination = n.destination "
+            "  AND p.due_at IS NOT NULL AND p.seq < n.seq) "
+            "ORDER BY n.due_at, n.seq LIMIT ?")
+
+
+#: Free to the router whose lease is the parameter: held by no lease, or by an earlier router's.
+FREE_TO_ROUTER = "(n.lease IS NULL OR n.lease != ?)"
+#: :func:`due_sql` for one server: the parameters are channel, destination, now, lease, limit.
+DUE_SQL = due_sql(FREE_TO_ROUTER)
 
 _NOTIFICATION_SELECT = ("SELECT id, incident_id, channel, destination, event_type, status, attempts, "
                         "created_at, updated_at, due_at, last_error, suppressed_by, seq FROM notifications")
+
+#: An incident row written as it stands; ``{key}``, ``{value}`` and ``{update}`` add its
+#: claim on its fingerprint where replicas share the store (see :meth:`Store._write_changes`).
+_UPSERT_INCIDENT = (
+    "INSERT INTO incidents (id, fingerprint, active, state, severity, source, created_at, data, event_id{key}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?{value}) ON CONFLICT(id) DO UPDATE SET active = excluded.active, "
+    "state = excluded.state, severity = excluded.severity, data = excluded.data, event_id = excluded.event_id"
+    "{update}")
+#: An incident already stored keeps its claim (or its lack of one) while it is active and lets
+#: go of it once it is not.
+_LET_GO_OF_CLAIM = ", dedup_key = CASE WHEN excluded.active = 1 THEN incidents.dedup_key END"
 
 #: SQLite's limit on bound parameters, with room to spare.
 _CHUNK = 500
@@ -98,11 +118,32 @@ class AttemptRecord(NamedTuple):
     next_attempt_at: float | None = None
 
 
+class Conflict(Exception):
+    """Another replica sharing the store wrote first (an incident the processor read changed,
+    an alert id or a fingerprint's open incident was taken): nothing was written; decide again
+    on what the store holds now."""
+
+
+class Guard(NamedTuple):
+    """What a change batch rests on when replicas share the store (:attr:`Store.shared`): the
+    incidents the processor read, as it read them (the batch's changes to them, and the new
+    incidents that supersede them, are written only if they are still so), and whether a new
+    incident claims its fingerprint (deduplication on: one open incident per fingerprint)."""
+
+    read: Mapping[str, Incident]
+    dedup: bool
+    #: The replica writing: named in the news of the commit the other replicas hear of.
+    origin: str = ""
+
+
 class Store(ABC):
     """The store. Safe to call from any thread."""
 
     #: The spellings of this engine's SQL that differ from the other's.
     dialect: Dialect
+    #: Several servers (replicas) write this store: the processor guards its batches
+    #: (:class:`Guard`) and the router serves every destination from the store.
+    shared = False
 
     # -- engine-specific ----------------------------------------------------------------
     @abstractmethod
@@ -157,6 +198,18 @@ class Store(ABC):
             "ORDER BY i.created_at DESC LIMIT 1", (fingerprint,))
         return Incident.from_dict(json.loads(row[0])) if row else None
 
+    def active_incidents_by_fingerprint(self, fingerprints: Sequence[str]) -> dict[str, Incident]:
+        """fingerprint → its newest active incident, for those of ``fingerprints`` that have one
+        (a query per 500 fingerprints)."""
+        found: dict[str, Incident] = {}
+        for start in range(0, len(fingerprints), _CHUNK):
+            chunk = fingerprints[start:start + _CHUNK]
+            for fp, data in self._rows(
+                    f"SELECT i.fingerprint, {_INCIDENT_DATA} FROM {_INCIDENT_FROM} WHERE i.active = 1 "
+                    f"AND i.fingerprint IN ({','.join('?' * len(chunk))}) ORDER BY i.created_at", chunk):
+                found[fp] = Incident.from_dict(json.loads(data))  # the newest comes last
+        return found
+
     def count_active_incidents(self, up_to: int) -> int:
         """How many incidents are active, counting no further than ``up_to``."""
         return self._row("SELECT count(*) FROM (SELECT 1 FROM incidents WHERE active = 1 LIMIT ?) AS counted",
@@ -180,10 +233,12 @@ class Store(ABC):
             raise NotFound(f"incident {incident_id!r} not found")
         return Incident.from_dict(json.loads(row[0]))
 
-    def apply(self, changes: Sequence[Change], lease: str = "") -> Applied:
+    def apply(self, changes: Sequence[Change], lease: str = "", guard: Guard | None = None) -> Applied:
         """Write every change, its timeline events and the notifications they owe, in one
         transaction. The new notifications are leased to ``lease`` (the current router), which
-        gets them as :attr:`Applied.deliveries` instead of reading them back."""
+        gets them as :attr:`Applied.deliveries` instead of reading them back (``""``: to
+        nobody). With a ``guard`` (only a :attr:`shared` store takes one) the batch is written
+        only if what it rests on still holds, else Conflict with nothing written."""
         with self._transaction() as conn:
             return self._write_changes(conn, changes, lease)
 
@@ -217,6 +272,21 @@ class Store(ABC):
         incidents = [Incident.from_dict(json.loads(row[0])) for row in rows[:page_size]]
         token = _encode_token(rows[page_size - 1][1], rows[page_size - 1][2]) if len(rows) > page_size else ""
         return incidents, token
+
+    def changes_of(self, timeline_ids: Sequence[int]) -> list[tuple[Incident, TimelineEvent]]:
+        """The timeline entries with these ids (those still kept), in id order, each with its
+        incident as it stands now."""
+        found: list[tuple[Incident, TimelineEvent]] = []
+        for start in range(0, len(timeline_ids), _CHUNK):
+            chunk = timeline_ids[start:start + _CHUNK]
+            rows = self._rows(
+                f"SELECT e.id, e.incident_id, e.kind, e.at, e.actor, e.detail, {_INCIDENT_DATA} "
+                f"FROM timeline e JOIN {_INCIDENT_FROM} ON i.id = e.incident_id "
+                f"WHERE e.id IN ({','.join('?' * len(chunk))}) ORDER BY e.id", chunk)
+            found += [(Incident.from_dict(json.loads(data)),
+                       TimelineEvent(incident_id, EventKind(kind), _dt(at), actor, json.loads(detail), tid))  # type: ignore[arg-type]
+                      for tid, incident_id, kind, at, actor, detail, data in rows]
+        return found
 
     def timeline(self, incident_id: str) -> list[TimelineEvent]:
         self.incident(incident_id)
@@ -470,9 +540,12 @@ class Store(ABC):
         return _dt(min(oldest)) if oldest else None
 
     # -- writing changes ---------------------------------------------------------------
-    def _write_changes(self, conn: Session, changes: Sequence[Change], lease: str) -> Applied:
+    def _write_changes(self, conn: Session, changes: Sequence[Change], lease: str,
+                       claim_fingerprints: bool = False) -> Applied:
         """The rows of ``changes`` in one pass, a statement per table; each incident row is
-        written once, as it stands after its last change in the batch."""
+        written once, as it stands after its last change in the batch. With
+        ``claim_fingerprints`` the batch's newest new incident per fingerprint claims it
+        (``dedup_key``), and an incident that stops being active lets go of its claim."""
         timeline_ids = iter(self._timeline_ids(conn, sum(len(change.events) for change in changes)))
         timeline_rows: list[tuple[Any, ...]] = []
         alert_rows: list[tuple[Any, ...]] = []
@@ -518,15 +591,19 @@ class Store(ABC):
             applied.events.append(events)
         conn.executemany("INSERT INTO timeline (id, incident_id, kind, at, actor, detail, snapshot, routing) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", timeline_rows)
-        conn.executemany(
-            "INSERT INTO incidents (id, fingerprint, active, state, severity, source, created_at, data, event_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET active = excluded.active, "
-            "state = excluded.state, severity = excluded.severity, data = excluded.data, event_id = excluded.event_id",
-            [(i.id, i.fingerprint, int(i.state.is_active), int(i.state), int(i.severity), i.source, _ts(i.created_at),
-              None if snapshot is not None else snapshot_json(i), event)
-             for i, snapshot, event in latest.values() if i.id in restated])
-        # the rest only changed data: an UPDATE naming the indexed columns would rewrite their
-        # index entries (the active fingerprint's sits on a random page) for nothing
+        rows = [(i.id, i.fingerprint, int(i.state.is_active), int(i.state), int(i.severity), i.source,
+                 _ts(i.created_at), None if snapshot is not None else snapshot_json(i), event)
+                for i, snapshot, event in latest.values() if i.id in restated]
+        if claim_fingerprints:
+            claimants = {c.incident.fingerprint: c.incident.id for c in changes
+                         if c.is_new and c.incident.state.is_active}
+            conn.executemany(_UPSERT_INCIDENT.format(key=", dedup_key", value=", ?", update=_LET_GO_OF_CLAIM),
+                             [(*row, row[1] if claimants.get(row[1]) == row[0] else None) for row in rows])
+        else:
+            conn.executemany(_UPSERT_INCIDENT.format(key="", value="", update=""), rows)
+        # the rest only changed data (still active, so a claim stays as it is): an UPDATE naming
+        # the indexed columns would rewrite their index entries (the active fingerprint's sits on
+        # a random page) for nothing
         conn.executemany("UPDATE incidents SET data = ?, event_id = ? WHERE id = ?",
                          [(None if snapshot is not None else snapshot_json(i), event, i.id)
                           for i, snapshot, event in latest.values() if i.id not in restated])

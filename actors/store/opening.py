@@ -2,7 +2,8 @@
 its lock for a server, or checked for ``--check-config``.
 
 Either way a store that cannot be used stops the start with a ConfigError naming the key
-(``state.path`` or ``state.url``), and another server holding it with StoreInUse. psycopg is
+(``state.path`` or ``state.url``), and another server holding it with StoreInUse (replicas,
+``[state] replicas = true``, share a PostgreSQL store with each other only). psycopg is
 imported only when ``url`` is set: a server on SQLite runs without it installed, and one asked
 for PostgreSQL without it is told which packages to install.
 """
@@ -88,9 +89,9 @@ def _open_postgres(state: StateSettings, environ: Mapping[str, str]) -> OpenStor
     postgres = _postgres()
     conninfo, password = _conninfo(state, environ)
     with _as_config_error(state, password):
-        lock = postgres.ServerLock(conninfo, describe(state))
+        lock = postgres.ServerLock(conninfo, describe(state), state.replicas)
         try:
-            return OpenStore(postgres.PostgresStore(conninfo, state.pool_size), lock)
+            return OpenStore(postgres.PostgresStore(conninfo, state.pool_size, state.replicas), lock)
         except BaseException:
             lock.release()
             raise

@@ -13,16 +13,19 @@ so themselves: an attempt is recorded only if the row still expects it (a compar
 from __future__ import annotations
 
 import functools
+import json
+import threading
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from ..domain.changes import StoreUsage
-from ..domain.models import Delivery
-from .base import DUE_SQL, AttemptRecord, Store, leased_delivery
+from ..domain.changes import Change, StoreUsage
+from ..domain.models import Delivery, to_iso
+from .base import (_INCIDENT_DATA, _INCIDENT_FROM, DUE_SQL, AttemptRecord, Applied, Conflict, Guard, Store, due_sql,
+                   leased_delivery)
 from .dialect import POSTGRES, Session
 from .lock import StoreInUse
 from .postgres_migrations import OUR_TABLES, found_version, lock_keys, migrate
@@ -32,6 +35,21 @@ from .retention import Cursor
 FOLD_AFTER = 1000
 #: Seconds to wait for a connection of the pool (at start, and when all are busy).
 POOL_WAIT_SECS = 10.0
+#: The database's clock, which every replica reads alike (their own clocks may differ).
+_DB_NOW = "extract(epoch FROM clock_timestamp())"
+#: Free to a router of replicas sharing the store (parameters: its lease, its instance): held by
+#: no lease, or by an earlier router of its own instance, or by a replica no longer alive.
+_FREE_TO_REPLICA = (
+    "(n.lease IS NULL OR (n.lease != ? AND (split_part(n.lease, ':', 1) = ? OR NOT EXISTS ("
+    "SELECT 1 FROM replicas r WHERE r.instance = split_part(n.lease, ':', 1) "
+    f"AND r.alive_until >= {_DB_NOW}))))")
+_SHARED_DUE_SQL = due_sql(_FREE_TO_REPLICA)
+#: Timeline ids per NOTIFY (its payload holds under 8000 bytes).
+_IDS_PER_NOTIFY = 400
+#: How often a listener looks whether it is asked to stop.
+_LISTEN_WAKE_SECS = 0.5
+#: Seconds a replica's row is kept after it was last alive (its leases are free long before).
+_FORGET_REPLICA_SECS = 86400.0
 
 
 @functools.lru_cache(maxsize=1024)
@@ -62,13 +80,18 @@ class PostgresStore(Store):
 
     dialect = POSTGRES
 
-    def __init__(self, conninfo: str, pool_size: int = 10) -> None:
+    def __init__(self, conninfo: str, pool_size: int = 10, shared: bool = False) -> None:
         """Bring the schema to the current version (under the migration lock), then open a
-        pool of up to ``pool_size`` connections. Raises psycopg.Error when the database cannot
-        be reached or changed, SchemaError when its schema is not ours to use; nothing is
-        left open then. ``conninfo`` may hold the password: it is never logged or shown."""
+        pool of up to ``pool_size`` connections; ``shared``: replicas write this store too.
+        Raises psycopg.Error when the database cannot be reached or changed, SchemaError when
+        its schema is not ours to use; nothing is left open then. ``conninfo`` may hold the
+        password: it is never logged or shown."""
+        self.shared = shared
+        self._conninfo = conninfo
         with psycopg.connect(conninfo, autocommit=True) as conn:
             migrate(conn)
+            #: The channel of this store's news to replicas (NOTIFY is per database).
+            self._channel = "im_changes_%d" % (lock_keys(conn, "changes")[1] & 0xFFFFFFFF)
         self._pool = ConnectionPool(conninfo, min_size=1, max_size=pool_size, kwargs={"autocommit": True},
                                     timeout=POOL_WAIT_SECS, name="incident-store", open=True)
         try:
@@ -104,14 +127,85 @@ class PostgresStore(Store):
     def lease_due(self, channel: str, destination: str, now: float, limit: int, lease: str) -> list[Delivery]:
         """As :meth:`Store.lease_due`, in one transaction that locks the rows it chooses and
         skips those another transaction holds (``FOR UPDATE SKIP LOCKED``): a row being
-        recorded or leased elsewhere is left for the next pull instead of waited for."""
+        recorded or leased elsewhere is left for the next pull instead of waited for. Shared
+        by replicas, a row another replica holds is free only once that replica is no longer
+        alive (:meth:`beat`); ``lease`` is ``"<instance>:<epoch>"``."""
         with self._transaction() as conn:
-            rows = conn.execute(DUE_SQL + " FOR UPDATE OF n SKIP LOCKED",
-                                (channel, destination, now, lease, limit)).fetchall()
+            if self.shared:
+                rows = conn.execute(_SHARED_DUE_SQL + " FOR UPDATE OF n SKIP LOCKED",
+                                    (channel, destination, now, lease, lease.partition(":")[0], limit)).fetchall()
+            else:
+                rows = conn.execute(DUE_SQL + " FOR UPDATE OF n SKIP LOCKED",
+                                    (channel, destination, now, lease, limit)).fetchall()
             if rows:
                 conn.execute("UPDATE notifications SET lease = ? WHERE id = ANY(?)",
                              (lease, [row[0] for row in rows]))
         return [leased_delivery(row, channel, destination, lease) for row in rows]
+
+    def apply(self, changes: Sequence[Change], lease: str = "", guard: Guard | None = None) -> Applied:
+        """As :meth:`Store.apply`; with a ``guard``, first locks the incidents the processor
+        read (in id order, so two replicas never deadlock) and checks they are as it read them,
+        lets the incidents the batch supersedes go of their fingerprint, then writes, telling
+        the other replicas of its timeline entries when it commits (:meth:`listen`). Raises
+        Conflict, nothing written, when one changed or when a unique key (an alert id, a
+        fingerprint's claim) was taken by another replica first."""
+        if guard is None:
+            return super().apply(changes, lease)
+        try:
+            with self._transaction() as conn:
+                _hold(conn, changes, guard)
+                applied = self._write_changes(conn, changes, lease, claim_fingerprints=guard.dedup)
+                self._announce(conn, guard.origin, [e.id for events in applied.events for e in events])
+                return applied
+        except psycopg.errors.UniqueViolation as error:
+            raise Conflict(f"another replica wrote first ({error.diag.constraint_name})") from None
+
+    # -- replicas ------------------------------------------------------------------------
+    def beat(self, instance: str, lease_secs: float, report: str) -> None:
+        """Say replica ``instance`` is alive for ``lease_secs`` more seconds (by the
+        database's clock), with its report (JSON: actors, in flight); forget replicas gone
+        for a day."""
+        with self._transaction() as conn:
+            conn.execute(f"INSERT INTO replicas (instance, started_at, alive_until, report) "
+                         f"VALUES (?, {_DB_NOW}, {_DB_NOW} + ?, ?) ON CONFLICT (instance) DO UPDATE "
+                         "SET alive_until = excluded.alive_until, report = excluded.report",
+                         (instance, lease_secs, report))
+            conn.execute(f"DELETE FROM replicas WHERE alive_until < {_DB_NOW} - ?", (_FORGET_REPLICA_SECS,))
+
+    def _announce(self, conn: _Session, origin: str, timeline_ids: list[int]) -> None:
+        """NOTIFY the store's channel, delivered when the transaction commits (never if it is
+        rolled back): ``"<origin> <id> <id> …"``, split to fit PostgreSQL's payload limit."""
+        for start in range(0, len(timeline_ids), _IDS_PER_NOTIFY):
+            ids = " ".join(map(str, timeline_ids[start:start + _IDS_PER_NOTIFY]))
+            conn.execute("SELECT pg_notify(?, ?)", (self._channel, f"{origin} {ids}"))
+
+    def listen(self, instance: str, on_changes: Callable[[list[int]], None], stop: threading.Event,
+               listening: threading.Event) -> None:
+        """Until ``stop`` is set, call ``on_changes`` with the timeline ids each commit of
+        another replica wrote, as it commits (LISTEN on a connection of its own; ``listening``
+        is set once it listens). Raises psycopg.Error when the connection is lost (what was
+        committed meanwhile is not heard of)."""
+        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+            conn.execute(f'LISTEN "{self._channel}"')
+            listening.set()
+            while not stop.is_set():
+                for notice in conn.notifies(timeout=_LISTEN_WAKE_SECS):
+                    origin, _, ids = notice.payload.partition(" ")
+                    if origin != instance and ids:
+                        on_changes([int(i) for i in ids.split()])
+                    if stop.is_set():
+                        break
+
+    def leave(self, instance: str) -> None:
+        """Replica ``instance`` stopped: whatever it still held is free to the others now."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM replicas WHERE instance = ?", (instance,))
+
+    def replicas(self) -> list[tuple[str, float, float, str]]:
+        """(instance, started at, seconds it stays alive from now, its last report) of every
+        replica alive now, oldest first."""
+        return self._rows(f"SELECT instance, started_at, alive_until - {_DB_NOW}, report FROM replicas "
+                          f"WHERE alive_until >= {_DB_NOW} ORDER BY started_at, instance")
 
     def record_attempts(self, records: Sequence[AttemptRecord]) -> list[bool]:
         """As :meth:`Store.record_attempts`; a NUL in an outcome's text (PostgreSQL's text
@@ -162,30 +256,56 @@ def inspect(conninfo: str) -> tuple[int, str]:
 
 
 class ServerLock:
-    """One server per PostgreSQL store (database and schema) until replicas can share one:
-    a session-level advisory lock, on a connection of its own, held until :meth:`release`
-    or until that session ends (a server that dies, ``kill -9`` included, lets go at once)."""
+    """One server per PostgreSQL store (database and schema), or any number of replicas: a
+    session-level advisory lock, exclusive for a lone server and shared by replicas, on a
+    connection of its own, held until :meth:`release` or until that session ends (a server
+    that dies, ``kill -9`` included, lets go at once)."""
 
-    def __init__(self, conninfo: str, shown_as: str) -> None:
-        """Take the lock now. Raises StoreInUse if another server holds it, psycopg.Error if
-        the database cannot be reached."""
+    def __init__(self, conninfo: str, shown_as: str, replicas: bool = False) -> None:
+        """Take the lock now. Raises StoreInUse if a server holds it that this one cannot
+        share it with, psycopg.Error if the database cannot be reached."""
         self._conn: psycopg.Connection[Any] | None = psycopg.connect(conninfo, autocommit=True)
+        take = "pg_try_advisory_lock_shared" if replicas else "pg_try_advisory_lock"
         try:
-            taken = self._conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                                       lock_keys(self._conn, "server")).fetchone()[0]
+            taken = self._conn.execute(f"SELECT {take}(%s, %s)", lock_keys(self._conn, "server")).fetchone()[0]
         except BaseException:
             self.release()
             raise
         if not taken:
             self.release()
-            raise StoreInUse(f"the store {shown_as} is in use by another server (it holds the store's "
-                             "advisory lock); one server per store")
+            raise StoreInUse(
+                f"the store {shown_as} is in use by a server without [state] replicas = true (it holds "
+                "the store's advisory lock alone); replicas share a store only with replicas" if replicas else
+                f"the store {shown_as} is in use by another server (it holds the store's advisory lock); one "
+                "server per store unless every one of them sets [state] replicas = true")
 
     def release(self) -> None:
         """Let the next server have the store; harmless when already released."""
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _hold(conn: _Session, changes: Sequence[Change], guard: Guard) -> None:
+    """Lock the incidents ``guard`` read and check each is still as read (its ``updated_at``);
+    the ones the batch opens a new incident in place of let go of their fingerprint's claim.
+    Conflict when one changed or is gone."""
+    if not guard.read:
+        return
+    ids = sorted(guard.read)
+    conn.execute("SELECT id FROM incidents WHERE id = ANY(?) ORDER BY id FOR UPDATE", (ids,))
+    stored = dict(conn.execute(f"SELECT i.id, {_INCIDENT_DATA} FROM {_INCIDENT_FROM} WHERE i.id = ANY(?)",
+                               (ids,)).fetchall())
+    for incident_id, incident in guard.read.items():
+        data = stored.get(incident_id)
+        if data is None or json.loads(data)["updated_at"] != to_iso(incident.updated_at):
+            raise Conflict(f"incident {incident_id} changed since it was read")
+    if guard.dedup:
+        changed = {change.incident.id for change in changes}
+        opened = {change.incident.fingerprint for change in changes if change.is_new}
+        superseded = [i.id for i in guard.read.values() if i.id not in changed and i.fingerprint in opened]
+        if superseded:
+            conn.execute("UPDATE incidents SET dedup_key = NULL WHERE id = ANY(?)", (superseded,))
 
 
 def _without_nul(record: AttemptRecord) -> AttemptRecord:

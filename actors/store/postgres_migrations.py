@@ -35,11 +35,14 @@ STEPS: tuple[str, ...] = (
     "ends_at DOUBLE PRECISION NOT NULL, created_by TEXT NOT NULL, comment TEXT NOT NULL, "
     "created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL, "
     "released INTEGER NOT NULL DEFAULT 0)",
+    # 4 → 5: the replicas sharing the store, each alive until its heartbeat lapses
+    "CREATE TABLE replicas (instance TEXT PRIMARY KEY, started_at DOUBLE PRECISION NOT NULL, "
+    "alive_until DOUBLE PRECISION NOT NULL, report TEXT NOT NULL DEFAULT '{}')",
 )
 VERSION = len(STEPS)
 #: Tables whose presence without a ``schema_version`` means someone else's tables are here.
 OUR_TABLES = ("incidents", "alerts", "timeline", "notifications", "notification_counts", "attempts",
-              "channel_state", "silences")
+              "channel_state", "silences", "replicas")
 
 
 class SchemaError(Exception):

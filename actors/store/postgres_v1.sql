@@ -15,7 +15,7 @@ CREATE TABLE incidents (
     -- timeline row event_id (the last event that notified), so each snapshot is stored once.
     data        TEXT,
     event_id    BIGINT,
-    -- For replicas (not written yet): the fingerprint while this incident is the one that
+    -- Written by replicas ([state] replicas): the fingerprint while this incident is the one that
     -- takes its alerts, so two replicas cannot both open an incident for it.
     dedup_key   TEXT
 );
@@ -46,7 +46,7 @@ CREATE INDEX timeline_incident ON timeline (incident_id, id);
 -- The outbox: one row per (event, receiver). due_at is set while the row is owed. lease names
 -- the router that holds the row ("<server instance>:<router epoch>"); a row whose lease names
 -- anyone but the current router is free to take. Settling a row clears its lease.
--- lease_until is for replicas (not written yet): when a lease held by a live replica lapses.
+-- lease_until is unused: a replica's leases lapse with its heartbeat (the replicas table, v3).
 CREATE TABLE notifications (
     seq          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     id           TEXT COLLATE "C" NOT NULL UNIQUE,

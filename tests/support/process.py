@@ -15,17 +15,18 @@ _LISTENING = re.compile(r"listening on [\d.]+:(\d+)")
 class ServerProcess:
     """``server.py --config <path>``; :meth:`start` returns once it prints its port."""
 
-    def __init__(self, config_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config_path: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         self.config_path = config_path
         self.env = env
+        self.args = args
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
         self.output: list[str] = []
 
     def start(self, timeout: float = 30.0) -> "ServerProcess":
         self.output = []
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "server.py"), "--config", str(self.config_path)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        command = [sys.executable, str(ROOT / "server.py"), "--config", str(self.config_path), *self.args]
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
                                      env=self.env)
         lines: queue.Queue[str | None] = queue.Queue()
 
