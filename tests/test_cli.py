@@ -22,7 +22,7 @@ from actors.domain.models import utc_now
 from actors.engine import Engine
 from actors.events import DeliverySettled
 from actors import processor
-from actors.cli import prometheus
+from actors.cli import prometheus, render
 from protos import alerts_pb2, incidents_pb2, notifications_pb2
 from tests.support import exposition
 from tests.support.http_receiver import HttpReceiver, Recorded, Reply
@@ -452,7 +452,8 @@ def test_stats_in_the_prometheus_format_parse_line_by_line_and_match_get_stats(t
     (webhook_stats,) = stats.channels
     assert {status: parsed.value("incident_manager_notifications", channel="webhook", status=status)
             for status in prometheus.STATUSES} == {
-        "queued": 0, "in_flight": 0, "retrying": 0, "delivered": 1, "skipped": 0, "dead": 0}
+        "queued": 0, "in_flight": 0, "retrying": 0, "delivered": 1, "skipped": 0, "dead": 0, "silenced": 0,
+        "inhibited": 0}
     assert parsed.value("incident_manager_notification_latency_seconds", channel="webhook", quantile="0.99") == \
         pytest.approx(webhook_stats.latency_p99_ms / 1000) != 0
     assert {a.name for a in stats.actors} == {labels["actor"] for labels in parsed.series("incident_manager_actor_up")}
@@ -470,6 +471,18 @@ def test_prometheus_label_values_are_escaped_and_a_dead_actor_is_down():
     assert parsed.value("incident_manager_notification_latency_seconds", channel='web"hook', quantile="0.5") == 0.0015
     assert (parsed.value("incident_manager_actor_up", actor=odd),
             parsed.value("incident_manager_actor_restarts_total", actor=odd)) == (0, 4)
+
+
+def test_stats_show_what_silences_and_inhibition_held_in_the_table_and_the_prometheus_format():
+    stats = notifications_pb2.Stats(channels=[notifications_pb2.ChannelStats(
+        channel="webhook", delivered=7, silenced=3, inhibited=2, enabled=True, destinations=["default"])])
+    header, row = render.stats(stats).splitlines()[:2]
+    assert dict(zip(header.split(), row.split())) == {
+        "CHANNEL": "webhook", "QUEUED": "0", "IN_FLIGHT": "0", "RETRYING": "0", "DELIVERED": "7", "SKIPPED": "0",
+        "DEAD": "0", "SILENCED": "3", "INHIBITED": "2", "P50_MS": "0.0", "P99_MS": "0.0", "DESTINATIONS": "1"}
+    parsed = exposition.parse(prometheus.exposition(stats))
+    assert (parsed.value("incident_manager_notifications", channel="webhook", status="silenced"),
+            parsed.value("incident_manager_notifications", channel="webhook", status="inhibited")) == (3, 2)
 
 
 def test_the_exposition_reader_refuses_what_the_format_forbids():

@@ -12,7 +12,7 @@ from typing import Any, Iterable, NamedTuple
 from protos import notifications_pb2
 
 PREFIX = "incident_manager_"
-STATUSES = ("queued", "in_flight", "retrying", "delivered", "skipped", "dead")
+STATUSES = ("queued", "in_flight", "retrying", "delivered", "skipped", "dead", "silenced", "inhibited")
 QUANTILES = (("0.5", "latency_p50_ms"), ("0.99", "latency_p99_ms"))
 
 

@@ -146,10 +146,10 @@ def event(e: incidents_pb2.IncidentEvent) -> str:
 def stats(s: notifications_pb2.Stats) -> str:
     """Channels (with the number of destinations, or "disabled"), any warning about a
     channel that delivers nowhere, then actors, then the store."""
-    channels = table(("CHANNEL", "QUEUED", "IN_FLIGHT", "RETRYING", "DELIVERED", "SKIPPED", "DEAD", "P50_MS", "P99_MS",
-                      "DESTINATIONS"),
-                     ((c.channel, c.queued, c.in_flight, c.retrying, c.delivered, c.skipped, c.dead,
-                       f"{c.latency_p50_ms:.1f}", f"{c.latency_p99_ms:.1f}",
+    channels = table(("CHANNEL", "QUEUED", "IN_FLIGHT", "RETRYING", "DELIVERED", "SKIPPED", "DEAD", "SILENCED",
+                      "INHIBITED", "P50_MS", "P99_MS", "DESTINATIONS"),
+                     ((c.channel, c.queued, c.in_flight, c.retrying, c.delivered, c.skipped, c.dead, c.silenced,
+                       c.inhibited, f"{c.latency_p50_ms:.1f}", f"{c.latency_p99_ms:.1f}",
                        len(c.destinations) if c.enabled else "disabled") for c in s.channels)) \
         if s.channels else "no channels enabled"
     channels += "".join(f"\nwarning: {clean(c.warning)}" for c in s.channels if c.warning)
