@@ -160,3 +160,16 @@ group_interval_secs = 0.5
             server.stop()
     assert incident_ids(sent.json()) == before
     assert incident_ids(second.json()) == later
+
+
+def test_a_silenced_incident_takes_no_share_of_its_group_and_is_recorded_silenced(tmp_path):
+    from tests.test_silences import notifications_of, silence
+    with HttpReceiver() as rx, running(grouped_settings(tmp_path, rx.url + "/hook")) as (_, _, client):
+        held = silence(client, 'service="db"')
+        silenced = submit(client, 0, 3)
+        heard = submit(client, 10, 1, service="web")
+        (body,) = [request.json() for request in rx.wait_for(1)]  # the web group, after its group_wait
+        rows = [notifications_of(client, incident_id) for incident_id in silenced]
+    assert incident_ids(body) == heard
+    assert [[(n.status, n.suppressed_by, n.destination) for n in of] for of in rows] == \
+        [[(notifications_pb2.SILENCED, held.id, "team")]] * 3
