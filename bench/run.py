@@ -759,13 +759,18 @@ class Bench:
         reqs = [make_alert(f"{tag}-{i}", f"storm {tag} fp{i % fps}", i % fps) for i in range(n)]
         s = self.server()
         s.start()
+        profiler = None
         try:
             s.warmup(self.rx)
+            if self.a.py_spy and run == 0:
+                profiler = self.start_py_spy(s.pid, "storm")
             cpu0 = s.cpu()
             t0 = mono()
             acks = submit_batches(s, reqs, timeout=self.limit(n))
             t_end = acks["t_last_ack"] or mono()
             cpu1 = s.cpu()
+            if profiler is not None:
+                self.stop_py_spy(profiler)
             self.rx.wait_count(fps, timeout=30)
             self.rx.wait_quiet(1.0, timeout=10)  # give any extra notification time to show up
             arrivals = [a for a in self.rx.dump() if a[1] and a[1].startswith(f"storm {tag} ")]
@@ -1365,7 +1370,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--silences", type=int, default=DEFAULT_SILENCES, metavar="N",
                     help=f"active silences in the silences phase (default {DEFAULT_SILENCES:,}): the burst again "
                          "with that many silences none of which holds, each run right after the plain burst's")
-    ap.add_argument("--py-spy", action="store_true", help="profile the server during the first burst (py-spy raw output)")
+    ap.add_argument("--py-spy", action="store_true", help="profile the server during the first storm and the first burst (py-spy raw output, one file per phase)")
     ap.add_argument("--results", default=str(HERE / "results"), help="output directory (default bench/results)")
     ap.add_argument("--tmpdir", default=tempfile.gettempdir())
     ap.add_argument("--keep-tmp", action="store_true")

@@ -16,7 +16,7 @@ STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 
 # layer → what its modules may import besides the stdlib (prefixes of module names)
 RULES: dict[str, tuple[str, ...]] = {
-    "actors.domain": ("actors.domain",),
+    "actors.domain": ("actors.domain", "orjson"),
     "actors.formatting": ("actors.domain", "actors.formatting", "jinja2", "markupsafe"),
     "actors.channels": ("actors.domain", "actors.formatting", "actors.channels", "structlog"),
     "actors.store": ("actors.domain", "actors.store", "psycopg", "psycopg_pool"),

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import enum
 import functools
-import json
 import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Mapping
+
+from .jsontext import ascii_compact, parse
 
 
 def new_id() -> str:
@@ -245,13 +246,10 @@ class Incident:
         )
 
 
-_SNAPSHOT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
-
-
 def snapshot_json(incident: Incident) -> str:
     """The incident's snapshot as compact, ASCII-only JSON: the one serialisation of an event's
     snapshot, stored once and embedded as-is in webhook bodies (never fails on odd text)."""
-    return _SNAPSHOT_ENCODER.encode(incident.to_dict())
+    return ascii_compact(incident.to_dict())
 
 
 class EventKind(str, enum.Enum):
@@ -335,7 +333,7 @@ class GroupContent:
     snapshots: tuple[str, ...]
 
     def incidents(self) -> list[Incident]:
-        return [Incident.from_dict(json.loads(snapshot)) for snapshot in self.snapshots]
+        return [Incident.from_dict(parse(snapshot)) for snapshot in self.snapshots]
 
     def describe(self) -> str:
         """``service=db, env=prod`` (the group's labels), for a subject or a header."""

@@ -24,13 +24,13 @@ route that would have sent it; :attr:`Decision.reason` says each in words.
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from .config import CHANNELS, DEFAULT_RECEIVER, Settings
 from .destinations import channel_targets
 from .grouping import GROUPED_CHANNELS, Grouping
+from .jsontext import ascii_compact, parse
 from .models import Incident, Severity
 from .routes import Route, Tree, compile_tree
 
@@ -102,7 +102,7 @@ class Decision:
 def record_of(decisions: Iterable[Decision]) -> str:
     """The decisions as the JSON text stored with their event ("" when there are none)."""
     items = [decision.to_dict() for decision in decisions]
-    return json.dumps(items, separators=(",", ":")) if items else ""
+    return ascii_compact(items) if items else ""
 
 
 def decisions_in(record: str | None) -> tuple[Decision, ...]:
@@ -111,7 +111,7 @@ def decisions_in(record: str | None) -> tuple[Decision, ...]:
     if not record:
         return ()
     try:
-        return tuple(Decision.from_dict(item) for item in json.loads(record))
+        return tuple(Decision.from_dict(item) for item in parse(record))
     except (KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"not a routing record: {error}") from None
 

@@ -19,7 +19,6 @@ router's in-memory window is full.
 from __future__ import annotations
 
 import base64
-import json
 import math
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
@@ -29,6 +28,7 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 from ..domain.changes import Change, ChannelCounts, IncidentQuery, NotificationRecord, StoreUsage
 from ..domain.errors import IllegalTransition, InvalidArgument, NotFound
 from ..domain.grouping import GROUP_EVENT, GroupSlot
+from ..domain.jsontext import compact, parse
 from ..domain.models import (Attempt, Delivery, DeliveryStatus, EventKind, GroupContent, Incident, Outcome,
                              OutcomeKind, TimelineEvent, new_id, snapshot_json)
 from ..domain.routing import Decision, decisions_in
@@ -86,8 +86,6 @@ def _dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, timezone.utc)
 
 
-#: Compact JSON; one encoder for every call (``json.dumps`` with options builds one per call).
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class Applied(NamedTuple):
@@ -196,7 +194,7 @@ class Store(ABC):
         row = self._row(
             f"SELECT {_INCIDENT_DATA} FROM {_INCIDENT_FROM} WHERE i.fingerprint = ? AND i.active = 1 "
             "ORDER BY i.created_at DESC LIMIT 1", (fingerprint,))
-        return Incident.from_dict(json.loads(row[0])) if row else None
+        return Incident.from_dict(parse(row[0])) if row else None
 
     def active_incidents_by_fingerprint(self, fingerprints: Sequence[str]) -> dict[str, Incident]:
         """fingerprint → its newest active incident, for those of ``fingerprints`` that have one
@@ -207,7 +205,7 @@ class Store(ABC):
             for fp, data in self._rows(
                     f"SELECT i.fingerprint, {_INCIDENT_DATA} FROM {_INCIDENT_FROM} WHERE i.active = 1 "
                     f"AND i.fingerprint IN ({','.join('?' * len(chunk))}) ORDER BY i.created_at", chunk):
-                found[fp] = Incident.from_dict(json.loads(data))  # the newest comes last
+                found[fp] = Incident.from_dict(parse(data))  # the newest comes last
         return found
 
     def count_active_incidents(self, up_to: int) -> int:
@@ -224,14 +222,14 @@ class Store(ABC):
         rows = self._rows(
             f"SELECT {_INCIDENT_DATA} FROM {_INCIDENT_FROM} WHERE i.active = 1 ORDER BY i.created_at LIMIT ?",
             (limit,))
-        return [Incident.from_dict(json.loads(row[0])) for row in rows]
+        return [Incident.from_dict(parse(row[0])) for row in rows]
 
     def incident(self, incident_id: str) -> Incident:
         """The incident; raises NotFound if there is none with this id."""
         row = self._row(f"SELECT {_INCIDENT_DATA} FROM {_INCIDENT_FROM} WHERE i.id = ?", (incident_id,))
         if row is None:
             raise NotFound(f"incident {incident_id!r} not found")
-        return Incident.from_dict(json.loads(row[0]))
+        return Incident.from_dict(parse(row[0]))
 
     def apply(self, changes: Sequence[Change], lease: str = "", guard: Guard | None = None) -> Applied:
         """Write every change, its timeline events and the notifications they owe, in one
@@ -269,7 +267,7 @@ class Store(ABC):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY i.created_at DESC, i.id DESC LIMIT ?"
         rows = self._rows(sql, (*params, page_size + 1))
-        incidents = [Incident.from_dict(json.loads(row[0])) for row in rows[:page_size]]
+        incidents = [Incident.from_dict(parse(row[0])) for row in rows[:page_size]]
         token = _encode_token(rows[page_size - 1][1], rows[page_size - 1][2]) if len(rows) > page_size else ""
         return incidents, token
 
@@ -283,8 +281,8 @@ class Store(ABC):
                 f"SELECT e.id, e.incident_id, e.kind, e.at, e.actor, e.detail, {_INCIDENT_DATA} "
                 f"FROM timeline e JOIN {_INCIDENT_FROM} ON i.id = e.incident_id "
                 f"WHERE e.id IN ({','.join('?' * len(chunk))}) ORDER BY e.id", chunk)
-            found += [(Incident.from_dict(json.loads(data)),
-                       TimelineEvent(incident_id, EventKind(kind), _dt(at), actor, json.loads(detail), tid))  # type: ignore[arg-type]
+            found += [(Incident.from_dict(parse(data)),
+                       TimelineEvent(incident_id, EventKind(kind), _dt(at), actor, parse(detail), tid))  # type: ignore[arg-type]
                       for tid, incident_id, kind, at, actor, detail, data in rows]
         return found
 
@@ -292,7 +290,7 @@ class Store(ABC):
         self.incident(incident_id)
         rows = self._rows("SELECT id, kind, at, actor, detail FROM timeline WHERE incident_id = ? ORDER BY id",
                           (incident_id,))
-        return [TimelineEvent(incident_id, EventKind(kind), _dt(at), actor, json.loads(detail), tid)  # type: ignore[arg-type]
+        return [TimelineEvent(incident_id, EventKind(kind), _dt(at), actor, parse(detail), tid)  # type: ignore[arg-type]
                 for tid, kind, at, actor, detail in rows]
 
     # -- router side -------------------------------------------------------------------
@@ -356,7 +354,7 @@ class Store(ABC):
         """What the channel stored for this incident and destination ({} when nothing)."""
         row = self._row("SELECT data FROM channel_state WHERE channel = ? AND destination = ? AND incident_id = ?",
                         (channel, destination, incident_id))
-        return json.loads(row[0]) if row else {}
+        return parse(row[0]) if row else {}
 
     def record_attempts(self, records: Sequence[AttemptRecord]) -> list[bool]:
         """Record finished attempts, all in one transaction: each attempt, its notification's new
@@ -408,7 +406,7 @@ class Store(ABC):
                                            reminder_due)
                 conn.execute("UPDATE notification_groups SET open_id = ? WHERE id = ?", (reminder, group_id))
         latest = dict(items or active)  # the last snapshot of each incident, in the order they joined
-        return ClosedGroup(GroupContent(route, json.loads(key), tuple(latest), tuple(latest.values())), reminder_due)
+        return ClosedGroup(GroupContent(route, parse(key), tuple(latest), tuple(latest.values())), reminder_due)
 
     # -- API side ----------------------------------------------------------------------
     def notification(self, notification_id: str) -> NotificationRecord:
@@ -500,7 +498,7 @@ class Store(ABC):
                 "released) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
                 "matchers = excluded.matchers, starts_at = excluded.starts_at, ends_at = excluded.ends_at, "
                 "comment = excluded.comment, updated_at = excluded.updated_at, released = excluded.released",
-                (silence.id, _dumps(list(silence.matchers)), _ts(silence.starts_at), _ts(silence.ends_at),
+                (silence.id, compact(list(silence.matchers)), _ts(silence.starts_at), _ts(silence.ends_at),
                  silence.created_by, silence.comment, _ts(silence.created_at), _ts(silence.updated_at),
                  int(silence.released)))
 
@@ -566,7 +564,7 @@ class Store(ABC):
                     snapshot = snapshot if snapshot is not None else snapshot_json(incident)
                     snapshot_event = timeline_id
                 timeline_rows.append((timeline_id, incident.id, event.kind.value, at, event.actor,
-                                      _dumps(dict(event.detail)), snapshot if notifies else None,
+                                      compact(dict(event.detail)), snapshot if notifies else None,
                                       event.routing or None))
                 events.append(TimelineEvent(incident.id, event.kind, event.at, event.actor, event.detail, timeline_id))
                 for slot in event.groups if notifies else ():
@@ -587,7 +585,7 @@ class Store(ABC):
                 restated.add(incident.id)
             if change.alert is not None:
                 alert_rows.append((change.alert.alert_id, incident.id, _ts(incident.updated_at),
-                                   _dumps(change.alert.to_dict())))
+                                   compact(change.alert.to_dict())))
             applied.events.append(events)
         conn.executemany("INSERT INTO timeline (id, incident_id, kind, at, actor, detail, snapshot, routing) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", timeline_rows)
@@ -660,7 +658,7 @@ def leased_delivery(row: Sequence[Any], channel: str, destination: str, lease: s
     nid, incident_id, event_type, occurred_at, attempts, snapshot = row
     return Delivery(notification_id=nid, incident_id=incident_id, channel=channel, destination=destination,
                     event_type=event_type, occurred_at=_dt(occurred_at),  # type: ignore[arg-type]
-                    incident=Incident.from_dict(json.loads(snapshot)), attempt=attempts + 1,
+                    incident=Incident.from_dict(parse(snapshot)), attempt=attempts + 1,
                     snapshot=snapshot, lease=lease)
 
 
@@ -674,7 +672,7 @@ _SILENCE_SELECT = ("SELECT id, matchers, starts_at, ends_at, created_by, comment
 
 
 def _silence(row: Sequence[Any]) -> Silence:
-    return Silence(row[0], tuple(json.loads(row[1])), _dt(row[2]), _dt(row[3]), row[4], row[5],  # type: ignore[arg-type]
+    return Silence(row[0], tuple(parse(row[1])), _dt(row[2]), _dt(row[3]), row[4], row[5],  # type: ignore[arg-type]
                    _dt(row[6]), _dt(row[7]), bool(row[8]))  # type: ignore[arg-type]
 
 
@@ -738,7 +736,7 @@ def _write_attempt_rows(conn: Session, records: Sequence[AttemptRecord]) -> None
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(r.delivery.notification_id, r.delivery.attempt, r.at, r.outcome.kind.value, r.outcome.status_code,
           r.outcome.detail, r.duration_ms) for r in records])
-    states = [(r.delivery.channel, r.delivery.destination, r.delivery.incident_id, _dumps(dict(r.outcome.state)))
+    states = [(r.delivery.channel, r.delivery.destination, r.delivery.incident_id, compact(dict(r.outcome.state)))
               for r in records if r.outcome.state is not None]
     if states:
         conn.executemany(
@@ -763,4 +761,4 @@ def _settled_entries(record: AttemptRecord) -> list[tuple[Any, ...]]:
         detail["error"] = record.outcome.detail
     kind = EventKind.NOTIFICATION_DELIVERED if delivered else EventKind.NOTIFICATION_DEAD
     incident_ids = delivery.group.incident_ids if delivery.group is not None else (delivery.incident_id,)
-    return [(incident_id, kind.value, record.at, "notifier", _dumps(detail)) for incident_id in incident_ids]
+    return [(incident_id, kind.value, record.at, "notifier", compact(detail)) for incident_id in incident_ids]
