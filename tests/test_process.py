@@ -28,7 +28,7 @@ def alert(n: int) -> alerts_pb2.AlertRequest:
 
 def test_kill_minus_nine_mid_burst_loses_no_owed_notification(tmp_path):
     def respond(request: Recorded) -> Reply:
-        time.sleep(0.002)  # a slow receiver on purpose, so a backlog builds up
+        time.sleep(0.01)  # a slow receiver on purpose, so a backlog builds up
         return Reply()
 
     with HttpReceiver(respond) as rx:
