@@ -35,6 +35,12 @@ class Unavailable(DomainError):
     """The engine is starting or draining and takes no new work."""
 
 
+class StoreUnavailable(Unavailable):
+    """The store's database cannot be reached (PostgreSQL: its connections are lost and no new
+    one was made in time). The message says whether what was asked did not happen, or — the
+    connection lost while committing — may have happened; it never holds the connection URL."""
+
+
 class ConfigError(Exception):
     """The configuration is invalid; the message names the offending key."""
 
