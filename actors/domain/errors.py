@@ -41,6 +41,11 @@ class StoreUnavailable(Unavailable):
     connection lost while committing — may have happened; it never holds the connection URL."""
 
 
+class OutcomeUnknown(StoreUnavailable):
+    """The connection to the store's database was lost while committing: the change may or
+    may not have been made."""
+
+
 class ConfigError(Exception):
     """The configuration is invalid; the message names the offending key."""
 

@@ -32,7 +32,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..domain.changes import Change, StoreUsage
-from ..domain.errors import StoreUnavailable
+from ..domain.errors import OutcomeUnknown, StoreUnavailable
 from ..domain.models import Delivery, to_iso
 from .base import (_INCIDENT_DATA, _INCIDENT_FROM, DUE_SQL, AttemptRecord, Applied, Conflict, Guard, Store, due_sql,
                    leased_delivery)
@@ -167,7 +167,7 @@ class PostgresStore(Store):
                     if not conn.broken:
                         raise
                     if committing:
-                        raise StoreUnavailable(
+                        raise OutcomeUnknown(
                             f"the connection to the store's database was lost while committing "
                             f"({type(error).__name__}): the change may or may not have been made; "
                             "sending it again is safe where it names itself (an alert's alert_id)") from None
@@ -335,32 +335,94 @@ def inspect(conninfo: str) -> tuple[int, str]:
         return found_version(conn), conn.execute("SHOW server_version").fetchone()[0].split()[0]
 
 
+#: How often the lock's watcher looks whether it is asked to stop.
+_LOCK_WAKE_SECS = 0.25
+#: Seconds between tries to take the lock again while the database cannot be reached.
+RELOCK_SECS = 1.0
+#: TCP keepalives on the lock's connection, so that a network silently gone is noticed too
+#: (within about 11 s) and not only a session the server ended.
+_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
+
+
 class ServerLock:
     """One server per PostgreSQL store (database and schema), or any number of replicas: a
     session-level advisory lock, exclusive for a lone server and shared by replicas, on a
     connection of its own, held until :meth:`release` or until that session ends (a server
-    that dies, ``kill -9`` included, lets go at once)."""
+    that dies, ``kill -9`` included, lets go at once).
+
+    The session can also end under a live server (the database restarted, the backend was
+    terminated, the network failed), and the lock with it: :meth:`watch` notices at once and
+    takes the lock again on a new connection, unless another server took it meanwhile."""
 
     def __init__(self, conninfo: str, shown_as: str, replicas: bool = False) -> None:
         """Take the lock now. Raises StoreInUse if a server holds it that this one cannot
         share it with, psycopg.Error if the database cannot be reached."""
-        self._conn: psycopg.Connection[Any] | None = psycopg.connect(conninfo, autocommit=True)
-        take = "pg_try_advisory_lock_shared" if replicas else "pg_try_advisory_lock"
+        self._conninfo = conninfo
+        self._shown_as = shown_as
+        self._replicas = replicas
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._conn: psycopg.Connection[Any] | None = self._take()
+
+    def _take(self) -> psycopg.Connection[Any]:
+        """A new connection holding the lock. StoreInUse (nothing left open) when a server
+        holds it that this one cannot share it with; psycopg.Error when unreachable."""
+        conn = psycopg.connect(self._conninfo, autocommit=True, **_KEEPALIVES)
+        take = "pg_try_advisory_lock_shared" if self._replicas else "pg_try_advisory_lock"
         try:
-            taken = self._conn.execute(f"SELECT {take}(%s, %s)", lock_keys(self._conn, "server")).fetchone()[0]
+            taken = conn.execute(f"SELECT {take}(%s, %s)", lock_keys(conn, "server")).fetchone()[0]
         except BaseException:
-            self.release()
+            conn.close()
             raise
         if not taken:
-            self.release()
+            conn.close()
             raise StoreInUse(
-                f"the store {shown_as} is in use by a server without [state] replicas = true (it holds "
-                "the store's advisory lock alone); replicas share a store only with replicas" if replicas else
-                f"the store {shown_as} is in use by another server (it holds the store's advisory lock); one "
-                "server per store unless every one of them sets [state] replicas = true")
+                f"the store {self._shown_as} is in use by a server without [state] replicas = true (it holds "
+                "the store's advisory lock alone); replicas share a store only with replicas" if self._replicas
+                else f"the store {self._shown_as} is in use by another server (it holds the store's advisory "
+                "lock); one server per store unless every one of them sets [state] replicas = true")
+        return conn
+
+    def watch(self, on_retaken: Callable[[str], None], on_lost: Callable[[str], None]) -> None:
+        """From now on, in a thread of its own, notice at once when the lock's session ends
+        and take the lock again on a new connection (trying every ``RELOCK_SECS`` while the
+        database cannot be reached), then call ``on_retaken(reason)``. If another server took
+        it meanwhile, call ``on_lost(reason)`` (that server owns the store now: this one must
+        stop) and stop watching."""
+        self._watcher = threading.Thread(target=self._watch, args=(on_retaken, on_lost), name="store-lock",
+                                         daemon=True)
+        self._watcher.start()
+
+    def _watch(self, on_retaken: Callable[[str], None], on_lost: Callable[[str], None]) -> None:
+        while not self._stop.is_set():
+            conn = self._conn
+            if conn is None:
+                return  # released meanwhile
+            try:
+                for _ in conn.notifies(timeout=_LOCK_WAKE_SECS):
+                    pass  # nothing is sent on this connection: this waits for its end
+                continue
+            except psycopg.OperationalError as error:
+                ended = f"the store lock's session ended ({type(error).__name__})"
+            conn.close()
+            self._conn = None
+            while not self._stop.is_set():
+                try:
+                    self._conn = self._take()
+                except StoreInUse as taken:
+                    on_lost(f"{ended} and another server took the store meanwhile: {taken}")
+                    return
+                except psycopg.Error:  # still unreachable
+                    self._stop.wait(RELOCK_SECS)
+                    continue
+                on_retaken(f"{ended}; taken again")
+                break
 
     def release(self) -> None:
         """Let the next server have the store; harmless when already released."""
+        self._stop.set()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
