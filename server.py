@@ -11,7 +11,8 @@ signal exits at once (nothing is lost: every acknowledged alert and owed notific
 already committed). If supervision gives up (restart intensity exceeded), it logs why and
 exits 1. A bad configuration exits 2 with a message naming the key (so does a ``[server]
 host`` that is not a loopback address, unless ``[server] allow_insecure = true``); a port it
-cannot listen on exits 3 (checked before the store is touched); a store another server holds exits 4.
+cannot listen on exits 3 (checked before the store is touched); a store another server holds exits 4
+(at start, or later when a PostgreSQL store's lock was lost and another server took it first).
 SIGHUP re-reads the ``[server] tls_*`` files for the connections that follow.
 """
 from __future__ import annotations
@@ -156,10 +157,11 @@ def serve(settings: Settings, ready: threading.Event | None = None) -> int:
     while not stop.is_set() and not engine.failed.is_set():
         stop.wait(0.5)
     if engine.failed.is_set():
-        log.critical("supervision_gave_up", reason=engine.failure_reason)
+        if not engine.store_taken:
+            log.critical("supervision_gave_up", reason=engine.failure_reason)
         api.stop(0)
         engine.stop(grace_secs=0)
-        return EXIT_SUPERVISION
+        return EXIT_STORE_IN_USE if engine.store_taken else EXIT_SUPERVISION
     engine.stop()
     api.stop(1)
     log.info("stopped")

@@ -41,7 +41,7 @@ from .domain.channel_setup import unusable_channel
 from .domain.commands import (AddNote, AlertResult, CreateIncident, CreateSilence, ExpireSilence, ResolveIncident,
                               TransitionIncident, UpdateIncident, UpdateSilence)
 from .domain.config import Settings
-from .domain.errors import InvalidArgument, NotFound, Overloaded, Unavailable
+from .domain.errors import InvalidArgument, NotFound, Overloaded, OutcomeUnknown, Unavailable
 from .domain.models import (Alert, Attempt, Delivery, Incident, IncidentState, IncidentType, Outcome,
                             Severity, TimelineEvent, utc_now)
 from .domain.inhibition import compile_rules
@@ -100,6 +100,9 @@ class Engine:
         self.directory = ActorDirectory()
         self.failed = threading.Event()
         self.failure_reason = ""
+        #: Set with :attr:`failed` when another server took the store while this one had lost
+        #: its lock (PostgreSQL): the server exits as it does when it finds the store in use.
+        self.store_taken = False
         self._intake = threading.BoundedSemaphore(settings.processing.intake_limit)
         self._accepting = False
         self._top: pykka.ActorRef | None = None
@@ -129,6 +132,7 @@ class Engine:
         #: Every receiver's templates, for previews (each channel compiles its own to send).
         self.templates = compile_receivers(self.settings.receivers)
         self.store, self._store_lock = open_store(self.settings.state, self.environ)
+        self._store_lock.watch(self._store_lock_retaken, self._store_lock_lost)
         try:
             if self.settings.state.replicas:  # alive among the replicas before any lease is taken
                 self._heartbeat = Heartbeat(self.store, self.lease.instance, self.settings.state.replica_lease_secs,
@@ -223,6 +227,15 @@ class Engine:
         self._accepting = False
         self.failed.set()
 
+    def _store_lock_retaken(self, reason: str) -> None:
+        log.warning("store_lock_retaken", reason=reason)
+
+    def _store_lock_lost(self, reason: str) -> None:
+        """Another server owns the store now: stop taking work and say so (the server exits 4)."""
+        log.critical("store_lock_lost", reason=reason)
+        self.store_taken = True
+        self._escalated(reason)
+
     def stop_intake(self) -> None:
         """From now on every command answers Unavailable; deliveries go on."""
         self._accepting = False
@@ -296,7 +309,9 @@ class Engine:
     def _ask_processor(self, command: Any) -> Any:
         try:
             return self.directory.get("processor").ask(command, timeout=self.ask_timeout)
-        except (pykka.ActorDeadError, pykka.Timeout):
+        except (pykka.ActorDeadError, pykka.Timeout) as error:
+            if isinstance(error.__cause__, OutcomeUnknown):  # it restarts to read the store again
+                raise error.__cause__ from None
             raise Unavailable("the processor is restarting; retry") from None
 
     def _ask(self, command: Any) -> Any:

@@ -37,7 +37,7 @@ from .directory import ActorDirectory
 from .domain.changes import Change, PendingEvent, Suppression
 from .domain.config import ProcessingSettings
 from .domain.dedup import fingerprint, joins_incident, legacy_fingerprint
-from .domain.errors import IllegalTransition, InvalidArgument, Unavailable
+from .domain.errors import IllegalTransition, InvalidArgument, OutcomeUnknown, Unavailable
 from .domain.grouping import GroupSlot
 from .domain.indexes import ActiveIncidents, RecentAlerts
 from .domain.models import (Alert, DeliveryStatus, EventKind, Incident, IncidentState, Resolution,
@@ -127,6 +127,8 @@ class ProcessorActor(SupervisedActor):
                 return handler(self, message)
             except Conflict as conflict:  # only a shared store raises it
                 log.info("decided_again", actor=self.name, reason=str(conflict))
+            except OutcomeUnknown as unknown:  # the indexes may lack what was committed: a restart reloads them
+                self._crash(message, unknown)
         raise Unavailable(f"other replicas kept changing what this command rests on ({CONFLICT_RETRIES} tries); "
                           "try again")
 

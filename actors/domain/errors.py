@@ -35,6 +35,17 @@ class Unavailable(DomainError):
     """The engine is starting or draining and takes no new work."""
 
 
+class StoreUnavailable(Unavailable):
+    """The store's database cannot be reached (PostgreSQL: its connections are lost and no new
+    one was made in time). The message says whether what was asked did not happen, or — the
+    connection lost while committing — may have happened; it never holds the connection URL."""
+
+
+class OutcomeUnknown(StoreUnavailable):
+    """The connection to the store's database was lost while committing: the change may or
+    may not have been made."""
+
+
 class ConfigError(Exception):
     """The configuration is invalid; the message names the offending key."""
 

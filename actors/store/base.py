@@ -23,7 +23,7 @@ import math
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence, TypeVar
 
 from ..domain.changes import Change, ChannelCounts, IncidentQuery, NotificationRecord, StoreUsage
 from ..domain.errors import IllegalTransition, InvalidArgument, NotFound
@@ -76,6 +76,8 @@ _LET_GO_OF_CLAIM = ", dedup_key = CASE WHEN excluded.active = 1 THEN incidents.d
 
 #: SQLite's limit on bound parameters, with room to spare.
 _CHUNK = 500
+
+T = TypeVar("T")
 
 
 def _ts(moment: datetime) -> float:
@@ -157,6 +159,14 @@ class Store(ABC):
         """A ``with`` block holding one write transaction: committed at its end, rolled back
         if it raises."""
 
+    def _in_transaction(self, work: Callable[[Session], T]) -> T:
+        """``work(conn)`` in one write transaction (:meth:`_transaction`), and what it returns.
+        An engine may run ``work`` again, on a fresh connection, when its first try failed
+        before committing (PostgreSQL, a lost connection): so ``work`` does nothing but run
+        SQL on ``conn`` and build its result from what it reads."""
+        with self._transaction() as conn:
+            return work(conn)
+
     @abstractmethod
     def _timeline_ids(self, conn: Session, count: int) -> Iterable[int]:
         """``count`` new timeline ids, increasing, for rows written in this transaction."""
@@ -237,8 +247,7 @@ class Store(ABC):
         gets them as :attr:`Applied.deliveries` instead of reading them back (``""``: to
         nobody). With a ``guard`` (only a :attr:`shared` store takes one) the batch is written
         only if what it rests on still holds, else Conflict with nothing written."""
-        with self._transaction() as conn:
-            return self._write_changes(conn, changes, lease)
+        return self._in_transaction(lambda conn: self._write_changes(conn, changes, lease))
 
     def list_incidents(self, query: IncidentQuery, page_size: int, page_token: str = "") -> tuple[list[Incident], str]:
         """A page of incidents, newest first, and the token of the next page ('' at the end)."""
@@ -302,14 +311,12 @@ class Store(ABC):
         rows = self._rows(DUE_SQL, (channel, destination, now, lease, limit))
         if not rows:
             return []
-        deliveries = []
-        with self._transaction() as conn:
-            for row in rows:
-                taken = conn.execute("UPDATE notifications SET lease = ? WHERE id = ? AND due_at IS NOT NULL "
-                                     "AND (lease IS NULL OR lease != ?)", (lease, row[0], lease)).rowcount
-                if taken:
-                    deliveries.append(leased_delivery(row, channel, destination, lease))
-        return deliveries
+
+        def take(conn: Session) -> list[Delivery]:
+            return [leased_delivery(row, channel, destination, lease) for row in rows
+                    if conn.execute("UPDATE notifications SET lease = ? WHERE id = ? AND due_at IS NOT NULL "
+                                    "AND (lease IS NULL OR lease != ?)", (lease, row[0], lease)).rowcount]
+        return self._in_transaction(take)
 
     def has_free_owed(self, channel: str, destination: str, lease: str) -> bool:
         """True while some delivery owed to this destination, due or not, is held by no lease
@@ -320,16 +327,17 @@ class Store(ABC):
 
     def release(self, notification_ids: Iterable[str]) -> None:
         """Make leased deliveries free again (their router let go of them)."""
-        with self._transaction() as conn:
-            conn.executemany("UPDATE notifications SET lease = NULL WHERE id = ? AND lease IS NOT NULL",
-                             [(nid,) for nid in notification_ids])
+        rows = [(nid,) for nid in notification_ids]
+        self._in_transaction(lambda conn: conn.executemany(
+            "UPDATE notifications SET lease = NULL WHERE id = ? AND lease IS NOT NULL", rows))
 
     def give_up_unrouted(self, configured: set[tuple[str, str]], now: float) -> int:
         """Mark dead every owed delivery whose (channel, destination) is no longer configured,
         with the reason and a timeline entry each, so nothing waits forever unseen. Returns how
         many were given up; they can be re-queued once the channel is configured again."""
-        given_up = 0
-        with self._transaction() as conn:
+
+        def give_up(conn: Session) -> int:
+            given_up = 0
             owed = conn.execute("SELECT DISTINCT channel, destination FROM notifications "
                                 "WHERE due_at IS NOT NULL").fetchall()
             for channel, destination in owed:
@@ -347,7 +355,8 @@ class Store(ABC):
                     "UPDATE notifications SET status = 'dead', due_at = NULL, lease = NULL, updated_at = ?, "
                     "last_error = ? WHERE channel = ? AND destination = ? AND due_at IS NOT NULL",
                     (now, reason, channel, destination)).rowcount
-        return given_up
+            return given_up
+        return self._in_transaction(give_up)
 
     # -- sender side -------------------------------------------------------------------
     def channel_state(self, channel: str, destination: str, incident_id: str) -> dict[str, Any]:
@@ -367,10 +376,12 @@ class Store(ABC):
         let go of while the attempt was being made stays free, for the router to pull again,
         rather than held by that router without its knowing. Returns, per record, whether it
         was recorded."""
-        with self._transaction() as conn:
+
+        def record(conn: Session) -> list[bool]:
             recorded = [_claim_attempt(conn, record) for record in records]
             _write_attempt_rows(conn, [record for record, ok in zip(records, recorded) if ok])
-        return recorded
+            return recorded
+        return self._in_transaction(record)
 
     def close_group(self, notification_id: str, now: float) -> ClosedGroup:
         """What the group notification carries, for its sender's first attempt (and any later
@@ -381,7 +392,8 @@ class Store(ABC):
         ``group_interval`` after ``now``; and while an incident of the group is active, the
         next one opens at once as a reminder, due ``repeat_interval`` after ``now`` (events
         bring it forward). NotFound if it is not a group notification."""
-        with self._transaction() as conn:
+
+        def close_open(conn: Session) -> tuple[str, str, list[Any], float | None]:
             closed = conn.execute("UPDATE notification_groups SET open_id = NULL, last_sent_at = ? "
                                   "WHERE open_id = ?", (now, notification_id)).rowcount
             group = conn.execute(
@@ -405,7 +417,9 @@ class Store(ABC):
                 _insert_group_notification(conn, reminder, group_id, timeline_id, channel, destination, now,
                                            reminder_due)
                 conn.execute("UPDATE notification_groups SET open_id = ? WHERE id = ?", (reminder, group_id))
-        latest = dict(items or active)  # the last snapshot of each incident, in the order they joined
+            return route, key, items or active, reminder_due
+        route, key, members, reminder_due = self._in_transaction(close_open)
+        latest = dict(members)  # the last snapshot of each incident, in the order they joined
         return ClosedGroup(GroupContent(route, parse(key), tuple(latest), tuple(latest.values())), reminder_due)
 
     # -- API side ----------------------------------------------------------------------
@@ -462,7 +476,8 @@ class Store(ABC):
 
     def requeue(self, notification_id: str, now: float) -> NotificationRecord:
         """Make a dead notification owed again (attempt count kept); FAILED_PRECONDITION otherwise."""
-        with self._transaction() as conn:
+
+        def requeue(conn: Session) -> None:
             row = conn.execute("SELECT status FROM notifications WHERE id = ?", (notification_id,)).fetchone()
             if row is None:
                 raise NotFound(f"notification {notification_id!r} not found")
@@ -471,6 +486,7 @@ class Store(ABC):
             conn.execute("UPDATE notifications SET status = 'queued', due_at = ?, updated_at = ?, lease = NULL "
                          "WHERE id = ?",
                          (now, now, notification_id))
+        self._in_transaction(requeue)
         return self.notification(notification_id)
 
     def channel_counts(self, latency_sample: int = 1000) -> list[ChannelCounts]:
@@ -492,15 +508,14 @@ class Store(ABC):
     # -- silences ----------------------------------------------------------------------
     def save_silence(self, silence: Silence) -> None:
         """Write the silence (a new one, or a new version of one)."""
-        with self._transaction() as conn:
-            conn.execute(
+        self._in_transaction(lambda conn: conn.execute(
                 "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, created_at, updated_at, "
                 "released) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
                 "matchers = excluded.matchers, starts_at = excluded.starts_at, ends_at = excluded.ends_at, "
                 "comment = excluded.comment, updated_at = excluded.updated_at, released = excluded.released",
                 (silence.id, compact(list(silence.matchers)), _ts(silence.starts_at), _ts(silence.ends_at),
                  silence.created_by, silence.comment, _ts(silence.created_at), _ts(silence.updated_at),
-                 int(silence.released)))
+                 int(silence.released))))
 
     def silence(self, silence_id: str) -> Silence:
         """The silence; NotFound if there is none with this id."""
@@ -526,8 +541,7 @@ class Store(ABC):
         notifications and closed incidents last changed before ``cutoff``; see
         actors/store/retention.py). Returns the rows deleted and the cursor of the next batch,
         None when the pass is over."""
-        with self._transaction() as conn:
-            return prune_batch(conn, self.dialect, cutoff, max_rows, cursor)
+        return self._in_transaction(lambda conn: prune_batch(conn, self.dialect, cutoff, max_rows, cursor))
 
     def _oldest_record(self) -> datetime | None:
         """When the oldest incident or notification kept was created."""

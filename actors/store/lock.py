@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
+from typing import Callable
 
 from .files import make_private_directories
 
@@ -32,6 +33,9 @@ class StoreLock:
             self._fd = None
             raise StoreInUse(f"the store {store_path} is in use by another server "
                              f"(it holds {self.path}); one server per store") from None
+
+    def watch(self, on_retaken: Callable[[str], None], on_lost: Callable[[str], None]) -> None:
+        """Nothing to watch: a file lock is held as long as the process lives."""
 
     def release(self) -> None:
         """Let the next server have the store; harmless when already released."""

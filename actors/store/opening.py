@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from types import ModuleType
-from typing import Iterator, Mapping, NamedTuple, Protocol
+from typing import Callable, Iterator, Mapping, NamedTuple, Protocol
 
 from ..domain.config import Secret, StateSettings, read_secret
 from ..domain.errors import ConfigError
@@ -32,6 +32,8 @@ POSTGRES_PACKAGES = "pip install 'psycopg[binary]>=3.3,<3.4' 'psycopg-pool>=3.3,
 
 
 class Lock(Protocol):
+    def watch(self, on_retaken: Callable[[str], None], on_lost: Callable[[str], None]) -> None: ...
+
     def release(self) -> None: ...
 
 

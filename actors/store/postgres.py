@@ -9,6 +9,15 @@ imported only here, and this module only when a ``postgresql://`` store is confi
 Isolation is PostgreSQL's default, READ COMMITTED; the statements that must not lose a race say
 so themselves: an attempt is recorded only if the row still expects it (a compare-and-set on
 ``attempts``), and deliveries are leased with ``FOR UPDATE SKIP LOCKED``.
+
+A lost connection (the server restarted, the backend terminated, the network broke) costs
+nothing until it is used: then the pool's connections are checked, the broken ones discarded,
+and the read or the transaction is run once more on a fresh connection — a transaction that
+failed before COMMIT was rolled back by the server, so running it again is running it once.
+One that failed *during* COMMIT is not run again: whether it committed is unknown, and
+StoreUnavailable says so. When no connection can be had within ``POOL_WAIT_SECS``,
+StoreUnavailable too (the gRPC edge answers UNAVAILABLE); the pool keeps reconnecting in the
+background, so the next call after the database is back succeeds.
 """
 from __future__ import annotations
 
@@ -17,12 +26,13 @@ import json
 import threading
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..domain.changes import Change, StoreUsage
+from ..domain.errors import OutcomeUnknown, StoreUnavailable
 from ..domain.models import Delivery, to_iso
 from .base import (_INCIDENT_DATA, _INCIDENT_FROM, DUE_SQL, AttemptRecord, Applied, Conflict, Guard, Store, due_sql,
                    leased_delivery)
@@ -33,8 +43,13 @@ from .retention import Cursor
 
 #: Counter changes summed by a read before they are folded into one row per (channel, status).
 FOLD_AFTER = 1000
-#: Seconds to wait for a connection of the pool (at start, and when all are busy).
+#: Seconds to wait for a connection of the pool (at start, when all are busy, and when the
+#: database cannot be reached: then StoreUnavailable).
 POOL_WAIT_SECS = 10.0
+#: Seconds the pool keeps trying one lost connection again (backing off) before it gives up on
+#: it; the next call that finds the pool empty starts a new try, so a database back after a long
+#: outage is found again within about this long.
+RECONNECT_SECS = 10.0
 #: The database's clock, which every replica reads alike (their own clocks may differ).
 _DB_NOW = "extract(epoch FROM clock_timestamp())"
 #: Free to a router of replicas sharing the store (parameters: its lease, its instance): held by
@@ -50,6 +65,9 @@ _IDS_PER_NOTIFY = 400
 _LISTEN_WAKE_SECS = 0.5
 #: Seconds a replica's row is kept after it was last alive (its leases are free long before).
 _FORGET_REPLICA_SECS = 86400.0
+
+
+T = TypeVar("T")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -93,7 +111,8 @@ class PostgresStore(Store):
             #: The channel of this store's news to replicas (NOTIFY is per database).
             self._channel = "im_changes_%d" % (lock_keys(conn, "changes")[1] & 0xFFFFFFFF)
         self._pool = ConnectionPool(conninfo, min_size=1, max_size=pool_size, kwargs={"autocommit": True},
-                                    timeout=POOL_WAIT_SECS, name="incident-store", open=True)
+                                    timeout=POOL_WAIT_SECS, reconnect_timeout=RECONNECT_SECS,
+                                    name="incident-store", open=True)
         try:
             self._pool.wait(POOL_WAIT_SECS)
         except BaseException:
@@ -102,17 +121,74 @@ class PostgresStore(Store):
 
     # -- connections -------------------------------------------------------------------
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self._pool.connection() as conn:
-            return conn.execute(pg_sql(sql), params).fetchall()
+        return self._reading(lambda conn: conn.execute(pg_sql(sql), params).fetchall())
 
     def _row(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        with self._pool.connection() as conn:
-            return conn.execute(pg_sql(sql), params).fetchone()
+        return self._reading(lambda conn: conn.execute(pg_sql(sql), params).fetchone())
+
+    def _reading(self, read: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """``read`` on a connection of the pool; run once more on a fresh one if the
+        connection turns out lost (a read changes nothing). StoreUnavailable when that fails
+        too or no connection can be had."""
+        for last_try in (False, True):
+            with self._connection() as conn:
+                try:
+                    return read(conn)
+                except psycopg.OperationalError as error:
+                    if not conn.broken:
+                        raise
+                    if last_try:
+                        raise _lost(error) from None
+            self._pool.check()
+        raise AssertionError("unreachable")
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
-        with self._pool.connection() as conn, conn.transaction():
+        """One transaction on a connection of the pool, not run again: :meth:`_in_transaction`
+        is the one that recovers from a lost connection."""
+        with self._connection() as conn, conn.transaction():
             yield _Session(conn)
+
+    def _in_transaction(self, work: Callable[[Session], T]) -> T:
+        """As :meth:`Store._in_transaction`; when the connection is lost before COMMIT (the
+        server rolled the transaction back), ``work`` runs once more, in a new transaction on a
+        fresh connection. StoreUnavailable when that fails too, when no connection can be
+        had, or when the connection is lost during COMMIT (the message says it may have
+        committed)."""
+        for last_try in (False, True):
+            with self._connection() as conn:
+                committing = False
+                try:
+                    with conn.transaction():
+                        result = work(_Session(conn))
+                        committing = True
+                    return result
+                except psycopg.OperationalError as error:
+                    if not conn.broken:
+                        raise
+                    if committing:
+                        raise OutcomeUnknown(
+                            f"the connection to the store's database was lost while committing "
+                            f"({type(error).__name__}): the change may or may not have been made; "
+                            "sending it again is safe where it names itself (an alert's alert_id)") from None
+                    if last_try:
+                        raise _lost(error) from None
+            self._pool.check()
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of the pool (a broken one is discarded when it comes back);
+        StoreUnavailable when none can be had within ``POOL_WAIT_SECS``."""
+        try:
+            conn = self._pool.getconn()
+        except PoolTimeout:
+            raise StoreUnavailable(f"the store's database cannot be reached: no connection within "
+                                   f"{POOL_WAIT_SECS:g} s; try again") from None
+        try:
+            yield conn
+        finally:
+            self._pool.putconn(conn)
 
     def _timeline_ids(self, conn: Session, count: int) -> Iterable[int]:
         """Taken from the table's sequence, so concurrent writers never share one."""
@@ -130,7 +206,8 @@ class PostgresStore(Store):
         recorded or leased elsewhere is left for the next pull instead of waited for. Shared
         by replicas, a row another replica holds is free only once that replica is no longer
         alive (:meth:`beat`); ``lease`` is ``"<instance>:<epoch>"``."""
-        with self._transaction() as conn:
+
+        def take(conn: Session) -> list[Any]:
             if self.shared:
                 rows = conn.execute(_SHARED_DUE_SQL + " FOR UPDATE OF n SKIP LOCKED",
                                     (channel, destination, now, lease, lease.partition(":")[0], limit)).fetchall()
@@ -140,7 +217,8 @@ class PostgresStore(Store):
             if rows:
                 conn.execute("UPDATE notifications SET lease = ? WHERE id = ANY(?)",
                              (lease, [row[0] for row in rows]))
-        return [leased_delivery(row, channel, destination, lease) for row in rows]
+            return rows
+        return [leased_delivery(row, channel, destination, lease) for row in self._in_transaction(take)]
 
     def apply(self, changes: Sequence[Change], lease: str = "", guard: Guard | None = None) -> Applied:
         """As :meth:`Store.apply`; with a ``guard``, first locks the incidents the processor
@@ -151,12 +229,14 @@ class PostgresStore(Store):
         fingerprint's claim) was taken by another replica first."""
         if guard is None:
             return super().apply(changes, lease)
+
+        def write(conn: Session) -> Applied:
+            _hold(conn, changes, guard)
+            applied = self._write_changes(conn, changes, lease, claim_fingerprints=guard.dedup)
+            self._announce(conn, guard.origin, [e.id for events in applied.events for e in events])
+            return applied
         try:
-            with self._transaction() as conn:
-                _hold(conn, changes, guard)
-                applied = self._write_changes(conn, changes, lease, claim_fingerprints=guard.dedup)
-                self._announce(conn, guard.origin, [e.id for events in applied.events for e in events])
-                return applied
+            return self._in_transaction(write)
         except psycopg.errors.UniqueViolation as error:
             raise Conflict(f"another replica wrote first ({error.diag.constraint_name})") from None
 
@@ -165,14 +245,16 @@ class PostgresStore(Store):
         """Say replica ``instance`` is alive for ``lease_secs`` more seconds (by the
         database's clock), with its report (JSON: actors, in flight); forget replicas gone
         for a day."""
-        with self._transaction() as conn:
+
+        def write(conn: Session) -> None:
             conn.execute(f"INSERT INTO replicas (instance, started_at, alive_until, report) "
                          f"VALUES (?, {_DB_NOW}, {_DB_NOW} + ?, ?) ON CONFLICT (instance) DO UPDATE "
                          "SET alive_until = excluded.alive_until, report = excluded.report",
                          (instance, lease_secs, report))
             conn.execute(f"DELETE FROM replicas WHERE alive_until < {_DB_NOW} - ?", (_FORGET_REPLICA_SECS,))
+        self._in_transaction(write)
 
-    def _announce(self, conn: _Session, origin: str, timeline_ids: list[int]) -> None:
+    def _announce(self, conn: Session, origin: str, timeline_ids: list[int]) -> None:
         """NOTIFY the store's channel, delivered when the transaction commits (never if it is
         rolled back): ``"<origin> <id> <id> …"``, split to fit PostgreSQL's payload limit."""
         for start in range(0, len(timeline_ids), _IDS_PER_NOTIFY):
@@ -198,8 +280,7 @@ class PostgresStore(Store):
 
     def leave(self, instance: str) -> None:
         """Replica ``instance`` stopped: whatever it still held is free to the others now."""
-        with self._transaction() as conn:
-            conn.execute("DELETE FROM replicas WHERE instance = ?", (instance,))
+        self._in_transaction(lambda conn: conn.execute("DELETE FROM replicas WHERE instance = ?", (instance,)))
 
     def replicas(self) -> list[tuple[str, float, float, str]]:
         """(instance, started at, seconds it stays alive from now, its last report) of every
@@ -224,11 +305,10 @@ class PostgresStore(Store):
     def _fold_counts(self) -> None:
         """Replace the counter changes by their sums, one statement: changes appended
         meanwhile by other transactions are not in its snapshot and stay as they are."""
-        with self._transaction() as conn:
-            conn.execute("WITH gone AS (DELETE FROM notification_counts RETURNING channel, status, count) "
+        self._in_transaction(lambda conn: conn.execute("WITH gone AS (DELETE FROM notification_counts RETURNING channel, status, count) "
                          "INSERT INTO notification_counts (channel, status, count) "
                          "SELECT channel, status, sum(count) FROM gone GROUP BY channel, status "
-                         "HAVING sum(count) <> 0")
+                         "HAVING sum(count) <> 0"))
 
     def prune(self, cutoff: float, max_rows: int, cursor: Cursor = Cursor()) -> tuple[int, Cursor | None]:
         """As :meth:`Store.prune`; the counter changes are folded when a pass is over."""
@@ -255,38 +335,106 @@ def inspect(conninfo: str) -> tuple[int, str]:
         return found_version(conn), conn.execute("SHOW server_version").fetchone()[0].split()[0]
 
 
+#: How often the lock's watcher looks whether it is asked to stop.
+_LOCK_WAKE_SECS = 0.25
+#: Seconds between tries to take the lock again while the database cannot be reached.
+RELOCK_SECS = 1.0
+#: TCP keepalives on the lock's connection, so that a network silently gone is noticed too
+#: (within about 11 s) and not only a session the server ended.
+_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
+
+
 class ServerLock:
     """One server per PostgreSQL store (database and schema), or any number of replicas: a
     session-level advisory lock, exclusive for a lone server and shared by replicas, on a
     connection of its own, held until :meth:`release` or until that session ends (a server
-    that dies, ``kill -9`` included, lets go at once)."""
+    that dies, ``kill -9`` included, lets go at once).
+
+    The session can also end under a live server (the database restarted, the backend was
+    terminated, the network failed), and the lock with it: :meth:`watch` notices at once and
+    takes the lock again on a new connection, unless another server took it meanwhile."""
 
     def __init__(self, conninfo: str, shown_as: str, replicas: bool = False) -> None:
         """Take the lock now. Raises StoreInUse if a server holds it that this one cannot
         share it with, psycopg.Error if the database cannot be reached."""
-        self._conn: psycopg.Connection[Any] | None = psycopg.connect(conninfo, autocommit=True)
-        take = "pg_try_advisory_lock_shared" if replicas else "pg_try_advisory_lock"
+        self._conninfo = conninfo
+        self._shown_as = shown_as
+        self._replicas = replicas
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._conn: psycopg.Connection[Any] | None = self._take()
+
+    def _take(self) -> psycopg.Connection[Any]:
+        """A new connection holding the lock. StoreInUse (nothing left open) when a server
+        holds it that this one cannot share it with; psycopg.Error when unreachable."""
+        conn = psycopg.connect(self._conninfo, autocommit=True, **_KEEPALIVES)
+        take = "pg_try_advisory_lock_shared" if self._replicas else "pg_try_advisory_lock"
         try:
-            taken = self._conn.execute(f"SELECT {take}(%s, %s)", lock_keys(self._conn, "server")).fetchone()[0]
+            taken = conn.execute(f"SELECT {take}(%s, %s)", lock_keys(conn, "server")).fetchone()[0]
         except BaseException:
-            self.release()
+            conn.close()
             raise
         if not taken:
-            self.release()
+            conn.close()
             raise StoreInUse(
-                f"the store {shown_as} is in use by a server without [state] replicas = true (it holds "
-                "the store's advisory lock alone); replicas share a store only with replicas" if replicas else
-                f"the store {shown_as} is in use by another server (it holds the store's advisory lock); one "
-                "server per store unless every one of them sets [state] replicas = true")
+                f"the store {self._shown_as} is in use by a server without [state] replicas = true (it holds "
+                "the store's advisory lock alone); replicas share a store only with replicas" if self._replicas
+                else f"the store {self._shown_as} is in use by another server (it holds the store's advisory "
+                "lock); one server per store unless every one of them sets [state] replicas = true")
+        return conn
+
+    def watch(self, on_retaken: Callable[[str], None], on_lost: Callable[[str], None]) -> None:
+        """From now on, in a thread of its own, notice at once when the lock's session ends
+        and take the lock again on a new connection (trying every ``RELOCK_SECS`` while the
+        database cannot be reached), then call ``on_retaken(reason)``. If another server took
+        it meanwhile, call ``on_lost(reason)`` (that server owns the store now: this one must
+        stop) and stop watching."""
+        self._watcher = threading.Thread(target=self._watch, args=(on_retaken, on_lost), name="store-lock",
+                                         daemon=True)
+        self._watcher.start()
+
+    def _watch(self, on_retaken: Callable[[str], None], on_lost: Callable[[str], None]) -> None:
+        while not self._stop.is_set():
+            conn = self._conn
+            if conn is None:
+                return  # released meanwhile
+            try:
+                for _ in conn.notifies(timeout=_LOCK_WAKE_SECS):
+                    pass  # nothing is sent on this connection: this waits for its end
+                continue
+            except psycopg.OperationalError as error:
+                ended = f"the store lock's session ended ({type(error).__name__})"
+            conn.close()
+            self._conn = None
+            while not self._stop.is_set():
+                try:
+                    self._conn = self._take()
+                except StoreInUse as taken:
+                    on_lost(f"{ended} and another server took the store meanwhile: {taken}")
+                    return
+                except psycopg.Error:  # still unreachable
+                    self._stop.wait(RELOCK_SECS)
+                    continue
+                on_retaken(f"{ended}; taken again")
+                break
 
     def release(self) -> None:
         """Let the next server have the store; harmless when already released."""
+        self._stop.set()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
 
-def _hold(conn: _Session, changes: Sequence[Change], guard: Guard) -> None:
+def _lost(error: psycopg.OperationalError) -> StoreUnavailable:
+    """The error of an operation whose connection was lost twice: nothing of it was made."""
+    return StoreUnavailable(f"the store's database cannot be reached: the connection was lost "
+                            f"({type(error).__name__}) and so was a fresh one; nothing was changed; try again")
+
+
+def _hold(conn: Session, changes: Sequence[Change], guard: Guard) -> None:
     """Lock the incidents ``guard`` read and check each is still as read (its ``updated_at``);
     the ones the batch opens a new incident in place of let go of their fingerprint's claim.
     Conflict when one changed or is gone."""

@@ -79,3 +79,52 @@ def fresh_schema() -> Iterator[str]:
     finally:
         with admin() as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+class OwnRole:
+    """A login role of its own with a schema it owns: a store whose every connection is this
+    test's, so the test can cut them (:meth:`cut`) or keep them out (:meth:`refuse`) without
+    touching any other session on the shared server."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        parts = urllib.parse.urlsplit(URL)
+        self.url = url_in_schema(name, urllib.parse.urlunsplit(
+            parts._replace(netloc=f"{name}@{parts.hostname}:{parts.port or 5432}")))
+
+    def cut(self) -> int:
+        """Terminate every backend of this role (as a server restart or a network failure
+        would end them); returns how many there were."""
+        with admin() as conn:
+            return conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                "WHERE usename = %s AND pid <> pg_backend_pid()", (self.name,)).fetchone()[0]
+
+    def refuse(self) -> None:
+        """The database is unreachable to this role: no new connection, the open ones cut."""
+        with admin() as conn:
+            conn.execute(f'ALTER ROLE "{self.name}" NOLOGIN')
+        self.cut()
+
+    def admit(self) -> None:
+        """The database is back."""
+        with admin() as conn:
+            conn.execute(f'ALTER ROLE "{self.name}" LOGIN')
+
+
+@contextlib.contextmanager
+def own_role() -> Iterator[OwnRole]:
+    """A new role with its empty schema (see :class:`OwnRole`); both dropped afterwards."""
+    require()
+    role = OwnRole(f"im_test_{uuid.uuid4().hex[:12]}")
+    with admin() as conn:
+        conn.execute(f'CREATE ROLE "{role.name}" LOGIN')
+        conn.execute(f'CREATE SCHEMA "{role.name}" AUTHORIZATION "{role.name}"')
+    try:
+        yield role
+    finally:
+        role.admit()
+        role.cut()
+        with admin() as conn:
+            conn.execute(f'DROP SCHEMA "{role.name}" CASCADE')
+            conn.execute(f'DROP OWNED BY "{role.name}"')
+            conn.execute(f'DROP ROLE "{role.name}"')

@@ -1,0 +1,182 @@
+"""The PostgreSQL store when its connections are lost: a read or a transaction that finds its
+connection gone runs once more on a fresh one; one lost during COMMIT is not run again and says
+its outcome is unknown; a database that stays unreachable is StoreUnavailable (UNAVAILABLE over
+gRPC, never naming the URL), and the store works again once the database is back. The lock
+that keeps one server per store, lost with its session, is taken again — or, when another
+server took it meanwhile, the server stops with exit 4.
+
+Each test has a role and a schema of its own (tests/support/postgres.py, ``own_role``): it
+cuts only its own connections on the shared server."""
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import grpc
+import pytest
+
+from actors.domain.errors import OutcomeUnknown, StoreUnavailable
+from actors.domain.models import utc_now
+from actors.domain.silences import Silence
+from actors.store.lock import StoreInUse
+from actors.store.opening import open_store
+from actors.store.postgres import PostgresStore
+from actors.store.postgres_migrations import lock_keys
+from protos import alerts_pb2
+from tests.support import postgres
+from tests.support.process import ServerProcess
+from tests.support.server import make_settings, running
+from tests.support.waiting import wait_until
+from tests.test_postgres import change, state
+
+
+@pytest.fixture
+def role():
+    with postgres.own_role() as own:
+        yield own
+
+
+@pytest.fixture
+def quick_outages(monkeypatch):
+    """A store that gives up on an unreachable database after 1 s (not 10) and tries again
+    within about a second once it is back."""
+    from actors.store import postgres as engine
+
+    monkeypatch.setattr(engine, "POOL_WAIT_SECS", 1.0)
+    monkeypatch.setattr(engine, "RECONNECT_SECS", 1.0)
+
+
+def silence(name: str) -> Silence:
+    now = utc_now()
+    return Silence(name, ("service=db",), now, now + timedelta(hours=1), "t", "c", now, now, False)
+
+
+def test_reads_and_writes_on_cut_connections_run_again_on_fresh_ones(role):
+    store = PostgresStore(role.url)
+    try:
+        store.save_silence(silence("s-1"))
+        assert role.cut() >= 1
+        assert [s.id for s in store.silences()] == ["s-1"]  # a read
+        assert role.cut() >= 1
+        applied = store.apply([change("i-1")])  # a transaction
+        assert role.cut() >= 1
+        store.save_silence(silence("s-2"))
+        assert [e.id for e in store.timeline("i-1")] == [applied.events[0][0].id]  # written once
+        assert sorted(s.id for s in store.silences()) == ["s-1", "s-2"]
+    finally:
+        store.close()
+
+
+def end_backend_at_commit(role, table: str) -> None:
+    """From now on a transaction inserting into ``table`` loses its connection at COMMIT (a
+    deferred trigger terminates its own backend); ``commits_tried`` counts such COMMITs."""
+    with postgres.admin() as admin:
+        admin.execute(f'SET search_path = "{role.name}"')
+        admin.execute("CREATE SEQUENCE commits_tried")
+        admin.execute("CREATE FUNCTION end_own_backend() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                      "PERFORM nextval('commits_tried'); PERFORM pg_terminate_backend(pg_backend_pid()); "
+                      "PERFORM pg_sleep(5); RETURN NULL; END $$")
+        admin.execute(f"CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON {table} DEFERRABLE INITIALLY "
+                      "DEFERRED FOR EACH ROW EXECUTE FUNCTION end_own_backend()")
+        admin.execute(f'GRANT USAGE, SELECT ON SEQUENCE commits_tried TO "{role.name}"')
+
+
+def test_a_connection_lost_during_commit_is_not_run_again_and_says_the_outcome_is_unknown(role):
+    store = PostgresStore(role.url)
+    try:
+        end_backend_at_commit(role, "silences")
+        with pytest.raises(OutcomeUnknown, match="lost while committing.*may or may not"):
+            store.save_silence(silence("s-1"))
+        assert store._row("SELECT last_value FROM commits_tried")[0] == 1  # tried once
+    finally:
+        store.close()
+
+
+def test_a_processor_whose_commit_outcome_is_unknown_is_restarted_to_read_the_store_again(tmp_path, role):
+    settings = make_settings(tmp_path, state={"url": role.url})
+    with running(settings) as (engine, api, client):
+        end_backend_at_commit(role, "alerts")
+        with pytest.raises(grpc.RpcError) as unknown:
+            client.alerts.SubmitAlert(_alert("a-1"))
+        assert unknown.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "may or may not" in unknown.value.details()
+        wait_until(lambda: any(s.name == "processor" and s.restarts == 1 and s.alive
+                               for s in engine.actor_statuses()))
+
+
+def test_an_unreachable_database_is_store_unavailable_and_the_store_works_once_it_is_back(role, quick_outages):
+    store = PostgresStore(role.url)
+    try:
+        role.refuse()
+        for call in (store.silences, lambda: store.save_silence(silence("s-1"))):
+            with pytest.raises(StoreUnavailable, match="cannot be reached") as raised:
+                call()
+            assert role.name not in str(raised.value) and "postgresql://" not in str(raised.value)
+        role.admit()
+        wait_until(lambda: _works(lambda: store.save_silence(silence("s-2"))), timeout=10)
+        assert [s.id for s in store.silences()] == ["s-2"]
+    finally:
+        store.close()
+
+
+def test_grpc_callers_get_unavailable_while_the_database_is_down_and_nothing_accepted_is_lost(
+        tmp_path, role, quick_outages):
+    settings = make_settings(tmp_path, state={"url": role.url})
+    with running(settings) as (engine, api, client):
+        accepted = client.alerts.SubmitAlert(_alert("before"))
+        role.refuse()
+        with pytest.raises(grpc.RpcError) as refused:
+            client.alerts.SubmitAlert(_alert("during"))
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "cannot be reached" in refused.value.details() and role.name not in refused.value.details()
+        role.admit()
+        wait_until(lambda: _works(lambda: client.alerts.SubmitAlert(_alert("after"))), timeout=10)
+        assert engine.incident(accepted.incident_id).id == accepted.incident_id
+        assert all(status.alive for status in engine.actor_statuses())
+
+
+# -- the lock: one server per store ---------------------------------------------------------
+def test_a_lone_server_whose_lock_session_ends_takes_the_lock_again_and_keeps_the_store(role):
+    opened = open_store(state(role.url), {})
+    retaken, lost = threading.Event(), threading.Event()
+    opened.lock.watch(lambda reason: retaken.set(), lambda reason: lost.set())
+    try:
+        role.cut()
+        assert retaken.wait(10) and not lost.is_set()
+        with pytest.raises(StoreInUse, match="in use by another server"):
+            open_store(state(role.url), {})
+    finally:
+        opened.store.close()
+        opened.lock.release()
+
+
+def test_a_server_whose_lock_another_server_took_meanwhile_exits_4_saying_so(tmp_path, role):
+    config = tmp_path / "c.toml"
+    config.write_text(f'[server]\nhost = "127.0.0.1"\ngrpc_port = 0\n[state]\nurl = "{role.url}"\n'
+                      '[observability]\nlog_level = "warning"\n')
+    server = ServerProcess(config)
+    try:
+        server.start()
+        role.refuse()  # the lock's session ends, and the server cannot take the lock again yet
+        with postgres.admin() as other:  # another server takes the store meanwhile
+            other.execute(f'SET search_path = "{role.name}"')
+            assert other.execute("SELECT pg_try_advisory_lock(%s, %s)", lock_keys(other, "server")).fetchone()[0]
+            role.admit()
+            assert server.wait(timeout=20) == 4
+    finally:
+        server.stop()
+    output = "".join(server.output)
+    assert "store_lock_lost" in output and "another server took the store" in output
+    assert "Traceback" not in output
+
+
+def _alert(title: str) -> alerts_pb2.AlertRequest:
+    return alerts_pb2.AlertRequest(alert_id=title, title=title, source="outage-test", severity=2, type=1)
+
+
+def _works(call) -> bool:
+    try:
+        call()
+    except (StoreUnavailable, grpc.RpcError):
+        return False
+    return True
