@@ -424,6 +424,10 @@ class ServerLock:
         if self._watcher is not None and self._watcher is not threading.current_thread():
             self._watcher.join()
         if self._conn is not None:
+            try:  # at once: a closed session's locks are let go only when its backend has ended
+                self._conn.execute("SELECT pg_advisory_unlock_all()")
+            except psycopg.Error:
+                pass  # the session is gone, and its locks with it
             self._conn.close()
             self._conn = None
 
