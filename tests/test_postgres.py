@@ -218,9 +218,7 @@ def test_one_server_per_store_and_the_next_one_may_once_it_is_gone(url):
 
 
 def test_a_second_server_process_on_the_store_exits_4(tmp_path, url):
-    config = tmp_path / "c.toml"
-    config.write_text(f'[server]\nhost = "127.0.0.1"\ngrpc_port = 0\n[state]\nurl = "{url}"\n'
-                      '[observability]\nlog_level = "warning"\n')
+    config = postgres.server_config(tmp_path / "c.toml", url)
     first = ServerProcess(config)
     try:
         first.start()

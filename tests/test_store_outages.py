@@ -151,9 +151,7 @@ def test_a_lone_server_whose_lock_session_ends_takes_the_lock_again_and_keeps_th
 
 
 def test_a_server_whose_lock_another_server_took_meanwhile_exits_4_saying_so(tmp_path, role):
-    config = tmp_path / "c.toml"
-    config.write_text(f'[server]\nhost = "127.0.0.1"\ngrpc_port = 0\n[state]\nurl = "{role.url}"\n'
-                      '[observability]\nlog_level = "warning"\n')
+    config = postgres.server_config(tmp_path / "c.toml", role.url)
     server = ServerProcess(config)
     try:
         server.start()

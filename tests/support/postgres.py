@@ -14,6 +14,7 @@ import functools
 import os
 import urllib.parse
 import uuid
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -128,3 +129,10 @@ def own_role() -> Iterator[OwnRole]:
             conn.execute(f'DROP SCHEMA "{role.name}" CASCADE')
             conn.execute(f'DROP OWNED BY "{role.name}"')
             conn.execute(f'DROP ROLE "{role.name}"')
+
+
+def server_config(path: Path, url: str) -> Path:
+    """A server configuration at ``path``: loopback, any free port, the store at ``url``, quiet logs."""
+    path.write_text(f'[server]\nhost = "127.0.0.1"\ngrpc_port = 0\n[state]\nurl = "{url}"\n'
+                    '[observability]\nlog_level = "warning"\n')
+    return path
