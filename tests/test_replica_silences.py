@@ -39,11 +39,15 @@ def url():
         yield schema_url
 
 
+def replica_settings(tmp_path, url: str, receiver: HttpReceiver, **sections):
+    return make_settings(tmp_path, state={"url": url, "replicas": True},
+                         notifications={"webhook_enabled": True, "default_webhook_url": receiver.url,
+                                        "retry_backoff_secs": 0.05}, **sections)
+
+
 @contextlib.contextmanager
 def two_replicas(tmp_path, url: str, receiver: HttpReceiver, **sections) -> Iterator[tuple[Client, Client]]:
-    settings = make_settings(tmp_path, state={"url": url, "replicas": True},
-                             notifications={"webhook_enabled": True, "default_webhook_url": receiver.url,
-                                            "retry_backoff_secs": 0.05}, **sections)
+    settings = replica_settings(tmp_path, url, receiver, **sections)
     with running(settings) as (_, _, a), running(settings) as (_, _, b):
         yield a, b
 
@@ -144,6 +148,24 @@ def test_a_silence_ending_with_both_replicas_up_notifies_what_it_held_exactly_on
     went_out = on_b[:-1]  # submitted before b held the silence: notified at once, not held
     assert ended == {i: 0 if i in went_out else 1 for i in incidents}
     assert Counter(r.json()["incident"]["id"] for r in rx.requests) == Counter(incidents)
+
+
+def test_a_replica_that_missed_news_reloads_silences_and_sources_when_it_listens_again(tmp_path, url):
+    with HttpReceiver() as rx:
+        settings = replica_settings(tmp_path, url, rx, inhibit_rules=INHIBIT_RULES)
+        with running(settings) as (_, _, a), running(settings) as (deaf, _, b):
+            with postgres.admin() as admin:  # b's relay loses its connection
+                (pid,) = admin.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                                       (f"im-relay {deaf.lease.instance}",)).fetchone()
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                wait_until(lambda: admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                                                 (pid,)).fetchone()[0] == 0)
+            made = silence(a, 'service="db"')  # b's relay waits a second before it listens again
+            source = submit(a, 1, "web")
+            held, _ = until_held(b, N.SILENCED, 2, "db")
+            inhibited, _ = until_held(b, N.INHIBITED, 3, "web")
+            (silenced_row,), (inhibited_row,) = notifications_of(b, held), notifications_of(b, inhibited)
+    assert (silenced_row.suppressed_by, inhibited_row.suppressed_by) == (made.id, source)
 
 
 # -- the store's part ----------------------------------------------------------------------------------

@@ -200,8 +200,9 @@ class PostgresStore(Store):
         another replica wrote, and ``on_silence`` with the id of each silence any replica
         changed, as they commit (LISTEN on a connection of its own; ``on_listening`` is called
         once it listens). Raises psycopg.Error when the connection is lost (what was committed
-        meanwhile is not heard of)."""
-        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+        meanwhile is not heard of). The connection shows in ``pg_stat_activity`` as
+        ``im-relay <instance>``."""
+        with psycopg.connect(self._conninfo, autocommit=True, application_name=f"im-relay {instance}") as conn:
             conn.execute(f'LISTEN "{self._channel}"')
             conn.execute(f'LISTEN "{self._silence_channel}"')
             on_listening()
