@@ -25,7 +25,8 @@ of every silence any replica changed (:class:`SilenceChanged`: it reads that sil
 and of the incidents other replicas changed (:class:`ChangedElsewhere`); a command on a
 silence reads it from the store; and a silence's end is acted on by the replica whose release
 commits first (the others find it released: :class:`StaleSilence`), so what it held is
-notified once.
+notified once. A batch held back by a silence released before the news of it arrived is
+StaleSilence too: the silence is taken as the store has it and the batch decided again.
 
 Commands arrive by ``ask``: a DomainError raised here travels back in the caller's future
 and the actor keeps running (pykka semantics); only a bug in a *told* message crashes it.
@@ -145,6 +146,9 @@ class ProcessorActor(SupervisedActor):
                 return handler(self, message)
             except Conflict as conflict:  # only a shared store raises it
                 log.info("decided_again", actor=self.name, reason=str(conflict))
+            except StaleSilence as stale:  # a silence it rested on was released elsewhere (a shared store)
+                log.info("decided_again", actor=self.name, reason=str(stale))
+                self._adopt(self.store.silence(stale.silence_id))
         raise Unavailable(f"other replicas kept changing what this command rests on ({CONFLICT_RETRIES} tries); "
                           "try again")
 
@@ -460,7 +464,9 @@ class ProcessorActor(SupervisedActor):
         if self.shared:
             try:
                 self._commit(changes, releases=silence)
-            except StaleSilence:
+            except StaleSilence as stale:
+                if stale.silence_id != silence.id:
+                    raise  # another silence its events rested on: decided again
                 log.info("silence_released_elsewhere", silence_id=silence.id)
                 return self._adopt(self.store.silence(silence.id))
         else:

@@ -14,10 +14,11 @@ from typing import Iterator
 
 import pytest
 
+from actors.domain.changes import Change, Suppression
 from actors.domain.errors import NotFound
-from actors.domain.models import utc_now
+from actors.domain.models import DeliveryStatus, utc_now
 from actors.domain.silences import Silence
-from actors.store.base import Guard, StaleSilence
+from actors.store.base import Conflict, Guard, StaleSilence
 from actors.store.opening import open_store
 from protos import incidents_pb2, notifications_pb2
 from tests.support import postgres
@@ -168,6 +169,21 @@ def test_a_replica_that_missed_news_reloads_silences_and_sources_when_it_listens
     assert (silenced_row.suppressed_by, inhibited_row.suppressed_by) == (made.id, source)
 
 
+def test_an_alert_held_by_a_silence_released_unheard_is_decided_again_and_notified(tmp_path, url):
+    with HttpReceiver() as rx:
+        settings = replica_settings(tmp_path, url, rx)
+        with running(settings) as (_, _, a), running(settings) as (deaf, _, b):
+            made = silence(a, 'service="db"')
+            until_held(b, N.SILENCED, 2, "db")
+            deaf._relay.stop()  # b hears nothing more: it still holds the silence as made
+            a.notifications.ExpireSilence(N.ExpireSilenceRequest(id=made.id), timeout=TIMEOUT)
+            told = submit(b, 2, "db")
+            (row,) = notifications_of(b, told)
+            again = submit(b, 2, "db")  # b holds the silence as the store has it now: released
+            (next_row,) = notifications_of(b, again)
+    assert row.status not in HELD and next_row.status not in HELD
+
+
 # -- the store's part ----------------------------------------------------------------------------------
 @pytest.fixture
 def stores(url):
@@ -178,20 +194,49 @@ def stores(url):
         o.lock.release()
 
 
+def ended_silence(silence_id: str = "s-1") -> Silence:
+    now = utc_now()
+    return Silence(silence_id, ('service="db"',), now - timedelta(hours=1), now, "alice", "", now, now)
+
+
+def silenced(incident_id: str, silence_id: str) -> Change:
+    """A new incident whose event's notification ``silence_id`` held back."""
+    opened = change(incident_id)
+    event = replace(opened.events[0], receivers=(), suppressed=opened.events[0].receivers,
+                    suppression=Suppression(DeliveryStatus.SILENCED, silence_id))
+    return replace(opened, events=(event,))
+
+
 def test_a_silence_is_released_once_and_not_once_its_end_moved(stores):
     a, b = stores
-    now = utc_now()
-    ended = Silence("s-1", ('service="db"',), now - timedelta(hours=1), now, "alice", "", now, now)
+    ended = ended_silence()
     assert a.save_silence(ended)
     with pytest.raises(StaleSilence):  # another replica moved its end meanwhile
-        a.apply([], "", Guard({}, True, "a", replace(ended, ends_at=now - timedelta(seconds=1))))
+        a.apply([], "", Guard({}, True, "a", replace(ended, ends_at=ended.ends_at - timedelta(seconds=1))))
     a.apply([], "", Guard({}, True, "a", ended))
     with pytest.raises(StaleSilence):
         b.apply([], "", Guard({}, True, "b", ended))
     assert a.silence("s-1").released
-    assert not b.save_silence(replace(ended, ends_at=now + timedelta(hours=1)))  # released: never changes
+    assert not b.save_silence(replace(ended, ends_at=ended.ends_at + timedelta(hours=1)))  # never changes again
     assert b.silence("s-1") == replace(ended, released=True)
     with pytest.raises(StaleSilence):  # a release that lost writes none of its changes
         b.apply([change("i-1")], "", Guard({}, True, "b", ended))
     with pytest.raises(NotFound):
         b.incident("i-1")
+
+
+def test_a_batch_held_by_a_silence_released_meanwhile_and_a_release_missing_what_it_held_write_nothing(stores):
+    a, b = stores
+    first, second = ended_silence("s-1"), ended_silence("s-2")
+    for silence_ in (first, second):
+        a.save_silence(silence_)
+    a.apply([], "", Guard({}, True, "a", first))
+    with pytest.raises(StaleSilence) as stale:  # b decided it before it heard that s-1 was released
+        b.apply([silenced("i-1", "s-1")], "", Guard({}, True, "b"))
+    assert stale.value.silence_id == "s-1"
+    b.apply([silenced("i-2", "s-2")], "", Guard({}, True, "b"))  # committed after a asked what s-2 held
+    with pytest.raises(Conflict, match="held another incident"):
+        a.apply([], "", Guard({}, True, "a", second))
+    assert not a.silence("s-2").released
+    with pytest.raises(NotFound):
+        a.incident("i-1")

@@ -125,9 +125,14 @@ class Conflict(Exception):
 
 
 class StaleSilence(Exception):
-    """The silence whose end a batch acts on (:attr:`Guard.releases`) was released by another
-    replica sharing the store, or its end changed since it was read: nothing was written; act
-    on the silence as the store holds it now."""
+    """A silence a batch rests on was released by another replica sharing the store (a silence
+    that held back some of the batch's notifications, or the one whose end the batch acts on,
+    :attr:`Guard.releases`), or the end of the latter changed since it was read: nothing was
+    written; act on the silence as the store holds it now, then decide again."""
+
+    def __init__(self, silence_id: str) -> None:
+        super().__init__(f"silence {silence_id} was released by another replica, or its end changed")
+        self.silence_id = silence_id
 
 
 class Guard(NamedTuple):

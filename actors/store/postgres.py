@@ -17,13 +17,13 @@ import json
 import threading
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from ..domain.changes import Change, StoreUsage
-from ..domain.models import Delivery, to_iso
+from ..domain.models import Delivery, DeliveryStatus, to_iso
 from ..domain.silences import Silence
 from .base import (_INCIDENT_DATA, _INCIDENT_FROM, DUE_SQL, AttemptRecord, Applied, Conflict, Guard, StaleSilence, Store,
                    due_sql, leased_delivery)
@@ -152,16 +152,19 @@ class PostgresStore(Store):
         lets the incidents the batch supersedes go of their fingerprint, then writes, telling
         the other replicas of its timeline entries when it commits (:meth:`listen`). Raises
         Conflict, nothing written, when one changed or when a unique key (an alert id, a
-        fingerprint's claim) was taken by another replica first; with ``guard.releases``,
-        marks that silence released first (telling the other replicas), or raises
-        StaleSilence, nothing written, when another replica released it or changed its end."""
+        fingerprint's claim) was taken by another replica first. With ``guard.releases``, marks
+        that silence released first (telling the other replicas), or raises StaleSilence when
+        another replica released it or changed its end, and Conflict when it held an incident
+        the processor did not read. StaleSilence too when a silence that held back some of the
+        batch's notifications was released meanwhile (its release did not see them)."""
         if guard is None:
             return super().apply(changes, lease)
         try:
             with self._transaction() as conn:
                 if guard.releases is not None:
-                    _release(conn, guard.releases)
+                    _release(conn, guard.releases, guard.read)
                     self._silence_changed(conn, guard.releases.id)
+                _rest_on_silences(conn, changes)
                 _hold(conn, changes, guard)
                 applied = self._write_changes(conn, changes, lease, claim_fingerprints=guard.dedup)
                 self._announce(conn, guard.origin, [e.id for events in applied.events for e in events])
@@ -329,13 +332,34 @@ def _hold(conn: _Session, changes: Sequence[Change], guard: Guard) -> None:
             conn.execute("UPDATE incidents SET dedup_key = NULL WHERE id = ANY(?)", (superseded,))
 
 
-def _release(conn: _Session, silence: Silence) -> None:
+def _release(conn: _Session, silence: Silence, read: Mapping[str, Any]) -> None:
     """Mark the ended silence released if the store still holds it unreleased with the same
     end (the silence row stays locked until the transaction ends, so two replicas releasing it
-    at once take turns and the second finds it released); StaleSilence otherwise."""
+    at once take turns and the second finds it released); StaleSilence otherwise. Conflict
+    when it held an incident that is not among those ``read`` (a batch another replica
+    silenced with it committed since the processor asked which incidents it held)."""
     if not conn.execute("UPDATE silences SET released = 1 WHERE id = ? AND released = 0 AND ends_at = ?",
                         (silence.id, silence.ends_at.timestamp())).rowcount:
-        raise StaleSilence(f"silence {silence.id} was released by another replica, or its end changed")
+        raise StaleSilence(silence.id)
+    held = conn.execute("SELECT DISTINCT incident_id FROM notifications WHERE suppressed_by = ?",
+                        (silence.id,)).fetchall()
+    if any(incident_id not in read for incident_id, in held):
+        raise Conflict(f"silence {silence.id} held another incident since its release was decided")
+
+
+def _rest_on_silences(conn: _Session, changes: Sequence[Change]) -> None:
+    """Share-lock the silences that held back the batch's notifications (a release of one of
+    them waits for this transaction, and then sees what it held); StaleSilence when one was
+    released already."""
+    silences = sorted({event.suppression.by for change in changes for event in change.events
+                       if event.suppression is not None and event.suppression.status is DeliveryStatus.SILENCED})
+    if not silences:
+        return
+    unreleased = {row[0] for row in conn.execute(
+        "SELECT id FROM silences WHERE id = ANY(?) AND released = 0 ORDER BY id FOR SHARE", (silences,))}
+    for silence_id in silences:
+        if silence_id not in unreleased:
+            raise StaleSilence(silence_id)
 
 
 def _without_nul(record: AttemptRecord) -> AttemptRecord:
