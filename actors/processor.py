@@ -394,9 +394,8 @@ class ProcessorActor(SupervisedActor):
         """The silence held in memory (read from a shared store, which other replicas change);
         NotFound, or IllegalTransition for one that ended."""
         if self.shared:
-            silence: Silence | None = self.store.silence(silence_id)  # NotFound when there is none
-            if silence is not None and silence.released:
-                silence = None
+            stored = self.store.silence(silence_id)  # NotFound when there is none
+            silence = None if stored.released else stored
         else:
             silence = self.suppressor.silences.get(silence_id)
             if silence is None:
