@@ -138,7 +138,8 @@ class Engine:
                 self._heartbeat = Heartbeat(self.store, self.lease.instance, self.settings.state.replica_lease_secs,
                                             self._report)
                 self._heartbeat.start()
-                self._relay = EventRelay(self.store, self.lease.instance, self.hub)
+                self._relay = EventRelay(self.store, self.lease.instance, self.hub, self.directory,
+                                         inhibition=bool(self.settings.inhibit_rules))
                 self._relay.start()
             self._start_tree()
         except BaseException:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .domain.models import Alert, Delivery, Outcome
+from .domain.models import Alert, Delivery, Incident
 
 
 # -- processor (asked by the engine's group commit) -----------------------------------------
@@ -139,3 +139,26 @@ class SilenceEnds:
     """Timer → processor: a silence's end is due (ignored if it changed or was released)."""
 
     silence_id: str
+
+
+# -- processor, from the replicas' relay (actors/replicas.py) -----------------------------------
+@dataclass(frozen=True, slots=True)
+class SilenceChanged:
+    """A replica sharing the store changed this silence (created, updated, expired, released):
+    hold it as the store holds it now."""
+
+    silence_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedElsewhere:
+    """Incidents other replicas committed, as they stood when the relay read them: the
+    processor's inhibition sources are brought up to date with them."""
+
+    incidents: tuple[Incident, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Reload:
+    """The relay listens again after losing its connection (news committed meanwhile was not
+    heard): reload the silences and inhibition sources from the store."""

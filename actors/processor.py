@@ -8,7 +8,7 @@ makes the dedup check-and-save atomic, and lets it keep bounded indexes of recen
 fingerprints in memory (the store answers only what they cannot). The deliveries a commit
 owes go to the router with the news, so nobody reads them back.
 
-Silences live here too (loaded at start, changed only by commands through this actor), so a
+Silences live here too (loaded at start, changed by commands through this actor), so a
 routed event asks them in memory whether its notifications are held back: recorded
 ``silenced`` or ``inhibited``, with a timeline entry saying by what. When a silence ends (a
 timer, or an expire command), each incident it held that is still open is notified of its
@@ -20,6 +20,13 @@ written with a :class:`~.store.base.Guard` of the incidents it read, and when an
 wrote first (Conflict: an incident changed, an alert id or a fingerprint's open incident taken)
 the command is decided again on what the store holds now, up to ``CONFLICT_RETRIES`` times.
 Its deliveries are leased to nobody: any replica's router takes them from the store, in order.
+Its silences and inhibition sources follow the store: the relay (actors/replicas.py) tells it
+of every silence any replica changed (:class:`SilenceChanged`: it reads that silence again)
+and of the incidents other replicas changed (:class:`ChangedElsewhere`); a command on a
+silence reads it from the store; and a silence's end is acted on by the replica whose release
+commits first (the others find it released: :class:`StaleSilence`), so what it held is
+notified once. A batch held back by a silence released before the news of it arrived is
+StaleSilence too: the silence is taken as the store has it and the batch decided again.
 
 Commands arrive by ``ask``: a DomainError raised here travels back in the caller's future
 and the actor keeps running (pykka semantics); only a bug in a *told* message crashes it.
@@ -52,9 +59,9 @@ from .events import EventHub, IncidentChanged
 from .lease import RouterLease
 from .domain.commands import (AddNote, AlertResult, CreateIncident, CreateSilence, ExpireSilence,
                               ResolveIncident, TransitionIncident, UpdateIncident, UpdateSilence)
-from .messages import GroupsDue, Owed, SilenceEnds, SubmitAlerts
+from .messages import ChangedElsewhere, GroupsDue, Owed, Reload, SilenceChanged, SilenceEnds, SubmitAlerts
 from .scheduler import Scheduler, TimerHandle
-from .store.base import Conflict, Guard, Store
+from .store.base import Conflict, Guard, StaleSilence, Store
 from .supervision import SupervisedActor
 
 log = structlog.get_logger(__name__)
@@ -104,14 +111,26 @@ class ProcessorActor(SupervisedActor):
             self.active.load(self.store.active_incidents(ACTIVE_INCIDENTS), complete=True)
         else:
             self.active.load([], complete=False)
-        if self.suppressor.inhibitors.rules:  # the sources among the (first ACTIVE_INCIDENTS) active ones
-            for incident in self.store.active_incidents(ACTIVE_INCIDENTS):
-                self.suppressor.inhibitors.observe(incident)
-        for silence in self.store.silences(unreleased_only=True):
-            self._hold(silence)  # one that ended while we were down is released at once
+        self._load_sources()
+        self._load_silences()
         # New incidents always get the current fingerprint, so once none is active under the
         # legacy one (the usual case), no alert needs a second lookup.
         self.legacy_active = self.store.has_active_legacy_fingerprints()
+
+    def _load_sources(self) -> None:
+        """The inhibition sources among the (first ACTIVE_INCIDENTS) active incidents."""
+        if self.suppressor.inhibitors.rules:
+            for incident in self.store.active_incidents(ACTIVE_INCIDENTS):
+                self.suppressor.inhibitors.observe(incident)
+
+    def _load_silences(self) -> None:
+        """Hold every silence the store has not released (one that ended while nobody heard is
+        released at once) and drop those held that it has."""
+        stored = self.store.silences(unreleased_only=True)
+        for gone in {silence.id for silence in self.suppressor.silences} - {silence.id for silence in stored}:
+            self._forget(gone)
+        for silence in stored:
+            self._hold(silence)
 
     def cleanup(self) -> None:
         for timer in self._silence_timers.values():
@@ -127,6 +146,9 @@ class ProcessorActor(SupervisedActor):
                 return handler(self, message)
             except Conflict as conflict:  # only a shared store raises it
                 log.info("decided_again", actor=self.name, reason=str(conflict))
+            except StaleSilence as stale:  # a silence it rested on was released elsewhere (a shared store)
+                log.info("decided_again", actor=self.name, reason=str(stale))
+                self._adopt(self.store.silence(stale.silence_id))
             except OutcomeUnknown as unknown:  # the indexes may lack what was committed: a restart reloads them
                 self._crash(message, unknown)
         raise Unavailable(f"other replicas kept changing what this command rests on ({CONFLICT_RETRIES} tries); "
@@ -310,12 +332,14 @@ class ProcessorActor(SupervisedActor):
         return self._commit([Change(incident.evolve(updated_at=now), False, (event,), keeps_state=True)])[0][0]
 
     # -- commit ------------------------------------------------------------------------
-    def _commit(self, changes: list[Change]) -> list[list[TimelineEvent]]:
-        if not changes:
+    def _commit(self, changes: list[Change], releases: Silence | None = None) -> list[list[TimelineEvent]]:
+        """Write the changes and hand on what they owe. ``releases`` (a shared store only): the
+        ended silence they act on, released with them (StaleSilence when it was not)."""
+        if not changes and releases is None:
             return []
         if self.shared:
             applied = self.store.apply(changes, "", Guard(self.read, self.settings.deduplication_enabled,
-                                                             self.lease.instance))
+                                                             self.lease.instance, releases))
         else:
             with self.lease.current() as lease:
                 applied = self.store.apply(changes, lease)
@@ -355,24 +379,46 @@ class ProcessorActor(SupervisedActor):
                           starts_at=command.starts_at or silence.starts_at, ends_at=command.ends_at or silence.ends_at,
                           comment=command.comment or silence.comment, updated_at=now)
         check_window(updated.starts_at, updated.ends_at)
-        self.store.save_silence(updated)
+        if not self.store.save_silence(updated):
+            raise _ended(silence.id)
         self._hold(updated)  # an end moved into the past releases it at once
         log.info("silence_updated", silence_id=silence.id, actor=command.actor)
         return updated
 
     def _expire_silence(self, command: ExpireSilence) -> Silence:
         silence = ended(self._unreleased(command.silence_id), self.clock())
-        self.store.save_silence(silence)
+        if not self.store.save_silence(silence):
+            raise _ended(silence.id)
         log.info("silence_expired", silence_id=silence.id, actor=command.actor)
         return self._release(silence)
 
     def _unreleased(self, silence_id: str) -> Silence:
-        """The silence held in memory; NotFound, or IllegalTransition for one that ended."""
-        silence = self.suppressor.silences.get(silence_id)
+        """The silence held in memory (read from a shared store, which other replicas change);
+        NotFound, or IllegalTransition for one that ended."""
+        if self.shared:
+            stored = self.store.silence(silence_id)  # NotFound when there is none
+            silence = None if stored.released else stored
+        else:
+            silence = self.suppressor.silences.get(silence_id)
+            if silence is None:
+                self.store.silence(silence_id)  # NotFound when there is no such silence at all
         if silence is None:
-            self.store.silence(silence_id)  # NotFound when there is no such silence at all
-            raise IllegalTransition(f"silence {silence_id} has ended and can no longer be changed")
+            raise _ended(silence_id)
         return silence
+
+    def _adopt(self, silence: Silence) -> Silence:
+        """Hold the silence as the store has it: until its end, or not at all once released."""
+        if silence.released:
+            self._forget(silence.id)
+        else:
+            self._hold(silence)
+        return silence
+
+    def _forget(self, silence_id: str) -> None:
+        self.suppressor.silences.drop(silence_id)
+        timer = self._silence_timers.pop(silence_id, None)
+        if timer is not None:
+            timer.cancel()
 
     def _hold(self, silence: Silence) -> None:
         """Keep the silence in force until its end, when :meth:`_silence_ends` releases it."""
@@ -401,26 +447,53 @@ class ProcessorActor(SupervisedActor):
         self._release(silence)
 
     def _release(self, silence: Silence) -> Silence:
-        """Drop the ended silence and notify each still-open incident it held of its current
-        state (unless another silence or an inhibition holds it now); then mark it released."""
-        self.suppressor.silences.drop(silence.id)
-        timer = self._silence_timers.pop(silence.id, None)
-        if timer is not None:
-            timer.cancel()
+        """Notify each still-open incident the ended silence held of its current state (unless
+        another silence or an inhibition holds it now), mark it released and drop it. On a
+        shared store that is one transaction, made only if no replica released it first (that
+        one notified them): otherwise the silence is held as the store has it now."""
+        self.suppressor.silences.put(silence)  # ended: no longer in force, held until released
         now = self.clock()
         changes = []
         for incident_id in self.store.held_by(silence.id):
-            incident = self.store.incident(incident_id)
+            incident = self._incident(incident_id)
             if incident.state.is_active:
                 changes.append(Change(incident, False, self._lifecycle_events(
                     incident, EventKind.SILENCE_ENDED, now, SILENCES_ACTOR,
                     {"silence_id": silence.id, "reason": "a silence that held this open incident's notifications "
                                                          "ended: its current state is notified now"})))
-        self._commit(changes)
         released = replace(silence, released=True)
-        self.store.save_silence(released)
+        if self.shared:
+            try:
+                self._commit(changes, releases=silence)
+            except StaleSilence as stale:
+                if stale.silence_id != silence.id:
+                    raise  # another silence its events rested on: decided again
+                log.info("silence_released_elsewhere", silence_id=silence.id)
+                return self._adopt(self.store.silence(silence.id))
+        else:
+            self._commit(changes)
+            self.store.save_silence(released)
+        self._forget(silence.id)
         log.info("silence_released", silence_id=silence.id, notified=len(changes))
         return released
+
+    # -- news from other replicas (a shared store) ---------------------------------------
+    def _silence_changed(self, message: SilenceChanged) -> None:
+        self._adopt(self.store.silence(message.silence_id))
+
+    def _changed_elsewhere(self, message: ChangedElsewhere) -> None:
+        """Bring the inhibition sources up to date with incidents other replicas changed; one
+        the news would change is read again (the news may be older than this actor's own
+        latest commit of it)."""
+        inhibitors = self.suppressor.inhibitors
+        for incident in message.incidents:
+            if inhibitors.would_change(incident):
+                inhibitors.observe(self.store.incident(incident.id))
+
+    def _reload(self, message: Reload) -> None:
+        self.suppressor.inhibitors = Inhibitors(self.suppressor.inhibitors.rules)
+        self._load_sources()
+        self._load_silences()
 
     _handlers: dict[type, Callable[["ProcessorActor", Any], Any]] = {
         SubmitAlerts: _submit_alerts,
@@ -433,7 +506,14 @@ class ProcessorActor(SupervisedActor):
         UpdateSilence: _update_silence,
         ExpireSilence: _expire_silence,
         SilenceEnds: _silence_ends,
+        SilenceChanged: _silence_changed,
+        ChangedElsewhere: _changed_elsewhere,
+        Reload: _reload,
     }
+
+
+def _ended(silence_id: str) -> IllegalTransition:
+    return IllegalTransition(f"silence {silence_id} has ended and can no longer be changed")
 
 
 #: The timeline entry saying an event's notifications were held back.

@@ -7,9 +7,12 @@ replica was killed, hung, or lost the database) the other replicas' routers take
 a dead replica's work is resumed after at most ``replica_lease_secs``, and a repeat is only ever
 the same notification, with the same id, sent again.
 
-What another replica commits reaches this one's watchers (:class:`EventRelay`): each commit
-NOTIFYs the store's channel with its timeline ids, and the relay reads those back and publishes
-them to the local EventHub.
+What another replica commits reaches this one (:class:`EventRelay`): each commit NOTIFYs the
+store's channel with its timeline ids, and the relay reads those back and publishes them to the
+local EventHub, and hands the incidents they changed to the processor's inhibition sources;
+each change of a silence NOTIFYs another channel with its id, and the processor holds that
+silence again as the store holds it. So silences and inhibition are one truth across replicas,
+each replica's copy in memory behind the store by the time a NOTIFY takes (milliseconds).
 """
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ from typing import Any, Callable, NamedTuple
 
 import structlog
 
+from .directory import ActorDirectory
 from .events import EventHub, IncidentChanged
+from .messages import ChangedElsewhere, Reload, SilenceChanged
 from .supervision import ChildStatus
 
 log = structlog.get_logger(__name__)
@@ -91,16 +96,25 @@ class Heartbeat:
 RELISTEN_SECS = 1.0
 #: Seconds a start waits for the relay to listen.
 LISTEN_WAIT_SECS = 10.0
+#: The actor that holds the silences and the inhibition sources.
+PROCESSOR = "processor"
 
 
 class EventRelay:
-    """Publishes to ``hub`` what the other replicas commit, from a thread of its own, from
-    :meth:`start` to :meth:`stop`."""
+    """Brings what the other replicas commit to this one, from a thread of its own, from
+    :meth:`start` to :meth:`stop`: their timeline entries to ``hub``'s watchers, every change
+    of a silence to the processor (:class:`SilenceChanged`) and, when there are inhibit rules
+    (``inhibition``), the incidents they changed to the processor (:class:`ChangedElsewhere`).
+    A message to a processor that is restarting is dropped: the new one loads both from the
+    store."""
 
-    def __init__(self, store: Any, instance: str, hub: EventHub) -> None:
+    def __init__(self, store: Any, instance: str, hub: EventHub, directory: ActorDirectory,
+                 inhibition: bool) -> None:
         self.store = store
         self.instance = instance
         self.hub = hub
+        self.directory = directory
+        self.inhibition = inhibition
         self._stop = threading.Event()
         self._listening = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"events-{instance}", daemon=True)
@@ -118,14 +132,27 @@ class EventRelay:
 
     def _run(self) -> None:
         """Listen until stopped; a lost connection is logged and listened to again (what was
-        committed in between reaches no watcher: they read it back with GetTimeline)."""
+        committed in between reaches no watcher: they read it back with GetTimeline; the
+        processor reloads its silences and inhibition sources once the relay listens again)."""
         while not self._stop.is_set():
             try:
-                self.store.listen(self.instance, self._publish, self._stop, self._listening)
+                self.store.listen(self.instance, self._publish, self._silence_changed, self._stop, self._listens)
             except Exception as error:
                 log.warning("replica_events_lost", instance=self.instance, error=str(error))
                 self._stop.wait(RELISTEN_SECS)
 
+    def _listens(self) -> None:
+        if self._listening.is_set():  # again: what was missed meanwhile is in the store
+            self.directory.tell(PROCESSOR, Reload())
+        self._listening.set()
+
     def _publish(self, timeline_ids: list[int]) -> None:
-        for incident, event in self.store.changes_of(timeline_ids):
+        changes = self.store.changes_of(timeline_ids)
+        for incident, event in changes:
             self.hub.publish(IncidentChanged(incident, event))
+        if self.inhibition and changes:
+            latest = {incident.id: incident for incident, _ in changes}
+            self.directory.tell(PROCESSOR, ChangedElsewhere(tuple(latest.values())))
+
+    def _silence_changed(self, silence_id: str) -> None:
+        self.directory.tell(PROCESSOR, SilenceChanged(silence_id))

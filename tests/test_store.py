@@ -312,7 +312,8 @@ def test_silences_are_kept_and_a_new_version_replaces_the_old(store):
     first = Silence("s-1", ('service="db"',), now, now + timedelta(hours=1), "alice", "why", now, now)
     store.save_silence(first)
     store.save_silence(replace(first, id="s-2", created_at=now + timedelta(seconds=1)))
-    store.save_silence(replace(first, comment="changed", released=True))
+    assert store.save_silence(replace(first, comment="changed", released=True))
+    assert not store.save_silence(replace(first, comment="again"))  # a released silence never changes
     assert store.silence("s-1") == replace(first, comment="changed", released=True)
     assert [s.id for s in store.silences()] == ["s-2", "s-1"]
     assert [s.id for s in store.silences(unreleased_only=True)] == ["s-2"]

@@ -82,6 +82,15 @@ class Inhibitors:
                 keys[incident.id] = key
                 sources.setdefault(key, set()).add(incident.id)
 
+    def would_change(self, incident: Incident) -> bool:
+        """Whether :meth:`observe` would change the sources: the incident became or stopped
+        being one, or its ``equal`` values changed."""
+        for rule, keys in zip(self.rules, self._keys):
+            key = rule.values(incident) if incident.state.is_active and matches(rule.source, incident) else None
+            if keys.get(incident.id) != key:
+                return True
+        return False
+
     def inhibitor(self, incident: Incident) -> tuple[str, int] | None:
         """The id of an active source inhibiting the incident and the index of the rule by
         which it does (the first rule, and its smallest source id, when several do), or None."""

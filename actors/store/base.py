@@ -124,6 +124,17 @@ class Conflict(Exception):
     on what the store holds now."""
 
 
+class StaleSilence(Exception):
+    """A silence a batch rests on was released by another replica sharing the store (a silence
+    that held back some of the batch's notifications, or the one whose end the batch acts on,
+    :attr:`Guard.releases`), or the end of the latter changed since it was read: nothing was
+    written; act on the silence as the store holds it now, then decide again."""
+
+    def __init__(self, silence_id: str) -> None:
+        super().__init__(f"silence {silence_id} was released by another replica, or its end changed")
+        self.silence_id = silence_id
+
+
 class Guard(NamedTuple):
     """What a change batch rests on when replicas share the store (:attr:`Store.shared`): the
     incidents the processor read, as it read them (the batch's changes to them, and the new
@@ -134,6 +145,9 @@ class Guard(NamedTuple):
     dedup: bool
     #: The replica writing: named in the news of the commit the other replicas hear of.
     origin: str = ""
+    #: The ended silence whose end the batch acts on: marked released with it, and the batch
+    #: written only if the store still holds it unreleased with this end (else StaleSilence).
+    releases: Silence | None = None
 
 
 class Store(ABC):
@@ -506,16 +520,27 @@ class Store(ABC):
         return result
 
     # -- silences ----------------------------------------------------------------------
-    def save_silence(self, silence: Silence) -> None:
-        """Write the silence (a new one, or a new version of one)."""
-        self._in_transaction(lambda conn: conn.execute(
+    def save_silence(self, silence: Silence) -> bool:
+        """Write the silence (a new one, or a new version of one) unless the one stored under
+        its id was released: False then, nothing written (a released silence never changes)."""
+        def write(conn: Session) -> bool:
+            written = conn.execute(
                 "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, created_at, updated_at, "
                 "released) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
                 "matchers = excluded.matchers, starts_at = excluded.starts_at, ends_at = excluded.ends_at, "
-                "comment = excluded.comment, updated_at = excluded.updated_at, released = excluded.released",
+                "comment = excluded.comment, updated_at = excluded.updated_at, released = excluded.released "
+                "WHERE silences.released = 0",
                 (silence.id, compact(list(silence.matchers)), _ts(silence.starts_at), _ts(silence.ends_at),
                  silence.created_by, silence.comment, _ts(silence.created_at), _ts(silence.updated_at),
-                 int(silence.released))))
+                 int(silence.released))).rowcount > 0
+            if written:
+                self._silence_changed(conn, silence.id)
+            return written
+        return self._in_transaction(write)
+
+    def _silence_changed(self, conn: Session, silence_id: str) -> None:
+        """Tell whoever else acts on this store's silences that this one changed, when the
+        transaction commits: nobody, unless replicas share the store."""
 
     def silence(self, silence_id: str) -> Silence:
         """The silence; NotFound if there is none with this id."""

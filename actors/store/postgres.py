@@ -26,16 +26,17 @@ import json
 import threading
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..domain.changes import Change, StoreUsage
 from ..domain.errors import OutcomeUnknown, StoreUnavailable
-from ..domain.models import Delivery, to_iso
-from .base import (_INCIDENT_DATA, _INCIDENT_FROM, DUE_SQL, AttemptRecord, Applied, Conflict, Guard, Store, due_sql,
-                   leased_delivery)
+from ..domain.models import Delivery, DeliveryStatus, to_iso
+from ..domain.silences import Silence
+from .base import (_INCIDENT_DATA, _INCIDENT_FROM, DUE_SQL, AttemptRecord, Applied, Conflict, Guard, StaleSilence, Store,
+                   due_sql, leased_delivery)
 from .dialect import POSTGRES, Session
 from .lock import StoreInUse
 from .postgres_migrations import OUR_TABLES, found_version, lock_keys, migrate
@@ -108,8 +109,11 @@ class PostgresStore(Store):
         self._conninfo = conninfo
         with psycopg.connect(conninfo, autocommit=True) as conn:
             migrate(conn)
-            #: The channel of this store's news to replicas (NOTIFY is per database).
-            self._channel = "im_changes_%d" % (lock_keys(conn, "changes")[1] & 0xFFFFFFFF)
+            #: The channels of this store's news to replicas (NOTIFY is per database): the
+            #: timeline entries each commit wrote, and the silences that changed.
+            suffix = lock_keys(conn, "changes")[1] & 0xFFFFFFFF
+            self._channel = "im_changes_%d" % suffix
+            self._silence_channel = "im_silences_%d" % suffix
         self._pool = ConnectionPool(conninfo, min_size=1, max_size=pool_size, kwargs={"autocommit": True},
                                     timeout=POOL_WAIT_SECS, reconnect_timeout=RECONNECT_SECS,
                                     name="incident-store", open=True)
@@ -226,11 +230,19 @@ class PostgresStore(Store):
         lets the incidents the batch supersedes go of their fingerprint, then writes, telling
         the other replicas of its timeline entries when it commits (:meth:`listen`). Raises
         Conflict, nothing written, when one changed or when a unique key (an alert id, a
-        fingerprint's claim) was taken by another replica first."""
+        fingerprint's claim) was taken by another replica first. With ``guard.releases``, marks
+        that silence released first (telling the other replicas), or raises StaleSilence when
+        another replica released it or changed its end, and Conflict when it held an incident
+        the processor did not read. StaleSilence too when a silence that held back some of the
+        batch's notifications was released meanwhile (its release did not see them)."""
         if guard is None:
             return super().apply(changes, lease)
 
         def write(conn: Session) -> Applied:
+            if guard.releases is not None:
+                _release(conn, guard.releases, guard.read)
+                self._silence_changed(conn, guard.releases.id)
+            _rest_on_silences(conn, changes)
             _hold(conn, changes, guard)
             applied = self._write_changes(conn, changes, lease, claim_fingerprints=guard.dedup)
             self._announce(conn, guard.origin, [e.id for events in applied.events for e in events])
@@ -261,20 +273,32 @@ class PostgresStore(Store):
             ids = " ".join(map(str, timeline_ids[start:start + _IDS_PER_NOTIFY]))
             conn.execute("SELECT pg_notify(?, ?)", (self._channel, f"{origin} {ids}"))
 
-    def listen(self, instance: str, on_changes: Callable[[list[int]], None], stop: threading.Event,
-               listening: threading.Event) -> None:
+    def _silence_changed(self, conn: Session, silence_id: str) -> None:
+        """NOTIFY the store's silence channel with the silence's id when the transaction
+        commits, where replicas share the store (every replica hears it, the writer too)."""
+        if self.shared:
+            conn.execute("SELECT pg_notify(?, ?)", (self._silence_channel, silence_id))
+
+    def listen(self, instance: str, on_changes: Callable[[list[int]], None], on_silence: Callable[[str], None],
+               stop: threading.Event, on_listening: Callable[[], None]) -> None:
         """Until ``stop`` is set, call ``on_changes`` with the timeline ids each commit of
-        another replica wrote, as it commits (LISTEN on a connection of its own; ``listening``
-        is set once it listens). Raises psycopg.Error when the connection is lost (what was
-        committed meanwhile is not heard of)."""
-        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+        another replica wrote, and ``on_silence`` with the id of each silence any replica
+        changed, as they commit (LISTEN on a connection of its own; ``on_listening`` is called
+        once it listens). Raises psycopg.Error when the connection is lost (what was committed
+        meanwhile is not heard of). The connection shows in ``pg_stat_activity`` as
+        ``im-relay <instance>``."""
+        with psycopg.connect(self._conninfo, autocommit=True, application_name=f"im-relay {instance}") as conn:
             conn.execute(f'LISTEN "{self._channel}"')
-            listening.set()
+            conn.execute(f'LISTEN "{self._silence_channel}"')
+            on_listening()
             while not stop.is_set():
                 for notice in conn.notifies(timeout=_LISTEN_WAKE_SECS):
-                    origin, _, ids = notice.payload.partition(" ")
-                    if origin != instance and ids:
-                        on_changes([int(i) for i in ids.split()])
+                    if notice.channel == self._silence_channel:
+                        on_silence(notice.payload)
+                    else:
+                        origin, _, ids = notice.payload.partition(" ")
+                        if origin != instance and ids:
+                            on_changes([int(i) for i in ids.split()])
                     if stop.is_set():
                         break
 
@@ -458,6 +482,36 @@ def _hold(conn: Session, changes: Sequence[Change], guard: Guard) -> None:
         superseded = [i.id for i in guard.read.values() if i.id not in changed and i.fingerprint in opened]
         if superseded:
             conn.execute("UPDATE incidents SET dedup_key = NULL WHERE id = ANY(?)", (superseded,))
+
+
+def _release(conn: _Session, silence: Silence, read: Mapping[str, Any]) -> None:
+    """Mark the ended silence released if the store still holds it unreleased with the same
+    end (the silence row stays locked until the transaction ends, so two replicas releasing it
+    at once take turns and the second finds it released); StaleSilence otherwise. Conflict
+    when it held an incident that is not among those ``read`` (a batch another replica
+    silenced with it committed since the processor asked which incidents it held)."""
+    if not conn.execute("UPDATE silences SET released = 1 WHERE id = ? AND released = 0 AND ends_at = ?",
+                        (silence.id, silence.ends_at.timestamp())).rowcount:
+        raise StaleSilence(silence.id)
+    held = conn.execute("SELECT DISTINCT incident_id FROM notifications WHERE suppressed_by = ?",
+                        (silence.id,)).fetchall()
+    if any(incident_id not in read for incident_id, in held):
+        raise Conflict(f"silence {silence.id} held another incident since its release was decided")
+
+
+def _rest_on_silences(conn: _Session, changes: Sequence[Change]) -> None:
+    """Share-lock the silences that held back the batch's notifications (a release of one of
+    them waits for this transaction, and then sees what it held); StaleSilence when one was
+    released already."""
+    silences = sorted({event.suppression.by for change in changes for event in change.events
+                       if event.suppression is not None and event.suppression.status is DeliveryStatus.SILENCED})
+    if not silences:
+        return
+    unreleased = {row[0] for row in conn.execute(
+        "SELECT id FROM silences WHERE id = ANY(?) AND released = 0 ORDER BY id FOR SHARE", (silences,))}
+    for silence_id in silences:
+        if silence_id not in unreleased:
+            raise StaleSilence(silence_id)
 
 
 def _without_nul(record: AttemptRecord) -> AttemptRecord:
