@@ -171,6 +171,17 @@ def test_watching_an_unknown_kind_is_invalid_argument_listing_the_known_ones(api
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "note_added" in info.value.details()
 
 
+def test_watching_delivery_kinds_is_invalid_argument_saying_they_are_not_streamed(api):
+    stream = api.incidents.WatchIncidents(incidents_pb2.WatchIncidentsRequest(
+        kinds=["created", "notification_delivered"]), timeout=TIMEOUT)
+    with pytest.raises(grpc.RpcError) as info:
+        next(iter(stream))
+    details = info.value.details()
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "['notification_delivered']" in details and "does not stream (GetTimeline shows them)" in details
+    assert "notification_dead" not in details.split("streamed:")[1]
+
+
 def test_health_reports_serving_and_unknown_services_are_not_found(api):
     health = health_pb2_grpc.HealthStub(api.channel)
     assert health.Check(health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT).status == \

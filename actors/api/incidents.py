@@ -21,6 +21,9 @@ from .ids import full_id
 #: Who did it, when a request names no actor or author.
 DEFAULT_ACTOR = "api"
 
+#: Timeline kinds written when a delivery settles: in GetTimeline, never published to watchers.
+UNSTREAMED_KINDS = frozenset({EventKind.NOTIFICATION_DELIVERED, EventKind.NOTIFICATION_DEAD})
+
 
 class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
     def __init__(self, engine: Engine) -> None:
@@ -102,10 +105,15 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
         states = {enum_value("states", IncidentState, s) for s in request.states}
         floor = enum_value("min_severity", Severity, request.min_severity, required=False)
         kinds = set(request.kinds)
+        streamed = [kind.value for kind in EventKind if kind not in UNSTREAMED_KINDS]
         unknown = kinds - {kind.value for kind in EventKind}
         if unknown:
-            raise InvalidArgument("kinds", f"unknown {sorted(unknown)}; known: "
-                                           f"{', '.join(kind.value for kind in EventKind)}")
+            raise InvalidArgument("kinds", f"unknown {sorted(unknown)}; streamed: {', '.join(streamed)}")
+        unstreamed = kinds - set(streamed)
+        if unstreamed:
+            raise InvalidArgument("kinds", f"{sorted(unstreamed)} are timeline entries of deliveries, which "
+                                           "WatchIncidents does not stream (GetTimeline shows them); streamed: "
+                                           f"{', '.join(streamed)}")
         incident_id = full_id(self.engine, "incident", "incident_id", request.incident_id, required=False)
 
         def accept(event: Event) -> bool:
