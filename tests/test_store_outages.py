@@ -10,6 +10,7 @@ cuts only its own connections on the shared server."""
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from datetime import timedelta
 
 import grpc
@@ -24,6 +25,7 @@ from actors.store.postgres import PostgresStore
 from actors.store.postgres_migrations import lock_keys
 from protos import alerts_pb2
 from tests.support import postgres
+from tests.support.http_receiver import HttpReceiver, Reply
 from tests.support.process import ServerProcess
 from tests.support.server import make_settings, running
 from tests.support.waiting import wait_until
@@ -135,6 +137,58 @@ def test_grpc_callers_get_unavailable_while_the_database_is_down_and_nothing_acc
         assert all(status.alive for status in engine.actor_statuses())
 
 
+# -- an outage longer than the supervisors' restart window ---------------------------------
+@pytest.fixture
+def quick_outage_backoff(monkeypatch):
+    """Actors the outage ended are restarted after 0.1 s, at most 0.5 s (not 0.5 s, 10 s)."""
+    from actors import supervision
+
+    monkeypatch.setattr(supervision, "OUTAGE_BACKOFF_SECS", 0.1)
+    monkeypatch.setattr(supervision, "OUTAGE_BACKOFF_MAX_SECS", 0.5)
+
+
+def test_the_server_stays_up_through_an_outage_longer_than_its_restart_window_and_then_sends_what_it_owes(
+        tmp_path, role, quick_outages, quick_outage_backoff):
+    """Sends in flight when the database goes away finish meanwhile and are recorded once it is
+    back (none is made again); actors the outage ends (here the router, crashed once by hand,
+    whose restarts need the store) wait for it without counting toward the restart intensity;
+    callers hear UNAVAILABLE; what was accepted before is sent after, each id once."""
+    arrived, gate = threading.Event(), threading.Event()
+
+    def answer(request):
+        arrived.set()
+        gate.wait(30)
+        return Reply()
+
+    with HttpReceiver(answer) as receiver:
+        settings = make_settings(tmp_path, state={"url": role.url},
+                                 supervision={"max_restarts": 2, "within_secs": 4.0},
+                                 notifications={"webhook_enabled": True, "default_webhook_url": receiver.url,
+                                                "webhook": {"pool_size": 1}})
+        with running(settings) as (engine, api, client):
+            for n in range(3):  # the first is being sent (the receiver holds it), the others wait behind it
+                client.alerts.SubmitAlert(_alert(f"before-{n}"))
+            assert arrived.wait(10)
+            role.refuse()
+            gate.set()  # they are delivered while the store cannot record it
+            with pytest.raises(grpc.RpcError) as refused:
+                client.alerts.SubmitAlert(_alert("during"))
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+            engine.faults.crash_next_message("router")  # its restarts need the store
+            # each restart waits 1 s for a connection: five take longer than the restart window
+            wait_until(lambda: engine.failed.is_set() or _status(engine, "router").restarts >= 5, timeout=30)
+            assert "waiting for the store" in _status(engine, "router").last_failure
+            assert not engine.failed.is_set()
+            role.admit()
+            wait_until(lambda: _works(lambda: client.alerts.SubmitAlert(_alert("after"))), timeout=20)
+            wait_until(lambda: len(engine.notifications(status="delivered")[0]) == 4, timeout=20)
+            assert not engine.failed.is_set()
+            wait_until(lambda: all(status.alive for status in engine.actor_statuses()))
+            owed = {record.id for record in engine.notifications(status="delivered")[0]}
+        delivered = Counter(request.headers["webhook-id"] for request in receiver.requests)
+    assert set(delivered) == owed and set(delivered.values()) == {1}  # each id once: none was in flight twice
+
+
 # -- the lock: one server per store ---------------------------------------------------------
 def test_a_lone_server_whose_lock_session_ends_takes_the_lock_again_and_keeps_the_store(role):
     opened = open_store(state(role.url), {})
@@ -172,6 +226,10 @@ def test_a_server_whose_lock_another_server_took_meanwhile_exits_4_saying_so(tmp
 
 def _alert(title: str) -> alerts_pb2.AlertRequest:
     return alerts_pb2.AlertRequest(alert_id=title, title=title, source="outage-test", severity=2, type=1)
+
+
+def _status(engine, actor: str):
+    return next(status for status in engine.actor_statuses() if status.name == actor)
 
 
 def _works(call) -> bool:
