@@ -15,10 +15,12 @@ from datetime import timedelta
 
 import grpc
 import pytest
+import structlog
 
 from actors.domain.errors import OutcomeUnknown, StoreUnavailable
 from actors.domain.models import utc_now
 from actors.domain.silences import Silence
+from actors.replicas import Heartbeat, Report
 from actors.store.lock import StoreInUse
 from actors.store.opening import open_store
 from actors.store.postgres import PostgresStore
@@ -238,3 +240,22 @@ def _works(call) -> bool:
     except (StoreUnavailable, grpc.RpcError):
         return False
     return True
+
+
+def test_a_replicas_heartbeat_logs_a_row_of_failed_beats_once_and_the_first_beat_after_them(role, quick_outages):
+    store = PostgresStore(role.url, shared=True)
+    heartbeat = Heartbeat(store, "replica-1", 0.3, lambda: Report([], {}))
+    try:
+        with structlog.testing.capture_logs() as logs:
+            heartbeat.start()
+            role.refuse()
+
+            def failed() -> list[str]:
+                return [e["log_level"] for e in logs if e["event"] == "replica_heartbeat_failed"]
+            wait_until(lambda: len(failed()) >= 3)
+            role.admit()
+            wait_until(lambda: any(e["event"] == "replica_heartbeat_back" for e in logs))
+        assert failed()[:3] == ["warning", "debug", "debug"]
+    finally:
+        heartbeat.stop()
+        store.close()
