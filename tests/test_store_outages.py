@@ -25,7 +25,7 @@ from actors.store.lock import StoreInUse
 from actors.store.opening import open_store
 from actors.store.postgres import PostgresStore
 from actors.store.postgres_migrations import lock_keys
-from protos import alerts_pb2
+from protos import alerts_pb2, notifications_pb2
 from tests.support import postgres
 from tests.support.http_receiver import HttpReceiver, Reply
 from tests.support.process import ServerProcess
@@ -179,8 +179,11 @@ def test_the_server_stays_up_through_an_outage_longer_than_its_restart_window_an
             engine.faults.crash_next_message("router")  # its restarts need the store
             # each restart waits 1 s for a connection: five take longer than the restart window
             wait_until(lambda: engine.failed.is_set() or _status(engine, "router").restarts >= 5, timeout=30)
-            assert "waiting for the store" in _status(engine, "router").last_failure
             assert not engine.failed.is_set()
+            stats = client.notifications.GetStats(notifications_pb2.StatsRequest(), timeout=10)
+            assert "cannot be reached" in stats.store.unavailable and role.name not in stats.store.unavailable
+            assert [a.last_failure.startswith("waiting for the store") for a in stats.actors if a.name == "router"] \
+                == [True]
             role.admit()
             wait_until(lambda: _works(lambda: client.alerts.SubmitAlert(_alert("after"))), timeout=20)
             wait_until(lambda: len(engine.notifications(status="delivered")[0]) == 4, timeout=20)
