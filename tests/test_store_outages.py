@@ -28,6 +28,7 @@ from actors.store.postgres_migrations import lock_keys
 from protos import alerts_pb2, notifications_pb2
 from tests.support import postgres
 from tests.support.http_receiver import HttpReceiver, Reply
+from tests.support.slack_api import FakeSlack, slack_error
 from tests.support.process import ServerProcess
 from tests.support.server import make_settings, running
 from tests.support.waiting import wait_until
@@ -194,6 +195,31 @@ def test_the_server_stays_up_through_an_outage_longer_than_its_restart_window_an
     assert set(delivered) == owed and set(delivered.values()) == {1}  # each id once: none was in flight twice
 
 
+def test_an_attempt_that_needs_the_store_waits_for_it_unsent_and_is_made_once_it_is_back(
+        tmp_path, role, quick_outages, quick_outage_backoff):
+    """A Slack thread's state is read from the store before each attempt: a retry that comes due
+    during the outage is put off, unsent, and made once the store is back; its sender is never
+    restarted."""
+    slack = FakeSlack(SLACK_TOKEN)
+    slack.script("chat.postMessage", slack_error("ratelimited", 429, {"Retry-After": "1"}))
+    with HttpReceiver(slack) as api:
+        settings = make_settings(tmp_path, state={"url": role.url}, notifications={
+            "slack_enabled": True, "slack_bot_token_env": "SLACK_TOKEN", "slack_default_channel": "#incidents",
+            "slack_api_url": api.url + "/api", "slack": {"pool_size": 1}})
+        with running(settings, environ={"SLACK_TOKEN": SLACK_TOKEN}) as (engine, _, client), \
+                structlog.testing.capture_logs() as logs:
+            client.alerts.SubmitAlert(_alert("rate-limited"))
+            api.wait_for(1)  # answered 429: retried in a second
+            role.refuse()
+            # the retry came due (1 s) and was put off: the store was tried three times (1 s each)
+            wait_until(lambda: sum(e["event"] == "sender_waiting_for_store" for e in logs) >= 3, timeout=20)
+            assert len(api.requests) == 1
+            role.admit()
+            wait_until(lambda: len(engine.notifications(status="delivered")[0]) == 1, timeout=20)
+            assert _status(engine, "sender:slack:0").restarts == 0
+        assert len(api.requests) == 2 and len(slack.roots()) == 1
+
+
 # -- the lock: one server per store ---------------------------------------------------------
 def test_a_lone_server_whose_lock_session_ends_takes_the_lock_again_and_keeps_the_store(role):
     opened = open_store(state(role.url), {})
@@ -231,6 +257,9 @@ def test_a_server_whose_lock_another_server_took_meanwhile_exits_4_saying_so(tmp
 
 def _alert(title: str) -> alerts_pb2.AlertRequest:
     return alerts_pb2.AlertRequest(alert_id=title, title=title, source="outage-test", severity=2, type=1)
+
+
+SLACK_TOKEN = "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"
 
 
 def _status(engine, actor: str):
