@@ -17,7 +17,9 @@ one_for_one because no part keeps state another needs: each recovers from the st
 own. A restarted router starts a new lease epoch (every owed row is free to it, and senders
 drop what they already hold); a restarted sender or pool has what it held released by the
 router; a restarted processor reloads its indexes. So a channel's trouble never costs another
-channel its retry timers, and a router crash never interrupts intake.
+channel its retry timers, and a router crash never interrupts intake. An actor that the
+store's outage ended (StoreUnavailable) is restarted after a growing wait that does not count
+toward the restart intensity, so the engine outlives an outage of any length.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ from .domain.channel_setup import unusable_channel
 from .domain.commands import (AddNote, AlertResult, CreateIncident, CreateSilence, ExpireSilence, ResolveIncident,
                               TransitionIncident, UpdateIncident, UpdateSilence)
 from .domain.config import Settings
-from .domain.errors import InvalidArgument, NotFound, Overloaded, OutcomeUnknown, Unavailable
+from .domain.errors import InvalidArgument, NotFound, Overloaded, OutcomeUnknown, StoreUnavailable, Unavailable
 from .domain.models import (Alert, Attempt, Delivery, Incident, IncidentState, IncidentType, Outcome,
                             Severity, TimelineEvent, utc_now)
 from .domain.inhibition import compile_rules
@@ -78,6 +80,9 @@ class NotificationStats:
     in_flight: dict[str, tuple[int, int]]
     actors: list[ChildStatus]
     store: StoreUsage
+    #: Why the store could not be read (its database cannot be reached): channels and store
+    #: are then empty; "" when it could.
+    store_unavailable: str = ""
 
 
 class Engine:
@@ -404,12 +409,23 @@ class Engine:
     def stats(self) -> NotificationStats:
         """The store's counts; this server's actors and deliveries in flight — where replicas
         share the store, every live replica's (the others' as of their last heartbeat), each
-        actor naming its replica."""
+        actor naming its replica. When the store's database cannot be reached: this server's
+        actors and deliveries, and why the store's counts are missing."""
         ours = self._report()
+        actors = [replace(s, replica=self.lease.instance) for s in ours.actors] if self._heartbeat else ours.actors
+        try:
+            return self._stats_from_the_store(ours.in_flight, actors)
+        except StoreUnavailable as error:
+            return NotificationStats([], ours.in_flight, actors, StoreUsage(0, 0, None), str(error))
+
+    def _stats_from_the_store(self, in_flight: dict[str, tuple[int, int]],
+                              actors: list[ChildStatus]) -> NotificationStats:
+        """Stats with the store's counts (and the other replicas' reports) added to this
+        server's ``in_flight`` and ``actors``. StoreUnavailable when it cannot be read."""
         if self._heartbeat is None:
-            return NotificationStats(self.store.channel_counts(), ours.in_flight, ours.actors, self.store.usage())
-        actors = [replace(status, replica=self.lease.instance) for status in ours.actors]
-        totals = {channel: list(counts) for channel, counts in ours.in_flight.items()}
+            return NotificationStats(self.store.channel_counts(), in_flight, actors, self.store.usage())
+        actors = list(actors)
+        totals = {channel: list(counts) for channel, counts in in_flight.items()}
         for instance, _, _, text in self.store.replicas():
             if instance != self.lease.instance:
                 theirs = Report.from_json(instance, text)

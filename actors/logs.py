@@ -3,7 +3,9 @@
 :func:`configure_logging` (the server, or an embedding program that asks for it) renders
 structlog's events *and* every standard-library logger's records (pykka, grpc, …) through
 one handler on stderr: JSON lines, or the console renderer (coloured only on a terminal).
-gRPC's C core, which writes to stderr on its own, is silenced. :func:`announce` writes the
+gRPC's C core, which writes to stderr on its own, is silenced, and psycopg's pool, which warns
+at every reconnection attempt while the database is away, is heard at most once a minute.
+:func:`announce` writes the
 few lines meant for whoever started the process (the port, a fatal error) in that format.
 
 :func:`quiet_unless_configured` is for an embedded engine whose host did not ask for logs:
@@ -13,8 +15,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
+import threading
+import time
 from typing import Any, TextIO
 
 import structlog
@@ -38,6 +43,31 @@ class _Installed:
     handler: logging.Handler | None = None
     json = False
 
+
+class AtMostEvery(logging.Filter):
+    """Lets a logger's warnings (and lesser records) through at most once per ``secs``; errors
+    always pass. For psycopg's pool, which warns at every reconnection attempt while the store's
+    database is away (the engine logs the outage itself, once)."""
+
+    def __init__(self, secs: float) -> None:
+        super().__init__()
+        self.secs = secs
+        self._last = -math.inf
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.WARNING:
+            return True
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < self.secs:
+                return False
+            self._last = now
+            return True
+
+
+#: psycopg's pool: at most one reconnection warning a minute.
+_POOL_WARNINGS = AtMostEvery(60.0)
 
 #: Keeps the engine's ``actors.*`` loggers off Python's last-resort handler (stderr) in a
 #: host that configured no logging.
@@ -67,6 +97,7 @@ def configure_logging(settings: ObservabilitySettings, stream: TextIO | None = N
     root.setLevel(level)
     _Installed.handler, _Installed.json = handler, settings.json_logs
     logging.getLogger("urllib3").setLevel(logging.WARNING)  # it logs request paths (webhook URLs are secrets)
+    logging.getLogger("psycopg.pool").addFilter(_POOL_WARNINGS)  # added once: filters are a set
     structlog.configure(
         processors=[*_SHARED, ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(level),

@@ -83,13 +83,21 @@ class Heartbeat:
         self.store.beat(self.instance, self.lease_secs, self._report().to_json())
 
     def _run(self) -> None:
-        """Beat until stopped; a beat that fails is logged and tried again at the next one (if
-        they keep failing for a whole lease, the others take this replica's work over)."""
+        """Beat until stopped; a beat that fails is tried again at the next one (if they keep
+        failing for a whole lease, the others take this replica's work over). The first
+        failure of a row is logged, the others at debug level, and the first beat after them."""
+        failed = 0
         while not self._stop.wait(self.lease_secs / 3):
             try:
                 self.beat_now()
             except Exception as error:
-                log.warning("replica_heartbeat_failed", instance=self.instance, error=str(error))
+                failed += 1
+                (log.warning if failed == 1 else log.debug)(
+                    "replica_heartbeat_failed", instance=self.instance, error=str(error))
+                continue
+            if failed:
+                log.info("replica_heartbeat_back", instance=self.instance, failed_beats=failed)
+                failed = 0
 
 
 #: Seconds before listening again after the listening connection was lost.

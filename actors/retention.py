@@ -8,7 +8,9 @@ small batch. Then the freed pages go back to the file system the same way, ``rec
 a time. With ``retention_days = 0`` it does nothing.
 
 It keeps nothing the store does not: a crash mid-pass (a store error) is restarted by its
-supervisor, and the next pass starts over where the deleted rows left off.
+supervisor, and the next pass starts over where the deleted rows left off. A store whose
+database cannot be reached ends it the same way, and it is restarted once the outage may be
+over, however long that takes (actors/supervision.py).
 """
 from __future__ import annotations
 

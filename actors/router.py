@@ -28,7 +28,9 @@ replica is no longer alive (actors/store/postgres.py).
 
 The router keeps nothing that is not also in the store: if it dies, the next epoch finds every
 owed row free (its lease names the old epoch) and pulls it; senders drop a re-sent delivery
-they already hold or have just finished.
+they already hold or have just finished. So a store it cannot reach (StoreUnavailable, from a
+pull or a release) simply ends it: its supervisor restarts it once the outage may be over,
+however long that takes, without counting it as a crash (actors/supervision.py).
 """
 from __future__ import annotations
 

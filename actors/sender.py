@@ -20,6 +20,16 @@ The store records an attempt only if it is the next one of a delivery still owed
 that lost a delivery to another changes nothing. A sender its supervisor fenced (it did not
 stop in time, e.g. stuck in a send) records and tells nothing once that send returns.
 
+While the store's database cannot be reached (StoreUnavailable) the sender keeps what it
+holds: finished attempts wait in memory and are recorded when it is back (tried again after
+:func:`~actors.supervision.outage_backoff`, doubling up to its cap), so a delivery made during
+an outage is not made again; a delivery whose attempt needs the store first (a channel's
+state, a group's content) is put on a timer for then instead of being attempted. Their router
+slots stay taken meanwhile, so nothing more is handed over. The outage is logged once
+(``sender_waiting_for_store``) and its end once (``sender_store_back``). A
+commit whose outcome was unknown is simply tried again: the attempts it did record are then
+refused as no longer this sender's, and the router frees those rows.
+
 An exception escaping ``Channel.deliver`` is a bug, and a transport that died (a worker
 process ended) is a failure too: either crashes this actor (pykka calls ``on_failure``), the
 pool supervisor starts a fresh one, and the router has what it held sent again, same ids.
@@ -38,6 +48,7 @@ import structlog
 from .channels.base import Channel, PipelinedChannel
 from .channels.faults import ChannelFaults, injected_delivery
 from .directory import ActorDirectory
+from .domain.errors import StoreUnavailable
 from .domain.grouping import GROUP_EVENT
 from .domain.models import Delivery, DeliveryStatus, Outcome, OutcomeKind
 from .domain.ratelimit import TokenBucket
@@ -48,7 +59,7 @@ from .messages import (Answered, GroupsDue, Released, Send, SettleDue, Settled, 
                        TimerSet)
 from .scheduler import Scheduler, TimerHandle
 from .store.base import AttemptRecord, Store
-from .supervision import SupervisedActor, tell_quietly
+from .supervision import SupervisedActor, outage_backoff, tell_quietly
 
 log = structlog.get_logger(__name__)
 
@@ -94,6 +105,10 @@ class SenderActor(SupervisedActor):
         self._unsettled_ids: set[str] = set()
         self._oldest_unsettled = 0.0
         self._settle_timer: TimerHandle | None = None
+        #: Tries in a row that found the store's database unreachable, and until when (monotonic)
+        #: nothing is recorded but by the timer that tries again.
+        self._store_tries = 0
+        self._store_retry_at = 0.0
         self._recently_settled: OrderedDict[str, int] = OrderedDict()  # id → last attempt settled
 
     def started(self) -> None:
@@ -196,18 +211,21 @@ class SenderActor(SupervisedActor):
     def _attempt(self, delivery: Delivery) -> None:
         if self._unsettled and time.monotonic() - self._oldest_unsettled >= self.settle_window:
             self._settle()  # before a send that may take long, so nothing waits past the window
-        if self.channel.needs_state:
-            delivery = replace(delivery, state=self.store.channel_state(
-                delivery.channel, delivery.destination, delivery.incident_id))
-        started = time.perf_counter()
-        if delivery.event_type == GROUP_EVENT and delivery.group is None:
-            content, reminder_due = self.store.close_group(delivery.notification_id, self.clock())
-            if reminder_due is not None:  # free in the store: the router pulls it when due
-                self.directory.tell(ROUTER, GroupsDue(((delivery.channel, delivery.destination, reminder_due),)))
-            delivery = replace(delivery, group=content)
-            if not content.incident_ids:
-                self._finish(delivery, Outcome.skipped("a reminder of a group with no incident active"), started)
+        if self._needs_the_store(delivery):
+            wait = self._store_retry_at - time.monotonic()
+            if wait > 0:  # the store was unreachable a moment ago: not attempted, tried again then
+                self._later(delivery, wait)
                 return
+            try:
+                delivery = self._with_what_the_store_adds(delivery)
+            except StoreUnavailable as error:
+                self._later(delivery, self._store_unavailable(error))
+                return
+            self._store_reached()
+        started = time.perf_counter()
+        if delivery.group is not None and not delivery.group.incident_ids:
+            self._finish(delivery, Outcome.skipped("a reminder of a group with no incident active"), started)
+            return
         fault = self.transport_faults.take(self.channel.name) if self.transport_faults.armed else None
         if fault is not None:
             self._finish(delivery, injected_delivery(fault, self.channel, delivery, self.transport_faults), started)
@@ -224,6 +242,45 @@ class SenderActor(SupervisedActor):
                 self._in_flight[delivery.notification_id] = delivery
             else:
                 self._finish(delivery, outcome, started)
+
+    def _needs_the_store(self, delivery: Delivery) -> bool:
+        return self.channel.needs_state or (delivery.event_type == GROUP_EVENT and delivery.group is None)
+
+    def _with_what_the_store_adds(self, delivery: Delivery) -> Delivery:
+        """The delivery with what its attempt needs from the store: the channel's state for a
+        channel that keeps one; a group notification's content (its first attempt closes the
+        group). StoreUnavailable when the store cannot be reached."""
+        if self.channel.needs_state:
+            delivery = replace(delivery, state=self.store.channel_state(
+                delivery.channel, delivery.destination, delivery.incident_id))
+        if delivery.event_type == GROUP_EVENT and delivery.group is None:
+            content, reminder_due = self.store.close_group(delivery.notification_id, self.clock())
+            if reminder_due is not None:  # free in the store: the router pulls it when due
+                self.directory.tell(ROUTER, GroupsDue(((delivery.channel, delivery.destination, reminder_due),)))
+            delivery = replace(delivery, group=content)
+        return delivery
+
+    def _store_unavailable(self, error: StoreUnavailable) -> float:
+        """Note that the store's database could not be reached (logged on the first of a row
+        of tries): until the wait this returns is over nothing asks the store, and then the
+        settle timer tries again."""
+        wait = outage_backoff(self._store_tries)
+        self._store_tries += 1
+        report = log.warning if self._store_tries == 1 else log.debug
+        report("sender_waiting_for_store", actor=self.name, unrecorded=len(self._unsettled),
+               retry_in_secs=wait, reason=str(error))
+        self._store_retry_at = time.monotonic() + wait
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
+        ref = self.actor_ref
+        self._settle_timer = self.scheduler.call_later(wait, lambda: tell_quietly(ref, SettleDue()))
+        return wait
+
+    def _store_reached(self) -> None:
+        """The store answered: an outage noted before is over (logged once)."""
+        if self._store_tries:
+            log.info("sender_store_back", actor=self.name, tries=self._store_tries)
+            self._store_tries = 0
 
     def _answered(self) -> None:
         """Pipelined deliveries' outcomes; an exception (their transport died) crashes this actor."""
@@ -269,18 +326,28 @@ class SenderActor(SupervisedActor):
 
         Finished attempts wait here at most ``settle_window`` (and are settled in ``cleanup``
         too), so only a killed process can lose them: those deliveries are then owed again and
-        repeated with the same id. A fenced sender records and reports nothing.
+        repeated with the same id. A fenced sender records and reports nothing. While the
+        store's database cannot be reached they are kept, and tried again on a timer (see the
+        module's docstring); a sender stopped meanwhile loses them as a killed one would.
         """
+        if time.monotonic() < self._store_retry_at:
+            return  # the store was unreachable: the timer set then tries again
         if self._settle_timer is not None:
             self._settle_timer.cancel()
             self._settle_timer = None
         if not self._unsettled or self.fenced:
             return
+        try:
+            outcomes = self.store.record_attempts(self._unsettled)
+        except StoreUnavailable as error:  # kept, and recorded once the store is back
+            self._store_unavailable(error)
+            return
+        self._store_reached()
         records, self._unsettled = self._unsettled, []
         self._unsettled_ids.clear()
         settled: list[str] = []
         released: list[str] = []
-        for record, recorded in zip(records, self.store.record_attempts(records)):
+        for record, recorded in zip(records, outcomes):
             nid = record.delivery.notification_id
             if not recorded:  # another sender made this attempt; whatever is still owed is theirs
                 log.warning("attempt_not_recorded", reason="the delivery is no longer this sender's",

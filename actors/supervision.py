@@ -32,6 +32,13 @@ message raises goes back to the asker, which logs it if it is unexpected.
 More than ``max_restarts`` restarts within ``within_secs`` escalates: the supervisor stops its
 children in reverse order and exits abnormally, so its own parent decides; at the top,
 ``on_escalate`` is called (the server logs it and exits non-zero).
+
+An exit caused by :class:`~actors.domain.errors.StoreUnavailable` (the store's database cannot
+be reached) is no bug and says nothing of the actor: restarting at once would fail the same
+way, and an outage may last any time. Such a child is restarted after a wait that doubles
+with each such exit in a row (:func:`outage_backoff`), and these restarts do not count
+toward the restart intensity, so an outage of any length never escalates. The first exit of
+an outage is logged (``actor_waiting_for_store``), the retries only at debug level.
 """
 from __future__ import annotations
 
@@ -51,6 +58,7 @@ import structlog
 
 from .channels.redact import redact as redact_known_shapes
 from .directory import ActorDirectory
+from .domain.errors import StoreUnavailable
 from .faults import ActorFaults, InjectedFault
 
 log = structlog.get_logger(__name__)
@@ -83,6 +91,8 @@ class ChildExited:
     context: Mapping[str, str] = field(default_factory=dict)
     #: The formatted traceback of the exception that ended it, if one did.
     traceback: str = ""
+    #: It ended because the store's database cannot be reached (StoreUnavailable).
+    outage: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +157,27 @@ class ChildSpec:
 
 #: How long a child still running when its stop budget is spent gets before it is fenced (s).
 LAST_CHANCE = 0.05
+
+#: The first wait after the store's database was found unreachable before trying again (s).
+OUTAGE_BACKOFF_SECS = 0.5
+#: The longest such wait: once the database is back, work resumes within about this long.
+OUTAGE_BACKOFF_MAX_SECS = 10.0
+#: A child that ran this long before the store ended it again is in a new outage (s).
+OUTAGE_FORGOTTEN_SECS = 60.0
+
+
+def outage_backoff(tries: int) -> float:
+    """The wait before the next try after ``tries`` tries in a row found the store's database
+    unreachable: ``OUTAGE_BACKOFF_SECS`` doubling with each, at most ``OUTAGE_BACKOFF_MAX_SECS``."""
+    return min(OUTAGE_BACKOFF_MAX_SECS, OUTAGE_BACKOFF_SECS * 2.0 ** min(tries, 32))
+
+
+@dataclass(frozen=True, slots=True)
+class _RestartDue:
+    """(Supervisor to itself, from a timer) restart the children an outage stopped."""
+
+    index: int
+
 
 #: Every live SupervisedActor instance, by actor urn (see :func:`fence`).
 _FENCES: "weakref.WeakValueDictionary[str, SupervisedActor]" = weakref.WeakValueDictionary()
@@ -329,8 +360,10 @@ class SupervisedActor(pykka.ThreadingActor):
             return
         self._reported = True
         trace = "".join(traceback.format_exception(error)) if error is not None else ""
+        outage = isinstance(error, StoreUnavailable)
         try:
-            self.supervisor.tell(ChildExited(self.name, self.actor_urn, reason, abnormal, self._context, trace))
+            self.supervisor.tell(ChildExited(self.name, self.actor_urn, reason, abnormal, self._context, trace,
+                                             outage))
         except pykka.ActorDeadError:
             pass  # the supervisor is gone too; its parent handles it
 
@@ -341,6 +374,10 @@ class _Child:
     ref: pykka.ActorRef | None = None
     restarts: int = 0
     last_failure: str = ""
+    #: When this instance was started (time.monotonic()).
+    started_at: float = 0.0
+    #: Exits in a row caused by the store's outage (see :func:`outage_backoff`).
+    outage_exits: int = 0
 
 
 class Supervisor(SupervisedActor):
@@ -369,6 +406,8 @@ class Supervisor(SupervisedActor):
         self._restart_times: deque[float] = deque()
         self._stopping_urns: set[str] = set()
         self._escalated = False
+        #: Restarts waiting out the store's outage (see :meth:`_restart_after_outage`).
+        self._outage_timers: list[threading.Timer] = []
 
     # -- lifecycle ---------------------------------------------------------------------
     def started(self) -> None:
@@ -379,12 +418,15 @@ class Supervisor(SupervisedActor):
         """Stop the children; a root supervisor that ends for any reason but escalation
         (a crash, pykka stopping every actor) tells ``on_escalate`` too, so the program
         hosting it never runs on half-dead."""
+        for timer in self._outage_timers:
+            timer.cancel()
         self._stop_children(self.children)
         if self.supervisor is None and not self._escalated:
             self.on_escalate(f"{self.name} supervisor stopped")
 
     def _start(self, child: _Child) -> None:
         child.ref = child.spec.start(self.actor_ref, child.spec.name)
+        child.started_at = time.monotonic()
         self.directory.register(child.spec.name, child.ref)
 
     def _stop_children(self, children: list[_Child]) -> None:
@@ -415,6 +457,9 @@ class Supervisor(SupervisedActor):
             self._child_exited(message)
         elif isinstance(message, GetStatus):
             return self._status()
+        elif isinstance(message, _RestartDue):
+            if not self._escalated:
+                self._restart([c for c in self._affected(message.index) if c.ref is None], after_outage=True)
         else:
             return super().receive(message)
         return None
@@ -436,29 +481,68 @@ class Supervisor(SupervisedActor):
         self.directory.unregister(child.spec.name, child.ref)  # type: ignore[arg-type]
         child.ref = None
         reason = self.redact(exit.reason)
+        restarted = not (child.spec.restart is Restart.TEMPORARY
+                         or (child.spec.restart is Restart.TRANSIENT and not exit.abnormal))
+        if exit.outage and restarted:
+            self._restart_after_outage(index, exit, reason)
+            return
         trace = {"exception": self.redact(exit.traceback)} if exit.traceback else {}
         log.error("actor_exited", supervisor=self.name, actor=exit.name, reason=reason, abnormal=exit.abnormal,
                   **exit.context, **trace)
-        if child.spec.restart is Restart.TEMPORARY or (child.spec.restart is Restart.TRANSIENT and not exit.abnormal):
+        if not restarted:
             return
         child.last_failure = reason
+        child.outage_exits = 0
         if self._intensity_exceeded():
             self._escalate(f"{exit.name}: {reason}; more than {self.max_restarts} restarts "
                            f"in {self.within_secs:g}s")
             return
+        self._restart(self._stop_affected(index, reason))
+
+    def _stop_affected(self, index: int, reason: str) -> list[_Child]:
+        """Stop the children the strategy restarts with the one at ``index`` (which has
+        ended); returns all of them, that one included."""
+        child = self.children[index]
         affected = self._affected(index)
         self._stop_children([c for c in affected if c is not child])
         for other in affected:
-            other.restarts += 1
             if other is not child:
-                other.last_failure = f"restarted with {exit.name} ({self.strategy.value}): {reason}"
+                other.last_failure = f"restarted with {child.spec.name} ({self.strategy.value}): {reason}"
+        return affected
+
+    def _restart(self, children: list[_Child], after_outage: bool = False) -> None:
+        """Start each of ``children`` again; a start that fails escalates."""
+        for child in children:
+            child.restarts += 1
             try:
-                self._start(other)
+                self._start(child)
             except Exception as exc:  # start itself failing is a restart failure: escalate
-                self._escalate(f"restarting {other.spec.name} failed: {exc!r}\n{traceback.format_exc()}")
+                self._escalate(f"restarting {child.spec.name} failed: {exc!r}\n{traceback.format_exc()}")
                 return
-            self.on_restart(other.spec.name)
-        log.warning("actor_restarted", supervisor=self.name, actors=[c.spec.name for c in affected])
+            self.on_restart(child.spec.name)
+        if children:  # a try after an outage only at debug level: an outage is logged once
+            (log.debug if after_outage else log.warning)(
+                "actor_restarted", supervisor=self.name, actors=[c.spec.name for c in children],
+                after_outage=after_outage)
+
+    def _restart_after_outage(self, index: int, exit: ChildExited, reason: str) -> None:
+        """The child at ``index`` ended because the store's database cannot be reached: restart
+        it (and what the strategy restarts with it) after :func:`outage_backoff`, not counting
+        toward the restart intensity. Logged once per outage, the retries at debug level."""
+        child = self.children[index]
+        if time.monotonic() - child.started_at > OUTAGE_FORGOTTEN_SECS:
+            child.outage_exits = 0  # it ran well since the last one: a new outage
+        wait = outage_backoff(child.outage_exits)
+        child.outage_exits += 1
+        child.last_failure = f"waiting for the store (restarting in {wait:g}s): {reason}"
+        report = log.warning if child.outage_exits == 1 else log.debug
+        report("actor_waiting_for_store", supervisor=self.name, actor=exit.name, reason=reason,
+               retry_in_secs=wait, **exit.context)
+        self._stop_affected(index, reason)
+        timer = threading.Timer(wait, tell_quietly, (self.actor_ref, _RestartDue(index)))
+        timer.daemon = True
+        self._outage_timers = [t for t in self._outage_timers if t.is_alive()] + [timer]
+        timer.start()
 
     def _affected(self, index: int) -> list[_Child]:
         if self.strategy is Strategy.ONE_FOR_ALL:

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aprotos/notifications.proto\x12\rnotifications\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x02\n\x0c\x43hannelStats\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x0e\n\x06queued\x18\x02 \x01(\x04\x12\x11\n\tin_flight\x18\x03 \x01(\x04\x12\x11\n\tdelivered\x18\x04 \x01(\x04\x12\x10\n\x08retrying\x18\x05 \x01(\x04\x12\x0c\n\x04\x64\x65\x61\x64\x18\x06 \x01(\x04\x12\x0f\n\x07skipped\x18\x07 \x01(\x04\x12\x16\n\x0elatency_p50_ms\x18\x08 \x01(\x01\x12\x16\n\x0elatency_p99_ms\x18\t \x01(\x01\x12\x0f\n\x07\x65nabled\x18\n \x01(\x08\x12\x14\n\x0c\x64\x65stinations\x18\x0b \x03(\t\x12\x0f\n\x07warning\x18\x0c \x01(\t\x12\x10\n\x08silenced\x18\r \x01(\x04\x12\x11\n\tinhibited\x18\x0e \x01(\x04\"s\n\x0b\x41\x63torStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08restarts\x18\x02 \x01(\r\x12\x14\n\x0clast_failure\x18\x03 \x01(\t\x12\r\n\x05\x61live\x18\x04 \x01(\x08\x12\x0e\n\x06\x66\x65nced\x18\x05 \x01(\r\x12\x0f\n\x07replica\x18\x06 \x01(\t\"\x0e\n\x0cStatsRequest\"\x82\x01\n\nStoreStats\x12\x12\n\nsize_bytes\x18\x01 \x01(\x04\x12\x12\n\nfree_bytes\x18\x02 \x01(\x04\x12\x34\n\x10oldest_record_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eretention_days\x18\x04 \x01(\r\"\x8c\x01\n\x05Stats\x12-\n\x08\x63hannels\x18\x01 \x03(\x0b\x32\x1b.notifications.ChannelStats\x12*\n\x06\x61\x63tors\x18\x02 \x03(\x0b\x32\x1a.notifications.ActorStatus\x12(\n\x05store\x18\x03 \x01(\x0b\x32\x19.notifications.StoreStats\"\xea\x02\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bincident_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x04 \x01(\t\x12\x12\n\nevent_type\x18\x05 \x01(\t\x12-\n\x06status\x18\x06 \x01(\x0e\x32\x1d.notifications.DeliveryStatus\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\r\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fnext_attempt_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x0b \x01(\t\x12\x15\n\rsuppressed_by\x18\x0c \x01(\t\"\x8b\x01\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\r\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x13\n\x0bstatus_code\x18\x04 \x01(\r\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x01\"\xac\x01\n\x18ListNotificationsRequest\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12-\n\x06status\x18\x03 \x01(\x0e\x32\x1d.notifications.DeliveryStatus\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x14\n\x0cnewest_first\x18\x06 \x01(\x08\"h\n\x19ListNotificationsResponse\x12\x32\n\rnotifications\x18\x01 \x03(\x0b\x32\x1b.notifications.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x16GetNotificationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"~\n\x0fRoutingDecision\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x10\n\x08receiver\x18\x02 \x01(\t\x12\x0f\n\x07verdict\x18\x03 \x01(\t\x12\r\n\x05route\x18\x04 \x01(\t\x12\n\n\x02\x62y\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0c\n\x04rule\x18\x07 \x01(\t\"\xb1\x01\n\x12NotificationDetail\x12\x31\n\x0cnotification\x18\x01 \x01(\x0b\x32\x1b.notifications.Notification\x12(\n\x08\x61ttempts\x18\x02 \x03(\x0b\x32\x16.notifications.Attempt\x12\r\n\x05route\x18\x03 \x01(\t\x12/\n\x07routing\x18\x04 \x03(\x0b\x32\x1e.notifications.RoutingDecision\"\x1c\n\x0eRequeueRequest\x12\n\n\x02id\x18\x01 \x01(\t\"?\n\x17TestNotificationRequest\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\"t\n\x16TestNotificationResult\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x13\n\x0bstatus_code\x18\x04 \x01(\r\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"c\n\x15RenderTemplateRequest\x12\x10\n\x08receiver\x18\x01 \x01(\t\x12\x13\n\x0bincident_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\"`\n\x10RenderedTemplate\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0f\n\x07setting\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"L\n\x16RenderTemplateResponse\x12\x32\n\ttemplates\x18\x01 \x03(\x0b\x32\x1f.notifications.RenderedTemplate\"\x97\x02\n\x07Silence\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08matchers\x18\x02 \x03(\t\x12-\n\tstarts_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x05 \x01(\t\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05state\x18\t \x01(\t\"\xa9\x01\n\x14\x43reateSilenceRequest\x12\x10\n\x08matchers\x18\x01 \x03(\t\x12-\n\tstarts_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x04 \x01(\t\x12\x0f\n\x07\x63omment\x18\x05 \x01(\t\"\xb0\x01\n\x14UpdateSilenceRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08matchers\x18\x02 \x03(\t\x12-\n\tstarts_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x05 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x06 \x01(\t\"1\n\x14\x45xpireSilenceRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\"\x1f\n\x11GetSilenceRequest\x12\n\n\x02id\x18\x01 \x01(\t\".\n\x13ListSilencesRequest\x12\x17\n\x0finclude_expired\x18\x01 \x01(\x08\"@\n\x14ListSilencesResponse\x12(\n\x08silences\x18\x01 \x03(\x0b\x32\x16.notifications.Silence*\x9d\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\r\n\tIN_FLIGHT\x10\x02\x12\x0c\n\x08RETRYING\x10\x03\x12\r\n\tDELIVERED\x10\x04\x12\x0b\n\x07SKIPPED\x10\x05\x12\x08\n\x04\x44\x45\x41\x44\x10\x06\x12\x0c\n\x08SILENCED\x10\x07\x12\r\n\tINHIBITED\x10\x08\x32\xbd\x07\n\x13NotificationService\x12=\n\x08GetStats\x12\x1b.notifications.StatsRequest\x1a\x14.notifications.Stats\x12\x66\n\x11ListNotifications\x12\'.notifications.ListNotificationsRequest\x1a(.notifications.ListNotificationsResponse\x12[\n\x0fGetNotification\x12%.notifications.GetNotificationRequest\x1a!.notifications.NotificationDetail\x12Q\n\x13RequeueNotification\x12\x1d.notifications.RequeueRequest\x1a\x1b.notifications.Notification\x12\x65\n\x14SendTestNotification\x12&.notifications.TestNotificationRequest\x1a%.notifications.TestNotificationResult\x12]\n\x0eRenderTemplate\x12$.notifications.RenderTemplateRequest\x1a%.notifications.RenderTemplateResponse\x12L\n\rCreateSilence\x12#.notifications.CreateSilenceRequest\x1a\x16.notifications.Silence\x12L\n\rUpdateSilence\x12#.notifications.UpdateSilenceRequest\x1a\x16.notifications.Silence\x12L\n\rExpireSilence\x12#.notifications.ExpireSilenceRequest\x1a\x16.notifications.Silence\x12\x46\n\nGetSilence\x12 .notifications.GetSilenceRequest\x1a\x16.notifications.Silence\x12W\n\x0cListSilences\x12\".notifications.ListSilencesRequest\x1a#.notifications.ListSilencesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aprotos/notifications.proto\x12\rnotifications\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x02\n\x0c\x43hannelStats\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x0e\n\x06queued\x18\x02 \x01(\x04\x12\x11\n\tin_flight\x18\x03 \x01(\x04\x12\x11\n\tdelivered\x18\x04 \x01(\x04\x12\x10\n\x08retrying\x18\x05 \x01(\x04\x12\x0c\n\x04\x64\x65\x61\x64\x18\x06 \x01(\x04\x12\x0f\n\x07skipped\x18\x07 \x01(\x04\x12\x16\n\x0elatency_p50_ms\x18\x08 \x01(\x01\x12\x16\n\x0elatency_p99_ms\x18\t \x01(\x01\x12\x0f\n\x07\x65nabled\x18\n \x01(\x08\x12\x14\n\x0c\x64\x65stinations\x18\x0b \x03(\t\x12\x0f\n\x07warning\x18\x0c \x01(\t\x12\x10\n\x08silenced\x18\r \x01(\x04\x12\x11\n\tinhibited\x18\x0e \x01(\x04\"s\n\x0b\x41\x63torStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08restarts\x18\x02 \x01(\r\x12\x14\n\x0clast_failure\x18\x03 \x01(\t\x12\r\n\x05\x61live\x18\x04 \x01(\x08\x12\x0e\n\x06\x66\x65nced\x18\x05 \x01(\r\x12\x0f\n\x07replica\x18\x06 \x01(\t\"\x0e\n\x0cStatsRequest\"\x97\x01\n\nStoreStats\x12\x12\n\nsize_bytes\x18\x01 \x01(\x04\x12\x12\n\nfree_bytes\x18\x02 \x01(\x04\x12\x34\n\x10oldest_record_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eretention_days\x18\x04 \x01(\r\x12\x13\n\x0bunavailable\x18\x05 \x01(\t\"\x8c\x01\n\x05Stats\x12-\n\x08\x63hannels\x18\x01 \x03(\x0b\x32\x1b.notifications.ChannelStats\x12*\n\x06\x61\x63tors\x18\x02 \x03(\x0b\x32\x1a.notifications.ActorStatus\x12(\n\x05store\x18\x03 \x01(\x0b\x32\x19.notifications.StoreStats\"\xea\x02\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bincident_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x04 \x01(\t\x12\x12\n\nevent_type\x18\x05 \x01(\t\x12-\n\x06status\x18\x06 \x01(\x0e\x32\x1d.notifications.DeliveryStatus\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\r\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fnext_attempt_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x0b \x01(\t\x12\x15\n\rsuppressed_by\x18\x0c \x01(\t\"\x8b\x01\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\r\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x13\n\x0bstatus_code\x18\x04 \x01(\r\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x01\"\xac\x01\n\x18ListNotificationsRequest\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12-\n\x06status\x18\x03 \x01(\x0e\x32\x1d.notifications.DeliveryStatus\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x14\n\x0cnewest_first\x18\x06 \x01(\x08\"h\n\x19ListNotificationsResponse\x12\x32\n\rnotifications\x18\x01 \x03(\x0b\x32\x1b.notifications.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x16GetNotificationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"~\n\x0fRoutingDecision\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x10\n\x08receiver\x18\x02 \x01(\t\x12\x0f\n\x07verdict\x18\x03 \x01(\t\x12\r\n\x05route\x18\x04 \x01(\t\x12\n\n\x02\x62y\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0c\n\x04rule\x18\x07 \x01(\t\"\xb1\x01\n\x12NotificationDetail\x12\x31\n\x0cnotification\x18\x01 \x01(\x0b\x32\x1b.notifications.Notification\x12(\n\x08\x61ttempts\x18\x02 \x03(\x0b\x32\x16.notifications.Attempt\x12\r\n\x05route\x18\x03 \x01(\t\x12/\n\x07routing\x18\x04 \x03(\x0b\x32\x1e.notifications.RoutingDecision\"\x1c\n\x0eRequeueRequest\x12\n\n\x02id\x18\x01 \x01(\t\"?\n\x17TestNotificationRequest\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\"t\n\x16TestNotificationResult\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x13\n\x0bstatus_code\x18\x04 \x01(\r\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"c\n\x15RenderTemplateRequest\x12\x10\n\x08receiver\x18\x01 \x01(\t\x12\x13\n\x0bincident_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\"`\n\x10RenderedTemplate\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0f\n\x07setting\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"L\n\x16RenderTemplateResponse\x12\x32\n\ttemplates\x18\x01 \x03(\x0b\x32\x1f.notifications.RenderedTemplate\"\x97\x02\n\x07Silence\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08matchers\x18\x02 \x03(\t\x12-\n\tstarts_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x05 \x01(\t\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05state\x18\t \x01(\t\"\xa9\x01\n\x14\x43reateSilenceRequest\x12\x10\n\x08matchers\x18\x01 \x03(\t\x12-\n\tstarts_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x04 \x01(\t\x12\x0f\n\x07\x63omment\x18\x05 \x01(\t\"\xb0\x01\n\x14UpdateSilenceRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08matchers\x18\x02 \x03(\t\x12-\n\tstarts_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x05 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x06 \x01(\t\"1\n\x14\x45xpireSilenceRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\"\x1f\n\x11GetSilenceRequest\x12\n\n\x02id\x18\x01 \x01(\t\".\n\x13ListSilencesRequest\x12\x17\n\x0finclude_expired\x18\x01 \x01(\x08\"@\n\x14ListSilencesResponse\x12(\n\x08silences\x18\x01 \x03(\x0b\x32\x16.notifications.Silence*\x9d\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\r\n\tIN_FLIGHT\x10\x02\x12\x0c\n\x08RETRYING\x10\x03\x12\r\n\tDELIVERED\x10\x04\x12\x0b\n\x07SKIPPED\x10\x05\x12\x08\n\x04\x44\x45\x41\x44\x10\x06\x12\x0c\n\x08SILENCED\x10\x07\x12\r\n\tINHIBITED\x10\x08\x32\xbd\x07\n\x13NotificationService\x12=\n\x08GetStats\x12\x1b.notifications.StatsRequest\x1a\x14.notifications.Stats\x12\x66\n\x11ListNotifications\x12\'.notifications.ListNotificationsRequest\x1a(.notifications.ListNotificationsResponse\x12[\n\x0fGetNotification\x12%.notifications.GetNotificationRequest\x1a!.notifications.NotificationDetail\x12Q\n\x13RequeueNotification\x12\x1d.notifications.RequeueRequest\x1a\x1b.notifications.Notification\x12\x65\n\x14SendTestNotification\x12&.notifications.TestNotificationRequest\x1a%.notifications.TestNotificationResult\x12]\n\x0eRenderTemplate\x12$.notifications.RenderTemplateRequest\x1a%.notifications.RenderTemplateResponse\x12L\n\rCreateSilence\x12#.notifications.CreateSilenceRequest\x1a\x16.notifications.Silence\x12L\n\rUpdateSilence\x12#.notifications.UpdateSilenceRequest\x1a\x16.notifications.Silence\x12L\n\rExpireSilence\x12#.notifications.ExpireSilenceRequest\x1a\x16.notifications.Silence\x12\x46\n\nGetSilence\x12 .notifications.GetSilenceRequest\x1a\x16.notifications.Silence\x12W\n\x0cListSilences\x12\".notifications.ListSilencesRequest\x1a#.notifications.ListSilencesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.notifications_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERYSTATUS']._serialized_start=3221
-  _globals['_DELIVERYSTATUS']._serialized_end=3378
+  _globals['_DELIVERYSTATUS']._serialized_start=3242
+  _globals['_DELIVERYSTATUS']._serialized_end=3399
   _globals['_CHANNELSTATS']._serialized_start=79
   _globals['_CHANNELSTATS']._serialized_end=354
   _globals['_ACTORSTATUS']._serialized_start=356
@@ -41,49 +41,49 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATSREQUEST']._serialized_start=473
   _globals['_STATSREQUEST']._serialized_end=487
   _globals['_STORESTATS']._serialized_start=490
-  _globals['_STORESTATS']._serialized_end=620
-  _globals['_STATS']._serialized_start=623
-  _globals['_STATS']._serialized_end=763
-  _globals['_NOTIFICATION']._serialized_start=766
-  _globals['_NOTIFICATION']._serialized_end=1128
-  _globals['_ATTEMPT']._serialized_start=1131
-  _globals['_ATTEMPT']._serialized_end=1270
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=1273
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=1445
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=1447
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=1551
-  _globals['_GETNOTIFICATIONREQUEST']._serialized_start=1553
-  _globals['_GETNOTIFICATIONREQUEST']._serialized_end=1589
-  _globals['_ROUTINGDECISION']._serialized_start=1591
-  _globals['_ROUTINGDECISION']._serialized_end=1717
-  _globals['_NOTIFICATIONDETAIL']._serialized_start=1720
-  _globals['_NOTIFICATIONDETAIL']._serialized_end=1897
-  _globals['_REQUEUEREQUEST']._serialized_start=1899
-  _globals['_REQUEUEREQUEST']._serialized_end=1927
-  _globals['_TESTNOTIFICATIONREQUEST']._serialized_start=1929
-  _globals['_TESTNOTIFICATIONREQUEST']._serialized_end=1992
-  _globals['_TESTNOTIFICATIONRESULT']._serialized_start=1994
-  _globals['_TESTNOTIFICATIONRESULT']._serialized_end=2110
-  _globals['_RENDERTEMPLATEREQUEST']._serialized_start=2112
-  _globals['_RENDERTEMPLATEREQUEST']._serialized_end=2211
-  _globals['_RENDEREDTEMPLATE']._serialized_start=2213
-  _globals['_RENDEREDTEMPLATE']._serialized_end=2309
-  _globals['_RENDERTEMPLATERESPONSE']._serialized_start=2311
-  _globals['_RENDERTEMPLATERESPONSE']._serialized_end=2387
-  _globals['_SILENCE']._serialized_start=2390
-  _globals['_SILENCE']._serialized_end=2669
-  _globals['_CREATESILENCEREQUEST']._serialized_start=2672
-  _globals['_CREATESILENCEREQUEST']._serialized_end=2841
-  _globals['_UPDATESILENCEREQUEST']._serialized_start=2844
-  _globals['_UPDATESILENCEREQUEST']._serialized_end=3020
-  _globals['_EXPIRESILENCEREQUEST']._serialized_start=3022
-  _globals['_EXPIRESILENCEREQUEST']._serialized_end=3071
-  _globals['_GETSILENCEREQUEST']._serialized_start=3073
-  _globals['_GETSILENCEREQUEST']._serialized_end=3104
-  _globals['_LISTSILENCESREQUEST']._serialized_start=3106
-  _globals['_LISTSILENCESREQUEST']._serialized_end=3152
-  _globals['_LISTSILENCESRESPONSE']._serialized_start=3154
-  _globals['_LISTSILENCESRESPONSE']._serialized_end=3218
-  _globals['_NOTIFICATIONSERVICE']._serialized_start=3381
-  _globals['_NOTIFICATIONSERVICE']._serialized_end=4338
+  _globals['_STORESTATS']._serialized_end=641
+  _globals['_STATS']._serialized_start=644
+  _globals['_STATS']._serialized_end=784
+  _globals['_NOTIFICATION']._serialized_start=787
+  _globals['_NOTIFICATION']._serialized_end=1149
+  _globals['_ATTEMPT']._serialized_start=1152
+  _globals['_ATTEMPT']._serialized_end=1291
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=1294
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=1466
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=1468
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=1572
+  _globals['_GETNOTIFICATIONREQUEST']._serialized_start=1574
+  _globals['_GETNOTIFICATIONREQUEST']._serialized_end=1610
+  _globals['_ROUTINGDECISION']._serialized_start=1612
+  _globals['_ROUTINGDECISION']._serialized_end=1738
+  _globals['_NOTIFICATIONDETAIL']._serialized_start=1741
+  _globals['_NOTIFICATIONDETAIL']._serialized_end=1918
+  _globals['_REQUEUEREQUEST']._serialized_start=1920
+  _globals['_REQUEUEREQUEST']._serialized_end=1948
+  _globals['_TESTNOTIFICATIONREQUEST']._serialized_start=1950
+  _globals['_TESTNOTIFICATIONREQUEST']._serialized_end=2013
+  _globals['_TESTNOTIFICATIONRESULT']._serialized_start=2015
+  _globals['_TESTNOTIFICATIONRESULT']._serialized_end=2131
+  _globals['_RENDERTEMPLATEREQUEST']._serialized_start=2133
+  _globals['_RENDERTEMPLATEREQUEST']._serialized_end=2232
+  _globals['_RENDEREDTEMPLATE']._serialized_start=2234
+  _globals['_RENDEREDTEMPLATE']._serialized_end=2330
+  _globals['_RENDERTEMPLATERESPONSE']._serialized_start=2332
+  _globals['_RENDERTEMPLATERESPONSE']._serialized_end=2408
+  _globals['_SILENCE']._serialized_start=2411
+  _globals['_SILENCE']._serialized_end=2690
+  _globals['_CREATESILENCEREQUEST']._serialized_start=2693
+  _globals['_CREATESILENCEREQUEST']._serialized_end=2862
+  _globals['_UPDATESILENCEREQUEST']._serialized_start=2865
+  _globals['_UPDATESILENCEREQUEST']._serialized_end=3041
+  _globals['_EXPIRESILENCEREQUEST']._serialized_start=3043
+  _globals['_EXPIRESILENCEREQUEST']._serialized_end=3092
+  _globals['_GETSILENCEREQUEST']._serialized_start=3094
+  _globals['_GETSILENCEREQUEST']._serialized_end=3125
+  _globals['_LISTSILENCESREQUEST']._serialized_start=3127
+  _globals['_LISTSILENCESREQUEST']._serialized_end=3173
+  _globals['_LISTSILENCESRESPONSE']._serialized_start=3175
+  _globals['_LISTSILENCESRESPONSE']._serialized_end=3239
+  _globals['_NOTIFICATIONSERVICE']._serialized_start=3402
+  _globals['_NOTIFICATIONSERVICE']._serialized_end=4359
 # @@protoc_insertion_point(module_scope)

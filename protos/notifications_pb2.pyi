@@ -84,16 +84,18 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StoreStats(_message.Message):
-    __slots__ = ("size_bytes", "free_bytes", "oldest_record_at", "retention_days")
+    __slots__ = ("size_bytes", "free_bytes", "oldest_record_at", "retention_days", "unavailable")
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
     OLDEST_RECORD_AT_FIELD_NUMBER: _ClassVar[int]
     RETENTION_DAYS_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_FIELD_NUMBER: _ClassVar[int]
     size_bytes: int
     free_bytes: int
     oldest_record_at: _timestamp_pb2.Timestamp
     retention_days: int
-    def __init__(self, size_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., oldest_record_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retention_days: _Optional[int] = ...) -> None: ...
+    unavailable: str
+    def __init__(self, size_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., oldest_record_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retention_days: _Optional[int] = ..., unavailable: _Optional[str] = ...) -> None: ...
 
 class Stats(_message.Message):
     __slots__ = ("channels", "actors", "store")

@@ -447,7 +447,8 @@ def test_stats_in_the_prometheus_format_parse_line_by_line_and_match_get_stats(t
     parsed = exposition.parse(result.out)
     assert parsed.types == {"incident_manager_notifications": "gauge",
                             "incident_manager_notification_latency_seconds": "gauge",
-                            "incident_manager_actor_up": "gauge", "incident_manager_actor_restarts_total": "counter"}
+                            "incident_manager_actor_up": "gauge", "incident_manager_actor_restarts_total": "counter",
+                            "incident_manager_store_up": "gauge"}
     assert set(parsed.helps) == set(parsed.types) and all(parsed.helps.values())
     (webhook_stats,) = stats.channels
     assert {status: parsed.value("incident_manager_notifications", channel="webhook", status=status)
@@ -647,3 +648,14 @@ def test_the_cli_calls_every_rpc_but_the_bulk_intake_ones_and_each_call_passes_a
                  for service in module.DESCRIPTOR.services_by_name.values() for method in service.methods}
     assert {call.func.attr for call in calls} == every_rpc - {"StreamAlerts", "SubmitAlerts"}
     assert all("timeout" in {keyword.arg for keyword in call.keywords} for call in calls)
+
+
+def test_stats_say_when_the_store_cannot_be_read_in_the_table_and_the_prometheus_format():
+    reason = "the store's database cannot be reached: no connection within 10 s; try again"
+    down = notifications_pb2.Stats(actors=[notifications_pb2.ActorStatus(name="router", alive=False)],
+                                   store=notifications_pb2.StoreStats(unavailable=reason))
+    assert render.stats(down).endswith(f"store unavailable: {reason}")
+    assert exposition.parse(prometheus.exposition(down)).value("incident_manager_store_up") == 0
+    up = notifications_pb2.Stats(store=notifications_pb2.StoreStats(size_bytes=4096))
+    assert "store size" in render.stats(up)
+    assert exposition.parse(prometheus.exposition(up)).value("incident_manager_store_up") == 1

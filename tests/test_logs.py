@@ -25,7 +25,7 @@ from actors.domain.config import ObservabilitySettings
 from actors.domain.models import Alert, Delivery, IncidentType, Outcome, Severity
 from actors.embed import IncidentManager
 from actors.engine import Engine
-from actors.logs import configure_logging
+from actors.logs import AtMostEvery, configure_logging
 from actors.supervision import ChildSpec, GetStatus, Strategy, SupervisedActor, Supervisor
 from protos import alerts_pb2, incidents_pb2
 from tests.support.http_receiver import HttpReceiver
@@ -275,3 +275,15 @@ def test_an_embedded_engines_events_reach_the_hosts_stdlib_logging(tmp_path, cap
 def test_urllib3_request_lines_are_kept_out_because_urls_are_secrets(monkeypatch):
     with logging_to(io.StringIO(), monkeypatch):
         assert logging.getLogger("urllib3").getEffectiveLevel() >= logging.WARNING
+
+
+def test_psycopgs_pool_warnings_are_heard_at_most_once_a_minute_and_its_errors_always(monkeypatch):
+    with logging_to(io.StringIO(), monkeypatch, json_logs=True) as stream:
+        assert any(isinstance(f, AtMostEvery) and f.secs == 60 for f in logging.getLogger("psycopg.pool").filters)
+        pool = logging.getLogger("test.pool")
+        monkeypatch.setattr(pool, "filters", [AtMostEvery(60.0)])
+        for attempt in range(3):
+            pool.warning("error connecting: attempt %d", attempt)
+        pool.error("the pool is broken")
+    assert [(line["level"], line["event"]) for line in json_lines(stream.getvalue())] == [
+        ("warning", "error connecting: attempt 0"), ("error", "the pool is broken")]

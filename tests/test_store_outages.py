@@ -10,20 +10,25 @@ cuts only its own connections on the shared server."""
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from datetime import timedelta
 
 import grpc
 import pytest
+import structlog
 
 from actors.domain.errors import OutcomeUnknown, StoreUnavailable
 from actors.domain.models import utc_now
 from actors.domain.silences import Silence
+from actors.replicas import Heartbeat, Report
 from actors.store.lock import StoreInUse
 from actors.store.opening import open_store
 from actors.store.postgres import PostgresStore
 from actors.store.postgres_migrations import lock_keys
-from protos import alerts_pb2
+from protos import alerts_pb2, notifications_pb2
 from tests.support import postgres
+from tests.support.http_receiver import HttpReceiver, Reply
+from tests.support.slack_api import FakeSlack, slack_error
 from tests.support.process import ServerProcess
 from tests.support.server import make_settings, running
 from tests.support.waiting import wait_until
@@ -135,6 +140,86 @@ def test_grpc_callers_get_unavailable_while_the_database_is_down_and_nothing_acc
         assert all(status.alive for status in engine.actor_statuses())
 
 
+# -- an outage longer than the supervisors' restart window ---------------------------------
+@pytest.fixture
+def quick_outage_backoff(monkeypatch):
+    """Actors the outage ended are restarted after 0.1 s, at most 0.5 s (not 0.5 s, 10 s)."""
+    from actors import supervision
+
+    monkeypatch.setattr(supervision, "OUTAGE_BACKOFF_SECS", 0.1)
+    monkeypatch.setattr(supervision, "OUTAGE_BACKOFF_MAX_SECS", 0.5)
+
+
+def test_the_server_stays_up_through_an_outage_longer_than_its_restart_window_and_then_sends_what_it_owes(
+        tmp_path, role, quick_outages, quick_outage_backoff):
+    """Sends in flight when the database goes away finish meanwhile and are recorded once it is
+    back (none is made again); actors the outage ends (here the router, crashed once by hand,
+    whose restarts need the store) wait for it without counting toward the restart intensity;
+    callers hear UNAVAILABLE; what was accepted before is sent after, each id once."""
+    arrived, gate = threading.Event(), threading.Event()
+
+    def answer(request):
+        arrived.set()
+        gate.wait(30)
+        return Reply()
+
+    with HttpReceiver(answer) as receiver:
+        settings = make_settings(tmp_path, state={"url": role.url},
+                                 supervision={"max_restarts": 2, "within_secs": 4.0},
+                                 notifications={"webhook_enabled": True, "default_webhook_url": receiver.url,
+                                                "webhook": {"pool_size": 1}})
+        with running(settings) as (engine, api, client):
+            for n in range(3):  # the first is being sent (the receiver holds it), the others wait behind it
+                client.alerts.SubmitAlert(_alert(f"before-{n}"))
+            assert arrived.wait(10)
+            role.refuse()
+            gate.set()  # they are delivered while the store cannot record it
+            with pytest.raises(grpc.RpcError) as refused:
+                client.alerts.SubmitAlert(_alert("during"))
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+            engine.faults.crash_next_message("router")  # its restarts need the store
+            # each restart waits 1 s for a connection: five take longer than the restart window
+            wait_until(lambda: engine.failed.is_set() or _status(engine, "router").restarts >= 5, timeout=30)
+            assert not engine.failed.is_set()
+            stats = client.notifications.GetStats(notifications_pb2.StatsRequest(), timeout=10)
+            assert "cannot be reached" in stats.store.unavailable and role.name not in stats.store.unavailable
+            assert [a.last_failure.startswith("waiting for the store") for a in stats.actors if a.name == "router"] \
+                == [True]
+            role.admit()
+            wait_until(lambda: _works(lambda: client.alerts.SubmitAlert(_alert("after"))), timeout=20)
+            wait_until(lambda: len(engine.notifications(status="delivered")[0]) == 4, timeout=20)
+            assert not engine.failed.is_set()
+            wait_until(lambda: all(status.alive for status in engine.actor_statuses()))
+            owed = {record.id for record in engine.notifications(status="delivered")[0]}
+        delivered = Counter(request.headers["webhook-id"] for request in receiver.requests)
+    assert set(delivered) == owed and set(delivered.values()) == {1}  # each id once: none was in flight twice
+
+
+def test_an_attempt_that_needs_the_store_waits_for_it_unsent_and_is_made_once_it_is_back(
+        tmp_path, role, quick_outages, quick_outage_backoff):
+    """A Slack thread's state is read from the store before each attempt: a retry that comes due
+    during the outage is put off, unsent, and made once the store is back; its sender is never
+    restarted."""
+    slack = FakeSlack(SLACK_TOKEN)
+    slack.script("chat.postMessage", slack_error("ratelimited", 429, {"Retry-After": "1"}))
+    with HttpReceiver(slack) as api:
+        settings = make_settings(tmp_path, state={"url": role.url}, notifications={
+            "slack_enabled": True, "slack_bot_token_env": "SLACK_TOKEN", "slack_default_channel": "#incidents",
+            "slack_api_url": api.url + "/api", "slack": {"pool_size": 1}})
+        with running(settings, environ={"SLACK_TOKEN": SLACK_TOKEN}) as (engine, _, client), \
+                structlog.testing.capture_logs() as logs:
+            client.alerts.SubmitAlert(_alert("rate-limited"))
+            api.wait_for(1)  # answered 429: retried in a second
+            role.refuse()
+            # the retry came due (1 s) and was put off: the store was tried three times (1 s each)
+            wait_until(lambda: sum(e["event"] == "sender_waiting_for_store" for e in logs) >= 3, timeout=20)
+            assert len(api.requests) == 1
+            role.admit()
+            wait_until(lambda: len(engine.notifications(status="delivered")[0]) == 1, timeout=20)
+            assert _status(engine, "sender:slack:0").restarts == 0
+        assert len(api.requests) == 2 and len(slack.roots()) == 1
+
+
 # -- the lock: one server per store ---------------------------------------------------------
 def test_a_lone_server_whose_lock_session_ends_takes_the_lock_again_and_keeps_the_store(role):
     opened = open_store(state(role.url), {})
@@ -172,9 +257,35 @@ def _alert(title: str) -> alerts_pb2.AlertRequest:
     return alerts_pb2.AlertRequest(alert_id=title, title=title, source="outage-test", severity=2, type=1)
 
 
+SLACK_TOKEN = "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"
+
+
+def _status(engine, actor: str):
+    return next(status for status in engine.actor_statuses() if status.name == actor)
+
+
 def _works(call) -> bool:
     try:
         call()
     except (StoreUnavailable, grpc.RpcError):
         return False
     return True
+
+
+def test_a_replicas_heartbeat_logs_a_row_of_failed_beats_once_and_the_first_beat_after_them(role, quick_outages):
+    store = PostgresStore(role.url, shared=True)
+    heartbeat = Heartbeat(store, "replica-1", 0.3, lambda: Report([], {}))
+    try:
+        with structlog.testing.capture_logs() as logs:
+            heartbeat.start()
+            role.refuse()
+
+            def failed() -> list[str]:
+                return [e["log_level"] for e in logs if e["event"] == "replica_heartbeat_failed"]
+            wait_until(lambda: len(failed()) >= 3)
+            role.admit()
+            wait_until(lambda: any(e["event"] == "replica_heartbeat_back" for e in logs))
+        assert failed()[:3] == ["warning", "debug", "debug"]
+    finally:
+        heartbeat.stop()
+        store.close()

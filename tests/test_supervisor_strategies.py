@@ -5,9 +5,12 @@ import threading
 
 import pykka
 import pytest
+import structlog
 
+from actors import supervision
 from actors.directory import ActorDirectory
-from actors.supervision import ChildSpec, GetStatus, Restart, Strategy, SupervisedActor, Supervisor
+from actors.domain.errors import StoreUnavailable
+from actors.supervision import ChildSpec, GetStatus, Restart, Strategy, SupervisedActor, Supervisor, outage_backoff
 from tests.support.waiting import wait_until
 
 TIMEOUT = 10.0
@@ -167,5 +170,64 @@ def test_a_thread_ended_by_a_base_exception_in_start_is_reported_and_restarted()
         status = top.ask(GetStatus(), timeout=TIMEOUT)[0]
         assert status.alive and "KeyboardInterrupt" in status.last_failure
         assert journal == [("start", "a")]
+    finally:
+        top.stop(block=True, timeout=TIMEOUT)
+
+
+# -- the store's outage ---------------------------------------------------------------------
+class StoreDown(Worker):
+    """A worker that ends by StoreUnavailable while ``outage`` is set: on "store" and in start."""
+
+    def __init__(self, supervisor, name, journal, outage):
+        super().__init__(supervisor, name, journal)
+        self.outage = outage
+
+    def started(self):
+        super().started()
+        if self.outage.is_set():
+            raise StoreUnavailable("the store's database cannot be reached")
+
+    def receive(self, message):
+        if message == "store" and self.outage.is_set():
+            raise StoreUnavailable("the store's database cannot be reached")
+        return super().receive(message)
+
+
+@pytest.fixture
+def quick_outage_backoff(monkeypatch):
+    monkeypatch.setattr(supervision, "OUTAGE_BACKOFF_SECS", 0.01)
+    monkeypatch.setattr(supervision, "OUTAGE_BACKOFF_MAX_SECS", 0.05)
+
+
+def test_the_wait_after_an_outage_doubles_up_to_its_cap():
+    waits = [outage_backoff(tries) for tries in range(8)] + [outage_backoff(10_000)]
+    assert waits[:3] == [supervision.OUTAGE_BACKOFF_SECS * 2 ** n for n in range(3)]
+    assert waits == sorted(waits) and waits[-1] == supervision.OUTAGE_BACKOFF_MAX_SECS
+
+
+def test_exits_by_an_unreachable_store_never_escalate_and_the_child_runs_again_once_it_is_back(
+        quick_outage_backoff):
+    directory, journal, escalated, outage = ActorDirectory(), [], threading.Event(), threading.Event()
+    specs = [ChildSpec("a", lambda parent, n: StoreDown.start(parent, n, journal, outage))]
+    top = Supervisor.start(None, "top", specs, Strategy.ONE_FOR_ONE, 1, 30, directory,
+                           on_escalate=lambda reason: escalated.set())
+    try:
+        wait_until(lambda: directory.lookup("a") is not None)
+        with structlog.testing.capture_logs() as logs:
+            outage.set()
+            directory.get("a").tell("store")
+            wait_until(lambda: journal.count(("start", "a")) >= 6)  # five failed restarts: max_restarts is 1
+            [status] = top.ask(GetStatus())
+            assert "waiting for the store" in status.last_failure and not escalated.is_set()
+            outage.clear()
+            wait_until(lambda: directory.lookup("a") is not None and directory.lookup("a").is_alive())
+        assert directory.get("a").ask("ping") is None  # it runs: an unexpected message is only logged
+        waiting = [entry for entry in logs if entry["event"] == "actor_waiting_for_store"]
+        assert [entry["log_level"] for entry in waiting[:2]] == ["warning", "debug"]  # once per outage
+        assert not [entry for entry in logs if entry["event"] == "actor_exited"]
+        crash(directory, "a")  # a crash of its own still counts toward the intensity
+        wait_until(lambda: journal.count(("start", "a")) >= 8)
+        crash(directory, "a")
+        assert escalated.wait(TIMEOUT)
     finally:
         top.stop(block=True, timeout=TIMEOUT)

@@ -38,7 +38,8 @@ class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
             destinations.setdefault(receiver.channel, []).append(receiver.destination)
         counted = {counts.channel: counts for counts in stats.channels}
         channels = []
-        for name in sorted(counted.keys() | {name for name in CHANNELS if settings.enabled(name)}):
+        listed = set() if stats.store_unavailable else counted.keys() | {n for n in CHANNELS if settings.enabled(n)}
+        for name in sorted(listed):  # none while the store cannot be read: its counts are unknown, not 0
             in_flight, waiting = stats.in_flight.get(name, (0, 0))
             counts = counted.get(name, ChannelCounts(name, {}, 0.0, 0.0))
             c = counts.counts
@@ -56,7 +57,7 @@ class NotificationServicer(notifications_pb2_grpc.NotificationServiceServicer):
         store = notifications_pb2.StoreStats(
             size_bytes=stats.store.size_bytes, free_bytes=stats.store.free_bytes,
             oldest_record_at=to_timestamp(stats.store.oldest_record_at),
-            retention_days=self.engine.settings.state.retention_days)
+            retention_days=self.engine.settings.state.retention_days, unavailable=stats.store_unavailable)
         return notifications_pb2.Stats(channels=channels, actors=actors, store=store)
 
     @translate

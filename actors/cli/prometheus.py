@@ -43,6 +43,10 @@ def families(stats: notifications_pb2.Stats) -> list[Family]:
         Family(PREFIX + "actor_restarts_total", "counter",
                "Times the supervisor restarted the actor since the server started.",
                [(_actor_labels(a), a.restarts) for a in stats.actors]),
+        Family(PREFIX + "store_up", "gauge",
+               "1 if the server could read its store, 0 while the store's database cannot be reached "
+               "(the notification counts are then missing).",
+               [({}, 0 if stats.store.unavailable else 1)]),
     ]
 
 
@@ -53,7 +57,9 @@ def _family_text(family: Family) -> str:
 
 
 def _labels(pairs: Iterable[tuple[str, str]]) -> str:
-    return "{" + ",".join(f'{name}="{_escape_label(value)}"' for name, value in pairs) + "}"
+    """``{name="value",…}``, or nothing for a sample without labels."""
+    text = ",".join(f'{name}="{_escape_label(value)}"' for name, value in pairs)
+    return "{" + text + "}" if text else ""
 
 
 def _escape_label(value: str) -> str:

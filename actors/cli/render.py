@@ -165,6 +165,8 @@ def stats(s: notifications_pb2.Stats) -> str:
 
 
 def store(s: notifications_pb2.StoreStats) -> str:
+    if s.unavailable:
+        return f"store unavailable: {clean(s.unavailable)}"
     retention = f"{s.retention_days} days" if s.retention_days else "forever"
     return fields([("store size", size(s.size_bytes)), ("free in it", size(s.free_bytes)),
                    ("oldest record", when(s, "oldest_record_at")), ("kept for", retention)])
