@@ -19,14 +19,13 @@ from actors.domain.errors import NotFound
 from actors.domain.models import DeliveryStatus, utc_now
 from actors.domain.silences import Silence
 from actors.store.base import Conflict, Guard, StaleSilence
-from actors.store.opening import open_store
 from protos import incidents_pb2, notifications_pb2
 from tests.support import postgres
 from tests.support.http_receiver import HttpReceiver
 from tests.support.server import TIMEOUT, Client, make_settings, running
 from tests.support.waiting import wait_until
 from tests.test_postgres import change
-from tests.test_replicas import replica_state
+from tests.test_replicas import stores  # noqa: F401 (a fixture)
 from tests.test_silences import alert, notifications_of, silence, timeline_of
 
 N = notifications_pb2
@@ -185,15 +184,6 @@ def test_an_alert_held_by_a_silence_released_unheard_is_decided_again_and_notifi
 
 
 # -- the store's part ----------------------------------------------------------------------------------
-@pytest.fixture
-def stores(url):
-    opened = [open_store(replica_state(url), {}) for _ in range(2)]
-    yield [o.store for o in opened]
-    for o in opened:
-        o.store.close()
-        o.lock.release()
-
-
 def ended_silence(silence_id: str = "s-1") -> Silence:
     now = utc_now()
     return Silence(silence_id, ('service="db"',), now - timedelta(hours=1), now, "alice", "", now, now)
