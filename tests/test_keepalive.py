@@ -6,6 +6,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 
 import pytest
 
@@ -20,11 +21,13 @@ ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 class ScriptedServer:
     """Reads requests (head and Content-Length body) and answers each with the next of
-    ``answers``, as raw bytes (``b""``: none); hangs up after each answer when ``close`` says so.
+    ``answers``, as raw bytes (``b""``: none); hangs up after each answer when ``close`` says so,
+    and sends each a byte at a time ``drip_secs`` apart when that is set.
     With ``tls`` (an ssl.SSLContext) it speaks TLS. ``requests`` holds each request's bytes."""
 
-    def __init__(self, answers: list[bytes], close: bool = False, tls: ssl.SSLContext | None = None) -> None:
-        self.answers, self.close_after, self.tls = list(answers), close, tls
+    def __init__(self, answers: list[bytes], close: bool = False, tls: ssl.SSLContext | None = None,
+                 drip_secs: float = 0.0) -> None:
+        self.answers, self.close_after, self.tls, self.drip_secs = list(answers), close, tls, drip_secs
         self.connections = 0
         self.requests: list[bytes] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -59,8 +62,21 @@ class ScriptedServer:
                 data += conn.recv(65536)
             self.requests.append(head + b"\r\n\r\n" + data[:length])
             data = data[length:]
-            conn.sendall(self.answers.pop(0))
+            self._send(conn, self.answers.pop(0))
             if self.close_after:
+                return
+
+    def _send(self, conn: socket.socket, answer: bytes) -> None:
+        """The answer at once, or with ``drip_secs`` a byte at a time, that long apart (a slow
+        server); a client that hung up ends it."""
+        if not self.drip_secs:
+            conn.sendall(answer)
+            return
+        for byte in answer:
+            time.sleep(self.drip_secs)  # the server's pace, not a wait for the test
+            try:
+                conn.sendall(bytes([byte]))
+            except OSError:
                 return
 
     def close(self) -> None:
@@ -233,3 +249,28 @@ def test_https_to_an_untrusted_certificate_fails_for_good(tls_server_context):
     (outcome,) = post_all(ScriptedServer([ANSWER], tls=context), 1, scheme="https")
     assert isinstance(outcome, Outcome) and outcome.kind is OutcomeKind.FAILED
     assert "TLS certificate not trusted" in outcome.detail
+
+
+def test_an_answer_dripping_in_past_the_timeout_is_cut_off_there():
+    # each byte comes well within the timeout, the whole answer (40 bytes, 2 s) well past it
+    server = ScriptedServer([ANSWER], drip_secs=0.05)
+    poster = KeepAlivePoster(f"http://127.0.0.1:{server.port}/hook", timeout=0.5)
+    try:
+        outcome = poster.post(b"{}", {})
+    finally:
+        poster.close()
+        server.close()
+    assert isinstance(outcome, Outcome) and outcome.kind is OutcomeKind.RETRY and "timeout" in outcome.detail
+
+
+def test_a_server_answering_only_interim_answers_is_a_retry_that_says_so():
+    (outcome,) = post_all(ScriptedServer([b"HTTP/1.1 100 Continue\r\n\r\n" * 20], close=True), 1)
+    assert isinstance(outcome, Outcome) and outcome.kind is OutcomeKind.RETRY
+    assert "more than 10 interim (1xx) answers" in outcome.detail
+
+
+def test_endless_trailer_fields_are_cut_off():
+    trailers = (b"X-T: " + b"t" * 1000 + b"\r\n") * 80  # 80 kB, and no end
+    server = ScriptedServer([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + trailers], close=True)
+    (outcome,) = post_all(server, 1)
+    assert isinstance(outcome, Outcome) and "trailer fields are longer than" in outcome.detail

@@ -6,7 +6,8 @@ loopback this machine spent about 780 µs of CPU in ``requests``, 200 µs in ``h
 one GIL, and the worker processes sharing the same cores, that cost is the delivery ceiling.
 :class:`KeepAlivePoster` keeps one persistent connection per thread and per origin, sends a
 request's head and body in one write, reads answers with a Content-Length, chunked, or
-ending with the connection (bodies kept up to ``MAX_BODY_BYTES``), skips interim 1xx answers,
+ending with the connection (bodies kept up to ``MAX_BODY_BYTES``), skips interim 1xx answers
+(up to ``MAX_INTERIM_ANSWERS``), gives the whole answer the timeout (not each read),
 never follows redirects, ignores proxy variables, verifies TLS certificates with the default
 context, and turns every failure into an :class:`Outcome`.
 """
@@ -18,6 +19,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 from urllib.parse import urlsplit
@@ -36,6 +38,8 @@ MAX_HEAD_BYTES = 65_536
 #: The most of a response body kept; a longer body is cut there and its connection not reused.
 MAX_BODY_BYTES = 1_048_576
 RECEIVE_BYTES = 65_536
+#: Interim (1xx) answers read before the real one; more is a server that never answers.
+MAX_INTERIM_ANSWERS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +68,10 @@ class _Closed(Exception):
 
 class _Connection:
     """One persistent HTTP/1.1 connection (plain or TLS). :meth:`exchange` sends a request in
-    one write and reads its answer; it raises OSError (socket.timeout, ssl errors included),
-    :class:`_Closed` or :class:`Malformed`, after which the connection must be closed."""
+    one write and reads its answer, all of it within ``timeout`` (a server dripping its answer
+    byte by byte is cut off there too); it raises OSError (TimeoutError and ssl errors
+    included), :class:`_Closed` or :class:`Malformed`, after which the connection must be
+    closed."""
 
     def __init__(self, host: str, port: int, timeout: float, tls: ssl.SSLContext | None) -> None:
         sock = socket.create_connection((host, port), timeout)
@@ -75,14 +81,22 @@ class _Connection:
         except BaseException:
             sock.close()
             raise
+        self._timeout = timeout
+        self._deadline = 0.0  # when the answer being read must be whole (time.monotonic())
         self._received = bytearray()  # read from the socket, not yet consumed
 
     def exchange(self, request: bytes) -> tuple[int, dict[str, str], bytes, bool]:
         """Status, headers (names lower-case), body, and whether the connection may be reused."""
+        self.sock.settimeout(self._timeout)
+        self._deadline = time.monotonic() + self._timeout
         self.sock.sendall(request)
         status, version, headers = self._head(first=True)
-        while 100 <= status < 200:  # interim answers (100 Continue, 103 Early Hints) precede the real one
+        for _ in range(MAX_INTERIM_ANSWERS):  # interim answers (100 Continue, 103 Early Hints) come first
+            if not 100 <= status < 200:
+                break
             status, version, headers = self._head(first=False)
+        else:
+            raise Malformed(f"more than {MAX_INTERIM_ANSWERS} interim (1xx) answers")
         body, complete = self._body(status, headers)
         connection = headers.get("connection", "").lower()
         reusable = complete and version == "HTTP/1.1" and "close" not in connection
@@ -142,8 +156,11 @@ class _Connection:
             except ValueError:
                 raise Malformed(f"not a chunk size: {size_text[:20]!r}") from None
             if size == 0:
-                while self._line():  # trailer fields, up to the empty line
-                    pass
+                trailer = 0
+                while line := self._line():  # trailer fields, up to the empty line
+                    trailer += len(line)
+                    if trailer > MAX_HEAD_BYTES:
+                        raise Malformed(f"the trailer fields are longer than {MAX_HEAD_BYTES} bytes")
                 return bytes(body), True
             if len(body) + size > MAX_BODY_BYTES:
                 body += self._take(MAX_BODY_BYTES - len(body))
@@ -171,7 +188,12 @@ class _Connection:
         return taken
 
     def _fill(self) -> bool:
-        """Read what has arrived (waiting up to the timeout); False when the server closed."""
+        """Read what has arrived (waiting until the exchange's deadline, TimeoutError past it);
+        False when the server closed."""
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the answer did not arrive whole within the timeout")
+        self.sock.settimeout(left)
         data = self.sock.recv(RECEIVE_BYTES)
         self._received += data
         return bool(data)
