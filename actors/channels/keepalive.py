@@ -2,7 +2,7 @@
 
 Webhook, Slack (incoming webhook and Web API) and PagerDuty all post through it. Per POST on
 loopback this machine spent about 780 µs of CPU in ``requests``, 200 µs in ``http.client``
-(its header parsing goes through the ``email`` package), and spends about 30 µs here: with
+(its header parsing goes through the ``email`` package), and spends about 50 µs here: with
 one GIL, and the worker processes sharing the same cores, that cost is the delivery ceiling.
 :class:`KeepAlivePoster` keeps one persistent connection per thread and per origin, sends a
 request's head and body in one write, reads answers with a Content-Length, chunked, or
