@@ -163,7 +163,7 @@ def test_a_release_frees_the_delivery_in_the_store_and_a_later_event_waits_behin
     detected = rig.owe(A, IncidentState.DETECTED)
     assert ids(rig.sent(0)) == [detected.notification_id]
     rig.router.tell(Released((detected.notification_id,)))
-    triaged = rig.owe(A, IncidentState.TRIAGED)
+    rig.owe(A, IncidentState.TRIAGED)  # a later event for the same destination
     again = rig.sent(0)
     assert ids(again) == [detected.notification_id] and again.verify
     assert rig.all_sent(0) == [], "the triage overtook the detection"
