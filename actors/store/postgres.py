@@ -22,7 +22,6 @@ background, so the next call after the database is back succeeds.
 from __future__ import annotations
 
 import functools
-import json
 import threading
 from contextlib import contextmanager
 from dataclasses import replace
@@ -33,6 +32,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..domain.changes import Change, StoreUsage
 from ..domain.errors import OutcomeUnknown, StoreUnavailable
+from ..domain.jsontext import parse
 from ..domain.models import Delivery, DeliveryStatus, to_iso
 from ..domain.silences import Silence
 from .base import (_INCIDENT_DATA, _INCIDENT_FROM, DUE_SQL, AttemptRecord, Applied, Conflict, Guard, StaleSilence, Store,
@@ -474,7 +474,7 @@ def _hold(conn: Session, changes: Sequence[Change], guard: Guard) -> None:
                                (ids,)).fetchall())
     for incident_id, incident in guard.read.items():
         data = stored.get(incident_id)
-        if data is None or json.loads(data)["updated_at"] != to_iso(incident.updated_at):
+        if data is None or parse(data)["updated_at"] != to_iso(incident.updated_at):
             raise Conflict(f"incident {incident_id} changed since it was read")
     if guard.dedup:
         changed = {change.incident.id for change in changes}
